@@ -1,0 +1,234 @@
+"""PruneEnv: structured pruning of a pretrained model as a Gymnasium environment."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from prunegym.pruning import MAX_COEFFICIENT, SoftPruner
+from prunegym.tasks import Task, make_task
+
+MAX_NORMALISED_METRIC = 10.0
+
+
+class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
+    """
+    ## Description
+    Soft-coefficient, component-aware structured pruning of a task's pretrained model
+    (Sundaram et al., §III–IV). The model's Torch-Pruning dependency groups are found per
+    component (encoder, decoder, ...) plus coupling groups between components. Each group ``i``
+    gets a coefficient ``c_i``: the fraction of its ``n_i`` channels to remove. A step ranks the
+    channels of every group by an importance criterion, masks the ``⌊c_i·n_i⌉`` least important
+    ones by zeroing their parameters, applies bias compensation and evaluates the task.
+
+    ## Action Space
+    ``Box(0, 0.95, (m,), float32)``, one coefficient per pruning group, ordered as
+    ``env.unwrapped.groups`` (component-specific groups first, coupling groups last).
+
+    | Num | Action | Min | Max |
+    |-----|--------|-----|-----|
+    | i | fraction ``c_i`` of group ``i``'s channels removed | 0.0 | 0.95 |
+
+    The upper limit 0.95 keeps every group connected. NaN, infinite, out-of-range or
+    wrongly-shaped actions raise ``ValueError`` and leave the model as it was.
+
+    ## Observation Space
+    ``Box(0, 0.95, (m,), float32)``: the coefficients currently applied.
+
+    ## Rewards
+    ``reward = clip(σ·(metric − dense_metric) / scale, −10, 10) − μ·(sparsity − target)²``
+    where ``σ`` is +1 if a higher metric is better and −1 otherwise, ``scale`` is the task's
+    ``metric_scale`` (10 dB for the MNIST autoencoder), ``sparsity`` the exact achieved
+    sparsity and ``μ = penalty`` (default 100: a 10-point miss of the target costs as much as
+    ``scale``). The dense model scores 0 on the metric term.
+
+    ## Starting State
+    ``c = 0``: the dense model, restored bit for bit. ``reset(options={"target": ρ})`` also
+    sets a new sparsity target.
+
+    ## Episode Truncation
+    Never terminated; the registered ids truncate after 50 steps.
+
+    ## Arguments
+    - ``task``: a :class:`prunegym.Task` or a task name (``"mnist-ae"``, ``"toy"``).
+    - ``target``: sparsity target ``ρ`` (fraction of ``‖θ‖₀``), default 0.2.
+    - ``tolerance``: window half-width ``ε``; ``info["feasible"]`` is ``|s − ρ| ≤ ε``.
+    - ``criterion``: ``l1``, ``l2``, ``random``, ``taylor`` or ``compensated`` (default).
+    - ``compensation``: ``none``, ``mean`` (default) or ``optimal``.
+    - ``penalty``: ``μ`` of the sparsity penalty.
+    - ``probes``: Rademacher probes per calibration batch for ``optimal`` compensation.
+    - ``seed``: seed of the ``random`` criterion and of the probes.
+
+    ```python
+    import gymnasium as gym
+    import prunegym  # registers the ids
+    env = gym.make("prunegym/MNISTAutoencoder-v0", target=0.2, criterion="compensated")
+    obs, info = env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(np.full(5, 0.2, np.float32))
+    ```
+
+    ## Version History
+    - v0: initial version.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        task: Task | str,
+        target: float = 0.2,
+        tolerance: float = 0.01,
+        criterion: str = "compensated",
+        compensation: str = "mean",
+        penalty: float = 100.0,
+        probes: int = 8,
+        seed: int = 0,
+    ) -> None:
+        self.task = make_task(task) if isinstance(task, str) else task
+        if not isinstance(self.task, Task):
+            raise TypeError(f"task must be a prunegym.Task or a task name, got {type(task)}")
+        self.target = _check_fraction("target", target)
+        self.tolerance = _check_fraction("tolerance", tolerance)
+        if not (math.isfinite(penalty) and penalty >= 0):
+            raise ValueError(f"penalty must be a finite number >= 0, got {penalty!r}")
+        self.penalty = float(penalty)
+        # The environment owns its model: a deep copy, so no caller's model is ever touched.
+        self.model = copy.deepcopy(self.task.build_model()).eval()
+        self.pruner = SoftPruner(
+            self.model,
+            self.task.components(self.model),
+            self.task.example_inputs,
+            self.task.calibration_batches,
+            self.task.forward,
+            loss=self.task.loss,
+            output_layers=self.task.output_layers(self.model),
+            criterion=criterion,
+            compensation=compensation,
+            probes=probes,
+            seed=seed,
+        )
+        self.criterion, self.compensation = criterion, compensation
+        self.groups = self.pruner.groups
+        self.dense_metrics = self.task.evaluate(self.model)
+        self.dense_metric = float(self.dense_metrics[self.task.metric])
+        size = len(self.groups)
+        self.action_space = spaces.Box(0.0, MAX_COEFFICIENT, (size,), np.float32)
+        self.observation_space = spaces.Box(0.0, MAX_COEFFICIENT, (size,), np.float32)
+        self._coefficients = np.zeros(size, dtype=np.float32)
+
+    def _get_obs(self) -> np.ndarray:
+        return self._coefficients.copy()
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        if "target" in options:
+            self.target = _check_fraction("target", options.pop("target"))
+        if options:
+            raise ValueError(f"unknown reset options {sorted(options)}; valid: ['target']")
+        self.pruner.restore()
+        self._coefficients = np.zeros(len(self.groups), dtype=np.float32)
+        info = self._info(dict(self.dense_metrics), np.zeros(len(self.groups), dtype=np.int64))
+        return self._get_obs(), info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        coefficients = self.check_action(action)
+        previous = self.pruner.masker.applied_counts
+        counts = self.pruner.apply(coefficients)
+        try:
+            metrics = self.task.evaluate(self.model)
+        except BaseException:
+            self.pruner.masker.apply(previous)  # never leave a half-finished step behind
+            raise
+        self._coefficients = coefficients.astype(np.float32)
+        info = self._info(metrics, counts)
+        return self._get_obs(), info["reward"], False, False, info
+
+    def check_action(self, action) -> np.ndarray:
+        """Validate an action and return it as float64 ``(m,)``; raise ``ValueError`` if bad."""
+        size = len(self.groups)
+        try:
+            coefficients = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"action must be numeric with shape ({size},): {error}") from error
+        if coefficients.shape != (size,):
+            raise ValueError(
+                f"action must have shape ({size},), one coefficient per pruning group; "
+                f"got shape {coefficients.shape}"
+            )
+        bad = [
+            f"action[{i}]={value!r}"
+            for i, value in enumerate(coefficients.tolist())
+            if not (math.isfinite(value) and 0.0 <= value <= MAX_COEFFICIENT)
+        ]
+        if bad:
+            raise ValueError(
+                f"action entries must be finite and within [0, {MAX_COEFFICIENT}]; "
+                f"offending: {', '.join(bad)}"
+            )
+        return coefficients
+
+    def reward(self, metric: float, sparsity: float) -> float:
+        """Normalised metric minus the quadratic sparsity penalty (see the class docstring)."""
+        sign = 1.0 if self.task.higher_is_better else -1.0
+        normalised = sign * (metric - self.dense_metric) / self.task.metric_scale
+        if math.isnan(normalised):
+            normalised = -MAX_NORMALISED_METRIC
+        normalised = min(max(normalised, -MAX_NORMALISED_METRIC), MAX_NORMALISED_METRIC)
+        return float(normalised - self.penalty * (sparsity - self.target) ** 2)
+
+    def sparsity_of(self, coefficients: np.ndarray) -> np.ndarray:
+        """Exact achieved sparsity of ``(m,)`` or ``(K, m)`` coefficients, without evaluating."""
+        return self.pruner.sparsity(coefficients)
+
+    def _info(self, metrics: dict[str, float], counts: np.ndarray) -> dict[str, Any]:
+        zeroed = int(self.pruner.counter.zeroed(counts))
+        total = self.pruner.total_parameters
+        sparsity = zeroed / total
+        metric = float(metrics[self.task.metric])
+        return {
+            "metric": metric,
+            **{key: float(value) for key, value in metrics.items()},
+            "dense_metric": self.dense_metric,
+            "sparsity": sparsity,
+            "sparsity_estimate": float(self.pruner.sparsity_estimate(self._coefficients)),
+            "target": self.target,
+            "tolerance": self.tolerance,
+            "feasible": bool(abs(sparsity - self.target) <= self.tolerance),
+            "params_kept": total - zeroed,
+            "params_total": total,
+            "pruned_channels": counts.astype(np.int64).tolist(),
+            "reward": self.reward(metric, sparsity),
+        }
+
+
+def _check_fraction(name: str, value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}") from error
+    if not (math.isfinite(value) and 0.0 <= value < 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return value
+
+
+def make_task_env(task_name: str, task_kwargs: dict | None = None, **env_kwargs) -> PruneEnv:
+    """Build a :class:`PruneEnv` for a named task (the registered ids' entry point)."""
+    return PruneEnv(make_task(task_name, **(task_kwargs or {})), **env_kwargs)
+
+
+def mnist_autoencoder_env(data_root=None, checkpoint=None, **env_kwargs) -> PruneEnv:
+    """Entry point of ``prunegym/MNISTAutoencoder-v0``."""
+    return make_task_env("mnist-ae", {"data_root": data_root, "checkpoint": checkpoint}, **env_kwargs)
+
+
+def toy_env(**env_kwargs) -> PruneEnv:
+    """Entry point of ``prunegym/Toy-v0`` (a milliseconds-per-step test task)."""
+    return make_task_env("toy", **env_kwargs)

@@ -1,0 +1,265 @@
+"""Component-aware pruning groups from Torch-Pruning's dependency graph (papers §III-A).
+
+One ``DependencyGraph`` is traced over the whole model; each of its groups is then labelled by
+the components its layers belong to. A group whose layers all sit in one component is
+*component-specific*; a group spanning components (the latent width shared by the encoder's last
+layer and the decoder's first layer) is a *coupling* group. Tracing the whole model rather than
+each component alone yields the same groups while also seeing dependencies that cross component
+boundaries. The task's output layers are left out: their width is fixed by the task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch_pruning as tp
+from torch import nn
+
+COMPONENT = "component"
+COUPLING = "coupling"
+
+
+class UnsupportedLayerError(ValueError):
+    """A layer in a pruning group has parameters prunegym does not know how to mask."""
+
+
+@dataclass(frozen=True)
+class ChannelSlice:
+    """Where a group's channels sit along one dimension of one parameter tensor.
+
+    Attributes:
+        param: Parameter name in ``model.named_parameters()``, e.g. ``"encoder.0.weight"``.
+        dim: The tensor dimension indexed by channel.
+        index: ``(k,)`` int64 positions along ``dim``.
+        root: ``(k,)`` int64 group channel number of each position.
+    """
+
+    param: str
+    dim: int
+    index: torch.Tensor
+    root: torch.Tensor
+
+
+@dataclass(frozen=True)
+class ConsumerSlice:
+    """A layer reading a group's channels as inputs (for statistics and compensation).
+
+    Attributes:
+        module: Module name of a Linear or (non-grouped) convolution.
+        index: ``(k,)`` input-channel positions of the consumer.
+        root: ``(k,)`` group channel number of each position.
+    """
+
+    module: str
+    index: torch.Tensor
+    root: torch.Tensor
+
+
+@dataclass
+class PruningGroup:
+    """One pruning group: channels that must be removed together.
+
+    Attributes:
+        index: Position in the coefficient vector ``c``.
+        kind: ``"component"`` or ``"coupling"``.
+        components: Names of the components its layers belong to.
+        number: 1-based number of the group within its component(s), as in Table II.
+        channels: Number of channels ``n_i``.
+        modules: Names of the parameterised modules it touches.
+        parameters: ``s_i``, the parameter entries removed if every channel went.
+        slices: Where its channels sit in parameter tensors.
+        consumers: Layers that read its channels as inputs.
+        tp_group: The Torch-Pruning group (used by Torch-Pruning's importance criteria).
+    """
+
+    index: int
+    kind: str
+    components: tuple[str, ...]
+    number: int
+    channels: int
+    modules: tuple[str, ...]
+    parameters: int
+    slices: tuple[ChannelSlice, ...]
+    consumers: tuple[ConsumerSlice, ...]
+    tp_group: tp.dependency.Group = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        """Short name such as ``"encoder 1"`` or ``"encoder-decoder 1"``."""
+        return f"{'-'.join(self.components)} {self.number}"
+
+
+def _is_depthwise(module: nn.Module) -> bool:
+    return isinstance(module, nn.modules.conv._ConvNd) and module.groups == module.out_channels > 1
+
+
+def _param_dims(module: nn.Module, name: str, out: bool, pruning_dim: int) -> list[tuple[str, int]]:
+    """(parameter attribute, dim) pairs that hold one channel of ``module``'s output or input."""
+    if isinstance(module, nn.Linear):
+        pairs = [("weight", 0), ("bias", 0)] if out else [("weight", 1)]
+    elif isinstance(module, nn.modules.conv._ConvNd):
+        if _is_depthwise(module):
+            pairs = [("weight", 0), ("bias", 0)]
+        elif module.groups != 1:
+            raise UnsupportedLayerError(
+                f"layer {name!r} is a grouped convolution (groups={module.groups}); "
+                "only groups=1 and depthwise convolutions can be pruned"
+            )
+        elif out:
+            pairs = [("weight", 1 if module.transposed else 0), ("bias", 0)]
+        else:
+            pairs = [("weight", 0 if module.transposed else 1)]
+    elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+        pairs = [("weight", 0), ("bias", 0)]
+    elif isinstance(module, nn.LayerNorm):
+        pairs = [("weight", pruning_dim), ("bias", pruning_dim)]
+    elif isinstance(module, nn.PReLU):
+        pairs = [("weight", 0)] if module.num_parameters > 1 else []
+    elif not any(True for _ in module.parameters(recurse=False)):
+        pairs = []
+    else:
+        raise UnsupportedLayerError(
+            f"layer {name!r} of type {type(module).__name__} has parameters but cannot be "
+            "masked; supported: Linear, Conv/ConvTranspose (groups=1 or depthwise), "
+            "BatchNorm, LayerNorm, PReLU"
+        )
+    resolved = []
+    for attribute, dim in pairs:
+        param = getattr(module, attribute, None)
+        if isinstance(param, nn.Parameter):
+            resolved.append((attribute, dim % param.dim()))
+    return resolved
+
+
+def _component_of(module_name: str, component_prefixes: dict[str, str]) -> str:
+    for component, prefix in component_prefixes.items():
+        if prefix == "" or module_name == prefix or module_name.startswith(prefix + "."):
+            return component
+    return "other"
+
+
+def default_output_layers(model: nn.Module) -> list[nn.Module]:
+    """The last Linear or convolution in module order: its width is the model's output."""
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))]
+    return layers[-1:]
+
+
+def count_group_parameters(
+    slices: tuple[ChannelSlice, ...], shapes: dict[str, torch.Size]
+) -> int:
+    """Parameter entries lying in at least one slice (each entry counted once per group)."""
+    covered: dict[str, dict[int, int]] = {}
+    for piece in slices:
+        dims = covered.setdefault(piece.param, {})
+        dims[piece.dim] = dims.get(piece.dim, 0) + len(torch.unique(piece.index))
+    total = 0
+    for param, dims in covered.items():
+        shape = shapes[param]
+        kept = 1
+        for dim, size in enumerate(shape):
+            kept *= size - dims.get(dim, 0)
+        total += shape.numel() - kept
+    return total
+
+
+def find_groups(
+    model: nn.Module,
+    components: dict[str, nn.Module],
+    example_inputs,
+    output_layers: list[nn.Module] | None = None,
+) -> list[PruningGroup]:
+    """Find the component-aware pruning groups of ``model``.
+
+    Args:
+        model: The model (not modified).
+        components: Component name to submodule of ``model``.
+        example_inputs: Inputs for tracing.
+        output_layers: Layers whose output channels are never pruned; ``None`` picks the last
+            Linear/convolution.
+
+    Returns:
+        Groups ordered component by component (in the order of ``components``), then coupling
+        groups; within each, by the position of the group's first layer in the model.
+
+    Raises:
+        UnsupportedLayerError: if a group contains a layer whose parameters cannot be masked.
+    """
+    names = {module: name for name, module in model.named_modules()}
+    prefixes = {}
+    for component, submodule in components.items():
+        if submodule not in names:
+            raise ValueError(f"component {component!r} is not a submodule of the model")
+        prefixes[component] = names[submodule]
+    order = {name: position for position, name in enumerate(names.values())}
+    if output_layers is None:
+        output_layers = default_output_layers(model)
+    shapes = {name: param.shape for name, param in model.named_parameters()}
+
+    graph = tp.DependencyGraph().build_dependency(
+        model, example_inputs=example_inputs, verbose=False
+    )
+    raw = []
+    for tp_group in graph.get_all_groups(ignored_layers=list(output_layers)):
+        slices, consumers, modules = [], [], []
+        for item in tp_group:
+            module = item.dep.target.module
+            if isinstance(module, nn.Parameter):
+                raise UnsupportedLayerError(
+                    "a pruning group contains a bare nn.Parameter; wrap it in a module"
+                )
+            if module not in names:  # Torch-Pruning's own op nodes (activations, reshapes...)
+                continue
+            name = names[module]
+            out = graph.is_out_channel_pruning_fn(item.dep.handler)
+            index = torch.as_tensor(item.idxs, dtype=torch.long)
+            root = torch.as_tensor(item.root_idxs, dtype=torch.long)
+            pairs = _param_dims(module, name, out, item.dep.target.pruning_dim)
+            for attribute, dim in pairs:
+                slices.append(ChannelSlice(f"{name}.{attribute}" if name else attribute, dim, index, root))
+            if pairs and name not in modules:
+                modules.append(name)
+            if not out and isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
+                if not _is_depthwise(module):
+                    consumers.append(ConsumerSlice(name, index, root))
+        if not slices:
+            continue
+        labels = tuple(dict.fromkeys(_component_of(m, prefixes) for m in modules))
+        ranked = tuple(c for c in list(prefixes) + ["other"] if c in labels)
+        raw.append((ranked, min(order[m] for m in modules), tp_group, slices, consumers, modules))
+
+    component_rank = {c: i for i, c in enumerate(list(prefixes) + ["other"])}
+    raw.sort(key=lambda r: (len(r[0]) > 1, [component_rank[c] for c in r[0]], r[1]))
+    groups, numbers = [], {}
+    for position, (labels, _, tp_group, slices, consumers, modules) in enumerate(raw):
+        numbers[labels] = numbers.get(labels, 0) + 1
+        groups.append(
+            PruningGroup(
+                index=position,
+                kind=COUPLING if len(labels) > 1 else COMPONENT,
+                components=labels,
+                number=numbers[labels],
+                channels=len(tp_group[0].idxs),
+                modules=tuple(modules),
+                parameters=count_group_parameters(tuple(slices), shapes),
+                slices=tuple(slices),
+                consumers=tuple(consumers),
+                tp_group=tp_group,
+            )
+        )
+    return groups
+
+
+def format_group_table(groups: list[PruningGroup], total_parameters: int) -> str:
+    """A text table like the papers' Table II: type, component, group, channels, modules, params."""
+    header = f"{'idx':>3}  {'type':<18} {'component':<18} {'group':>5} {'channels':>8} {'modules':>7} {'parameters':>11}"
+    lines = [header, "-" * len(header)]
+    for group in groups:
+        kind = "Coupling" if group.kind == COUPLING else "Component-specific"
+        lines.append(
+            f"{group.index:>3}  {kind:<18} {'-'.join(group.components):<18} {group.number:>5} "
+            f"{group.channels:>8} {len(group.modules):>7} {group.parameters:>11,}"
+        )
+    lines.append("-" * len(header))
+    lines.append(f"model parameters ||theta||_0 = {total_parameters:,}")
+    return "\n".join(lines)

@@ -1,0 +1,187 @@
+"""Per-group channel masks applied in place by zeroing, with bias compensation.
+
+A coefficient ``c_i`` masks ``k_i = ⌊c_i·n_i⌉`` channels of group ``i`` (rounded half up): the
+first ``k_i`` of the group's importance order. Masking a channel zeroes every parameter entry
+that belongs to it (the producer's rows and bias, normalisation scales and shifts, the
+consumers' columns), so the masked model computes exactly what the physically pruned one does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from prunegym.pruning.groups import PruningGroup
+
+
+@dataclass(frozen=True)
+class DimLayout:
+    """Channel positions along one dimension of one parameter, possibly from several groups.
+
+    Attributes:
+        positions: ``(k,)`` positions along the dimension.
+        groups: ``(k,)`` group index of each position.
+        roots: ``(k,)`` channel number within its group of each position.
+    """
+
+    positions: torch.Tensor
+    groups: torch.Tensor
+    roots: torch.Tensor
+
+
+def parameter_layout(
+    groups: list[PruningGroup], shapes: dict[str, torch.Size]
+) -> dict[str, dict[int, DimLayout]]:
+    """Merge all groups' slices into ``{param: {dim: DimLayout}}``.
+
+    Raises:
+        ValueError: if two groups claim the same position of a parameter.
+    """
+    claims: dict[tuple[str, int], dict[int, tuple[int, int]]] = {}
+    for group in groups:
+        for piece in group.slices:
+            owners = claims.setdefault((piece.param, piece.dim), {})
+            for position, root in zip(piece.index.tolist(), piece.root.tolist(), strict=True):
+                owner = (group.index, root)
+                if owners.setdefault(position, owner) != owner:
+                    raise ValueError(
+                        f"{piece.param} dim {piece.dim} position {position} is claimed by "
+                        f"groups {owners[position][0]} and {group.index}"
+                    )
+    layout: dict[str, dict[int, DimLayout]] = {}
+    for (param, dim), owners in sorted(claims.items()):
+        if param not in shapes:
+            raise ValueError(f"group slice names unknown parameter {param!r}")
+        positions = sorted(owners)
+        layout.setdefault(param, {})[dim] = DimLayout(
+            torch.tensor(positions, dtype=torch.long),
+            torch.tensor([owners[p][0] for p in positions], dtype=torch.long),
+            torch.tensor([owners[p][1] for p in positions], dtype=torch.long),
+        )
+    return layout
+
+
+def pruned_counts(coefficients: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """Channels masked per group, ``⌊c_i·n_i⌉`` rounded half up; works on ``(..., m)`` arrays."""
+    return np.floor(np.asarray(coefficients, dtype=np.float64) * channels + 0.5).astype(np.int64)
+
+
+@dataclass
+class _ParameterPlan:
+    name: str
+    live: torch.Tensor  # the model's parameter data, written in place
+    dense: torch.Tensor  # bit-exact copy of the dense values
+    dims: dict[int, DimLayout]
+    depends_on: frozenset[int]
+    shift: torch.Tensor | None = None  # (out, in) compensation matrix for a consumer bias
+    shift_source: tuple[str, int] | None = None  # (weight parameter, input dim)
+
+
+class ChannelMasker:
+    """Writes masked and compensated parameters into a model, and restores the dense ones.
+
+    Args:
+        model: The model to mask in place (the environment's own copy).
+        groups: Its pruning groups.
+        orders: Per group, channel indices from least to most important.
+        compensation: Consumer module name to ``(out, in)`` matrix ``M``; the consumer's bias
+            becomes ``dense_bias + M @ removed_inputs``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        groups: list[PruningGroup],
+        orders: list[torch.Tensor],
+        compensation: dict[str, torch.Tensor] | None = None,
+    ) -> None:
+        self.groups = groups
+        self.orders = orders
+        self.channels = np.array([g.channels for g in groups], dtype=np.int64)
+        params = dict(model.named_parameters())
+        modules = dict(model.named_modules())
+        self.layout = parameter_layout(groups, {n: p.shape for n, p in params.items()})
+        plans: dict[str, _ParameterPlan] = {}
+        for name, dims in self.layout.items():
+            depends = frozenset(int(g) for layout in dims.values() for g in layout.groups.tolist())
+            plans[name] = _ParameterPlan(name, params[name].data, params[name].detach().clone(), dims, depends)
+        for module_name, matrix in (compensation or {}).items():
+            module = modules[module_name]
+            weight_name = f"{module_name}.weight"
+            in_dim = 0 if getattr(module, "transposed", False) else 1
+            source = self.layout[weight_name][in_dim]
+            bias_name = f"{module_name}.bias"
+            plan = plans.get(bias_name) or _ParameterPlan(
+                bias_name, params[bias_name].data, params[bias_name].detach().clone(), {}, frozenset()
+            )
+            plan.shift = matrix.to(plan.live.dtype)
+            plan.shift_source = (weight_name, in_dim)
+            plan.depends_on = plan.depends_on | frozenset(source.groups.tolist())
+            plans[bias_name] = plan
+        self._plans = list(plans.values())
+        self._applied = np.zeros(len(groups), dtype=np.int64)
+
+    @property
+    def applied_counts(self) -> np.ndarray:
+        """``(m,)`` channels currently masked per group."""
+        return self._applied.copy()
+
+    def keep_vectors(self, counts: np.ndarray) -> list[torch.Tensor]:
+        """Per group, a ``(n_i,)`` float 0/1 vector: 0 for the ``counts[i]`` masked channels."""
+        keeps = []
+        for order, count, channels in zip(self.orders, counts, self.channels, strict=True):
+            keep = torch.ones(int(channels))
+            keep[order[: int(count)]] = 0.0
+            keeps.append(keep)
+        return keeps
+
+    def _dim_keep(self, size: int, layout: DimLayout, keeps: list[torch.Tensor]) -> torch.Tensor:
+        vector = torch.ones(size)
+        for group in torch.unique(layout.groups).tolist():
+            chosen = layout.groups == group
+            vector[layout.positions[chosen]] = keeps[group][layout.roots[chosen]]
+        return vector
+
+    @torch.no_grad()
+    def apply(self, counts: np.ndarray) -> None:
+        """Mask ``counts[i]`` channels of each group, touching only parameters that change."""
+        counts = np.asarray(counts, dtype=np.int64)
+        changed = set(np.flatnonzero(counts != self._applied).tolist())
+        if not changed:
+            return
+        keeps = self.keep_vectors(counts)
+        dim_keeps: dict[tuple[str, int], torch.Tensor] = {}
+
+        def dim_keep(name: str, dim: int, size: int) -> torch.Tensor:
+            key = (name, dim)
+            if key not in dim_keeps:
+                dim_keeps[key] = self._dim_keep(size, self.layout[name][dim], keeps)
+            return dim_keeps[key]
+
+        for plan in self._plans:
+            if not plan.depends_on & changed:
+                continue
+            plan.live.copy_(plan.dense)
+            if plan.shift is not None:
+                weight_name, in_dim = plan.shift_source
+                removed = 1.0 - dim_keep(weight_name, in_dim, plan.shift.shape[1])
+                if removed.any():
+                    plan.live.add_(plan.shift @ removed.to(plan.shift.dtype))
+            for dim in plan.dims:
+                size = plan.live.shape[dim]
+                keep = dim_keep(plan.name, dim, size)
+                if bool((keep == 0).any()):
+                    shape = [1] * plan.live.dim()
+                    shape[dim] = size
+                    plan.live.mul_(keep.view(shape).to(plan.live.dtype))
+        self._applied = counts.copy()
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Write the dense values back bit for bit."""
+        for plan in self._plans:
+            plan.live.copy_(plan.dense)
+        self._applied = np.zeros(len(self.groups), dtype=np.int64)

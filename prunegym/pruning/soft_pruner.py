@@ -1,0 +1,130 @@
+"""One object that turns soft coefficients into masked, compensated weights on a model.
+
+It wires the pruning core together: groups → calibration statistics → channel ranking →
+compensation matrices → masks and exact sparsity. It only sees plain PyTorch objects and
+callables, never a Task or Gymnasium.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from prunegym.pruning.compensation import (
+    add_missing_biases,
+    check_compensation,
+    compensation_matrix,
+)
+from prunegym.pruning.groups import PruningGroup, find_groups
+from prunegym.pruning.importance import check_criterion, rank_channels
+from prunegym.pruning.masks import ChannelMasker, pruned_counts
+from prunegym.pruning.sparsity import SparsityCounter
+from prunegym.pruning.statistics import collect_statistics
+
+MAX_COEFFICIENT = 0.95
+
+
+class SoftPruner:
+    """Soft-coefficient structured pruning of ``model`` in place.
+
+    Args:
+        model: The model to prune; it is modified in place, so pass a copy you own.
+        components: Component name to submodule.
+        example_inputs: Inputs for tracing the dependency graph.
+        calibration_batches: Returns a fresh iterable of calibration batches on each call.
+        forward: ``forward(model, batch) -> output tensor``.
+        loss: ``loss(model, batch) -> scalar``; needed by ``criterion="taylor"``.
+        output_layers: Layers never pruned; ``None`` picks the last Linear/convolution.
+        criterion: Channel ranking, one of ``l1``, ``l2``, ``random``, ``taylor``,
+            ``compensated``.
+        compensation: Bias compensation, one of ``none``, ``mean``, ``optimal``.
+        probes: Rademacher probes per calibration batch for ``optimal`` compensation.
+        seed: Seed of the ``random`` criterion and of the probes.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        components: dict[str, nn.Module],
+        example_inputs,
+        calibration_batches: Callable[[], Iterable],
+        forward: Callable[[nn.Module, object], torch.Tensor],
+        loss: Callable[[nn.Module, object], torch.Tensor] | None = None,
+        output_layers: list[nn.Module] | None = None,
+        criterion: str = "compensated",
+        compensation: str = "mean",
+        probes: int = 8,
+        seed: int = 0,
+    ) -> None:
+        self.criterion = check_criterion(criterion)
+        self.compensation = check_compensation(compensation)
+        self.model = model
+        groups = find_groups(model, components, example_inputs, output_layers)
+        modules = dict(model.named_modules())
+        if compensation != "none":
+            consumers = [modules[c.module] for g in groups for c in g.consumers]
+            if add_missing_biases(consumers):  # new bias entries join their layer's groups
+                groups = find_groups(model, components, example_inputs, output_layers)
+        self.groups: list[PruningGroup] = groups
+        consumer_modules = {c.module: modules[c.module] for g in groups for c in g.consumers}
+        statistics = None
+        if criterion == "compensated" or compensation != "none":
+            statistics = collect_statistics(
+                model,
+                consumer_modules,
+                calibration_batches(),
+                forward,
+                probes=probes if compensation == "optimal" else 0,
+                seed=seed,
+            )
+        self.orders = rank_channels(
+            criterion,
+            groups,
+            model,
+            statistics=statistics,
+            calibration_batches=calibration_batches() if criterion == "taylor" else None,
+            loss=loss,
+            seed=seed,
+        )
+        matrices = {}
+        if compensation != "none":
+            matrices = {
+                name: compensation_matrix(module, statistics[name], compensation)
+                for name, module in consumer_modules.items()
+            }
+        self.masker = ChannelMasker(model, groups, self.orders, matrices)
+        shapes = {name: p.shape for name, p in model.named_parameters()}
+        self.counter = SparsityCounter(
+            self.masker.layout, self.orders, shapes, [g.parameters for g in groups]
+        )
+        self.channels = np.array([g.channels for g in groups], dtype=np.int64)
+
+    @property
+    def total_parameters(self) -> int:
+        """``‖θ‖₀``: all parameter entries of the dense model."""
+        return self.counter.total
+
+    def counts(self, coefficients: np.ndarray) -> np.ndarray:
+        """Masked channels per group, ``⌊c_i·n_i⌉``, for ``(m,)`` or ``(K, m)`` coefficients."""
+        return pruned_counts(coefficients, self.channels)
+
+    def apply(self, coefficients: np.ndarray) -> np.ndarray:
+        """Mask and compensate the model for ``coefficients`` ``(m,)``; returns the counts."""
+        counts = self.counts(coefficients)
+        self.masker.apply(counts)
+        return counts
+
+    def restore(self) -> None:
+        """Restore every dense parameter bit for bit."""
+        self.masker.restore()
+
+    def sparsity(self, coefficients: np.ndarray) -> np.ndarray:
+        """Exact achieved sparsity (fraction 0–1) of ``(m,)`` or ``(K, m)`` coefficients."""
+        return self.counter.sparsity(self.counts(coefficients))
+
+    def sparsity_estimate(self, coefficients: np.ndarray) -> np.ndarray:
+        """The paper's ``Σ c_i s_i / ‖θ‖₀`` (eq. 1b), fraction 0–1."""
+        return self.counter.estimate(coefficients)

@@ -1,0 +1,135 @@
+"""Calibration statistics of the inputs of consumer layers (for importance and compensation).
+
+For every consumer (a Linear or convolution reading pruned channels), with input channel ``z_j``
+and pre-activation output ``a_i``:
+
+- ``mean[j] = E[z_j]`` and ``var[j] = Var(z_j)``, over samples and spatial positions;
+- optionally, with output sensitivities ``s_i = Σ_k (∂y_k/∂a_i)²`` per sample (estimated with
+  Rademacher probes ``v``: ``E_v[(∂(v·y)/∂a_i)²] = Σ_k (∂y_k/∂a_i)²``):
+  ``sensitivity[i] = E[s_i]`` (A_i) and ``weighted_mean[i, j] = E[s_i z_j]`` (B_ij) of the
+  elimination-compensation paper, eq. 5–7. Convolutions use per-sample spatial means of ``z``
+  and spatial sums of ``s``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ConsumerStatistics:
+    """Input statistics of one consumer layer; shapes use ``in``/``out`` channel counts."""
+
+    mean: torch.Tensor  # (in,)
+    var: torch.Tensor  # (in,)
+    sensitivity: torch.Tensor | None = None  # (out,)  A_i
+    weighted_mean: torch.Tensor | None = None  # (out, in)  B_ij
+
+
+def _channels_last(inputs: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """Reshape a consumer's input to ``(samples, in_channels)`` (positions count as samples)."""
+    if isinstance(module, nn.Linear):
+        return inputs.reshape(-1, inputs.shape[-1])
+    return inputs.transpose(0, 1).reshape(inputs.shape[1], -1).T
+
+
+def _per_sample_channels(tensor: torch.Tensor, module: nn.Module, reduce: str) -> torch.Tensor:
+    """``(N, C)``: spatial mean (``reduce="mean"``) or sum of a conv tensor; Linear flattened."""
+    if isinstance(module, nn.Linear):
+        return tensor.reshape(-1, tensor.shape[-1])
+    flat = tensor.reshape(tensor.shape[0], tensor.shape[1], -1)
+    return flat.mean(-1) if reduce == "mean" else flat.sum(-1)
+
+
+def collect_statistics(
+    model: nn.Module,
+    consumers: dict[str, nn.Module],
+    batches: Iterable,
+    forward: Callable[[nn.Module, object], torch.Tensor],
+    probes: int = 0,
+    seed: int = 0,
+) -> dict[str, ConsumerStatistics]:
+    """Run ``model`` over ``batches`` and gather consumer input statistics.
+
+    Args:
+        model: Dense model in eval mode (not modified).
+        consumers: Module name to consumer module.
+        batches: Calibration batches.
+        forward: ``forward(model, batch) -> output tensor``.
+        probes: Rademacher probes per batch for output sensitivities; 0 skips them.
+        seed: Seed of the probes.
+    """
+    sums = {name: None for name in consumers}
+    inputs: dict[str, torch.Tensor] = {}
+    outputs: dict[str, torch.Tensor] = {}
+
+    def make_hook(name: str):
+        def hook(module, args, output):
+            inputs[name] = args[0]
+            outputs[name] = output
+
+        return hook
+
+    handles = [module.register_forward_hook(make_hook(n)) for n, module in consumers.items()]
+    generator = torch.Generator().manual_seed(seed)
+    try:
+        for batch in batches:
+            with torch.set_grad_enabled(probes > 0):
+                result = forward(model, batch)
+            sensitivities = _sensitivities(result, outputs, probes, generator) if probes else {}
+            for name, module in consumers.items():
+                z = inputs[name].detach().double()
+                flat = _channels_last(z, module)
+                entry = sums[name] or {"n": 0, "sum": 0.0, "sq": 0.0, "ns": 0, "A": 0.0, "B": 0.0}
+                entry["n"] += flat.shape[0]
+                entry["sum"] = entry["sum"] + flat.sum(0)
+                entry["sq"] = entry["sq"] + (flat * flat).sum(0)
+                if probes:
+                    s = _per_sample_channels(sensitivities[name], module, "sum")
+                    zbar = _per_sample_channels(z, module, "mean")
+                    entry["ns"] += s.shape[0]
+                    entry["A"] = entry["A"] + s.sum(0)
+                    entry["B"] = entry["B"] + s.T @ zbar
+                sums[name] = entry
+            inputs.clear()
+            outputs.clear()
+    finally:
+        for handle in handles:
+            handle.remove()
+    stats = {}
+    for name, entry in sums.items():
+        if entry is None:
+            raise RuntimeError(f"consumer layer {name!r} was never called during calibration")
+        mean = entry["sum"] / entry["n"]
+        var = (entry["sq"] / entry["n"] - mean * mean).clamp_min(0.0)
+        result = ConsumerStatistics(mean.float(), var.float())
+        if probes:
+            result.sensitivity = (entry["A"] / entry["ns"]).float()
+            result.weighted_mean = (entry["B"] / entry["ns"]).float()
+        stats[name] = result
+    return stats
+
+
+def _sensitivities(
+    result: torch.Tensor,
+    outputs: dict[str, torch.Tensor],
+    probes: int,
+    generator: torch.Generator,
+) -> dict[str, torch.Tensor]:
+    """Per-sample ``Σ_k (∂y_k/∂a_i)²`` for every consumer output ``a``, by Rademacher probes."""
+    names = list(outputs)
+    targets = [outputs[name] for name in names]
+    totals = [torch.zeros_like(t, dtype=torch.float64) for t in targets]
+    for _ in range(probes):
+        signs = torch.randint(0, 2, result.shape, generator=generator).to(result.dtype) * 2 - 1
+        grads = torch.autograd.grad(
+            (result * signs).sum(), targets, retain_graph=True, allow_unused=True
+        )
+        for total, grad in zip(totals, grads, strict=True):
+            if grad is not None:
+                total += grad.double() ** 2
+    return {name: total / probes for name, total in zip(names, totals, strict=True)}

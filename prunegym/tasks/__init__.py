@@ -1,0 +1,32 @@
+"""Tasks: pretrained model + data + metric. Look tasks up by name with :func:`make_task`."""
+
+from __future__ import annotations
+
+from prunegym.tasks.base import Task
+
+_TASKS = {
+    "mnist-ae": "prunegym.tasks.mnist_autoencoder:MNISTAutoencoderTask",
+    "toy": "prunegym.tasks.toy:ToyTask",
+}
+
+
+def task_names() -> list[str]:
+    """Names accepted by :func:`make_task`."""
+    return sorted(_TASKS)
+
+
+def make_task(name: str, **kwargs) -> Task:
+    """Build a task by name, e.g. ``make_task("mnist-ae", data_root="~/data")``.
+
+    Raises:
+        ValueError: if ``name`` is not a known task; the message lists the valid ones.
+    """
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(task_names())}")
+    module_name, class_name = _TASKS[name].split(":")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), class_name)(**kwargs)
+
+
+__all__ = ["Task", "make_task", "task_names"]

@@ -1,0 +1,82 @@
+"""The Task contract: a pretrained model, its data and its metric, knowing nothing of pruning."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import torch
+from torch import nn
+
+
+class Task:
+    """Base class for a pruning task.
+
+    A task owns a pretrained model, the data to calibrate and evaluate it, and a metric. It knows
+    nothing about pruning or Gymnasium. Subclasses fill in the members below; a new task for a
+    user's own model is about 30 lines (see ``prunegym/tasks/toy.py``).
+
+    Class attributes:
+        name: Short identifier, used by the CLI and in result files.
+        metric: Key of the main metric in the dict returned by :meth:`evaluate`.
+        higher_is_better: Whether a larger main metric is better (PSNR: True, loss: False).
+        metric_scale: Typical spread of the main metric between a useless and the dense model,
+            in the metric's units. ``PruneEnv`` divides the metric's distance from the dense
+            value by it, so that rewards of different tasks have similar scale.
+    """
+
+    name: str = "task"
+    metric: str = "metric"
+    higher_is_better: bool = True
+    metric_scale: float = 1.0
+
+    def build_model(self) -> nn.Module:
+        """Return a fresh copy of the pretrained model in eval mode (loads the shipped checkpoint)."""
+        raise NotImplementedError
+
+    def components(self, model: nn.Module) -> dict[str, nn.Module]:
+        """Map component names to submodules of ``model``, e.g. ``{"encoder": model.encoder}``.
+
+        Every parameterised layer that should be prunable must sit inside one component.
+        """
+        raise NotImplementedError
+
+    @property
+    def example_inputs(self) -> torch.Tensor | tuple:
+        """A small input batch used to trace the model for the dependency graph."""
+        raise NotImplementedError
+
+    def output_layers(self, model: nn.Module) -> list[nn.Module] | None:
+        """Layers whose output width is fixed by the task (never pruned).
+
+        ``None`` (the default) means the last Linear or convolution in module order.
+        """
+        return None
+
+    def calibration_batches(self) -> Iterable:
+        """Batches used for importance scores and bias-compensation statistics.
+
+        Each batch is whatever :meth:`forward` accepts (a tensor for simple models).
+        """
+        raise NotImplementedError
+
+    def forward(self, model: nn.Module, batch) -> torch.Tensor:
+        """Run ``model`` on one calibration batch and return its output tensor."""
+        return model(batch)
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        """Scalar training loss on one batch; needed by gradient-based criteria (``taylor``)."""
+        raise NotImplementedError(
+            f"task {self.name!r} defines no loss(); criterion 'taylor' needs one"
+        )
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Evaluate ``model`` on the task's evaluation data.
+
+        Returns:
+            A dict of metric names to floats; it contains ``self.metric``.
+        """
+        raise NotImplementedError
+
+    def describe(self) -> Mapping[str, object]:
+        """Short facts about the task for tables and result files."""
+        return {"name": self.name, "metric": self.metric, "higher_is_better": self.higher_is_better}
