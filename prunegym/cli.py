@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -40,7 +39,7 @@ def _make_env(args: argparse.Namespace):
 
 
 def uniform_coefficients(env, target: float, resolution: int = 9501) -> np.ndarray:
-    """The uniform ``c·1`` whose exact sparsity is closest to ``target`` (smallest ``c`` on ties)."""
+    """The uniform ``c·1`` with exact sparsity closest to ``target`` (smallest ``c`` on ties)."""
     levels = np.linspace(0.0, MAX_COEFFICIENT, resolution)
     candidates = np.repeat(levels[:, None], len(env.groups), axis=1)
     best = int(np.argmin(np.abs(env.sparsity_of(candidates) - target)))
@@ -83,9 +82,11 @@ def _print_result(record: dict, groups) -> None:
     metric = record["metric_name"]
     print(f"task         {record['task']}  (solver: {record['solver']})")
     print(f"target       {record['target']:.3f} ± {record['tolerance']:.3f}")
-    print(f"sparsity     {record['sparsity']:.4f} exact, {record['sparsity_estimate']:.4f} "
-          f"paper estimate  ({record['params_kept']:,} of {record['params_total']:,} "
-          "parameters kept)")
+    print(
+        f"sparsity     {record['sparsity']:.4f} exact, {record['sparsity_estimate']:.4f} "
+        f"paper estimate  ({record['params_kept']:,} of {record['params_total']:,} "
+        "parameters kept)"
+    )
     print(f"feasible     {record['feasible']}")
     print(f"{metric:<12} {record['metric']:.4f}  (dense {record['dense_metric']:.4f})")
     for key, value in record["metrics"].items():
@@ -165,12 +166,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     if args.task != "mnist-ae":
-        raise SystemExit(f"prunegym train: only 'mnist-ae' has a training recipe, not {args.task!r}")
+        raise SystemExit(
+            f"prunegym train: only 'mnist-ae' has a training recipe, not {args.task!r}"
+        )
     from tqdm import tqdm
 
     from prunegym.tasks.train_autoencoder import RECIPE, train_autoencoder
 
-    overrides = {k: v for k, v in {"epochs": args.epochs, "seed": args.seed}.items() if v is not None}
+    overrides = {
+        k: v for k, v in {"epochs": args.epochs, "seed": args.seed}.items() if v is not None
+    }
     bar = tqdm(total=overrides.get("epochs", RECIPE["epochs"]), desc="training", unit="epoch")
 
     def progress(epoch: int, loss: float) -> None:
@@ -179,9 +184,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     metrics = train_autoencoder(args.out, data_root=args.data_root, progress=progress, **overrides)
     bar.close()
-    print(f"saved {args.out}: test psnr {metrics['psnr']:.2f} dB, mse {metrics['mse']:.6f}, "
-          f"{metrics['train_seconds']:.0f} s")
-    print(f"use it with: prunegym solve mnist-ae --checkpoint {args.out}  (or checkpoint= in Python)")
+    print(
+        f"saved {args.out}: test psnr {metrics['psnr']:.2f} dB, mse {metrics['mse']:.6f}, "
+        f"{metrics['train_seconds']:.0f} s"
+    )
+    print(
+        f"use it with: prunegym solve mnist-ae --checkpoint {args.out}  (or checkpoint= in Python)"
+    )
     return 0
 
 
@@ -205,8 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="evaluate given coefficients")
     _add_env_arguments(evaluate)
-    evaluate.add_argument("--coefficients", required=True,
-                          help="comma-separated c_i, or one value for every group")
+    evaluate.add_argument(
+        "--coefficients", required=True, help="comma-separated c_i, or one value for every group"
+    )
     evaluate.add_argument("--json", action="store_true", help="print JSON on stdout")
     evaluate.set_defaults(run=cmd_evaluate)
 

@@ -226,7 +226,9 @@ def make_task_env(task_name: str, task_kwargs: dict | None = None, **env_kwargs)
 
 def mnist_autoencoder_env(data_root=None, checkpoint=None, **env_kwargs) -> PruneEnv:
     """Entry point of ``prunegym/MNISTAutoencoder-v0``."""
-    return make_task_env("mnist-ae", {"data_root": data_root, "checkpoint": checkpoint}, **env_kwargs)
+    return make_task_env(
+        "mnist-ae", {"data_root": data_root, "checkpoint": checkpoint}, **env_kwargs
+    )
 
 
 def toy_env(**env_kwargs) -> PruneEnv:

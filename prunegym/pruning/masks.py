@@ -107,7 +107,9 @@ class ChannelMasker:
         plans: dict[str, _ParameterPlan] = {}
         for name, dims in self.layout.items():
             depends = frozenset(int(g) for layout in dims.values() for g in layout.groups.tolist())
-            plans[name] = _ParameterPlan(name, params[name].data, params[name].detach().clone(), dims, depends)
+            plans[name] = _ParameterPlan(
+                name, params[name].data, params[name].detach().clone(), dims, depends
+            )
         for module_name, matrix in (compensation or {}).items():
             module = modules[module_name]
             weight_name = f"{module_name}.weight"
@@ -115,7 +117,11 @@ class ChannelMasker:
             source = self.layout[weight_name][in_dim]
             bias_name = f"{module_name}.bias"
             plan = plans.get(bias_name) or _ParameterPlan(
-                bias_name, params[bias_name].data, params[bias_name].detach().clone(), {}, frozenset()
+                bias_name,
+                params[bias_name].data,
+                params[bias_name].detach().clone(),
+                {},
+                frozenset(),
             )
             plan.shift = matrix.to(plan.live.dtype)
             plan.shift_source = (weight_name, in_dim)

@@ -60,7 +60,7 @@ class SparsityCounter:
             self._entries.append((shape.numel(), rest, per_dim))
 
     def zeroed(self, counts: np.ndarray) -> np.ndarray:
-        """Zeroed entries for ``counts`` of shape ``(m,)`` or ``(K, m)``; int64, shape ``()``/``(K,)``."""
+        """Zeroed entries (int64, shape ``()`` or ``(K,)``) for ``(m,)`` or ``(K, m)`` counts."""
         counts = np.asarray(counts, dtype=np.int64)
         batch = counts.reshape(-1, counts.shape[-1])
         total = np.zeros(len(batch), dtype=np.int64)

@@ -30,7 +30,7 @@ class Task:
     metric_scale: float = 1.0
 
     def build_model(self) -> nn.Module:
-        """Return a fresh copy of the pretrained model in eval mode (loads the shipped checkpoint)."""
+        """Return a fresh pretrained model in eval mode (loads the shipped checkpoint)."""
         raise NotImplementedError
 
     def components(self, model: nn.Module) -> dict[str, nn.Module]:

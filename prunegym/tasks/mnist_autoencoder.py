@@ -30,7 +30,11 @@ class MNISTAutoencoder(nn.Module):
             nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, latent)
         )
         self.decoder = nn.Sequential(
-            nn.Linear(latent, h2), nn.ReLU(), nn.Linear(h2, h1), nn.ReLU(), nn.Linear(h1, 784),
+            nn.Linear(latent, h2),
+            nn.ReLU(),
+            nn.Linear(h2, h1),
+            nn.ReLU(),
+            nn.Linear(h1, 784),
             nn.Sigmoid(),
         )
 

@@ -1,0 +1,150 @@
+import copy
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import prunegym
+from prunegym.env import PruneEnv
+from prunegym.tasks.toy import ToyTask
+
+INFO_KEYS = {
+    "metric",
+    "dense_metric",
+    "sparsity",
+    "sparsity_estimate",
+    "target",
+    "feasible",
+    "params_kept",
+}
+
+
+@pytest.mark.parametrize("env_id", ["prunegym/Toy-v0", "prunegym/MNISTAutoencoder-v0"])
+def test_registered_ids_pass_both_env_checkers(env_id):
+    env = gym.make(env_id, target=0.2, tolerance=0.01, criterion="compensated", compensation="mean")
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+    assert env.spec.max_episode_steps == 50
+
+
+def test_spaces_and_info(mnist_env):
+    env = mnist_env
+    assert env.action_space == gym.spaces.Box(0, 0.95, (5,), np.float32)
+    assert env.observation_space == env.action_space
+    obs, info = env.reset(seed=0)
+    assert np.array_equal(obs, np.zeros(5, np.float32))
+    assert info["sparsity"] == 0 and info["metric"] == info["dense_metric"]
+    obs, reward, terminated, truncated, info = env.step(np.full(5, 0.2, np.float32))
+    assert INFO_KEYS | {"psnr", "mse"} <= set(info)
+    assert info["metric"] == info["psnr"] == pytest.approx(10 * math.log10(1 / info["mse"]))
+    assert np.allclose(obs, 0.2)
+    assert not terminated and not truncated
+    assert reward == pytest.approx(
+        (info["psnr"] - info["dense_metric"]) / 10.0 - 100.0 * (info["sparsity"] - 0.2) ** 2
+    )
+
+
+def test_reward_falls_as_coefficients_rise(mnist_env):
+    env = mnist_env
+    env.reset(options={"target": 0.0})
+    psnrs = [env.step(np.full(5, level, np.float32))[4]["psnr"] for level in (0.0, 0.3, 0.6, 0.9)]
+    assert psnrs[0] == pytest.approx(env.dense_metric)
+    assert psnrs == sorted(psnrs, reverse=True)
+    env.reset(options={"target": 0.2})
+    assert env.target == 0.2
+
+
+def test_feasible_flag_follows_the_window(toy_env):
+    env = toy_env
+    env.reset(options={"target": 0.5})
+    _, _, _, _, info = env.step(np.zeros(5))
+    assert info["feasible"] is False
+    env.reset(options={"target": 0.0})
+    _, _, _, _, info = env.step(np.zeros(5))
+    assert info["feasible"] is True
+
+
+def test_compensated_mean_beats_l2_without_compensation_at_20_percent(mnist_task):
+    action = np.full(5, 0.2, np.float32)
+    results = {}
+    for criterion, compensation in [("compensated", "mean"), ("l2", "none")]:
+        env = PruneEnv(mnist_task, criterion=criterion, compensation=compensation)
+        env.reset(seed=0)
+        results[criterion] = env.step(action)[4]["psnr"]
+    assert results["compensated"] > results["l2"] + 1.0
+
+
+def _state(env):
+    return {k: v.clone() for k, v in env.model.state_dict().items()}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=5, max_size=5).filter(
+            lambda v: any(not (math.isfinite(x) and 0 <= x <= 0.95) for x in v)
+        ),
+        st.lists(st.floats(0, 0.95), min_size=0, max_size=9).filter(lambda v: len(v) != 5),
+    )
+)
+def test_bad_actions_raise_and_leave_the_model_alone(toy_env, action):
+    env = toy_env
+    env.step(np.full(5, 0.3))
+    before = _state(env)
+    with pytest.raises(ValueError) as error:
+        env.step(np.array(action))
+    message = str(error.value)
+    if len(action) == 5:
+        bad = [i for i, x in enumerate(action) if not (math.isfinite(x) and 0 <= x <= 0.95)]
+        assert all(f"action[{i}]" in message for i in bad)
+    else:
+        assert "shape" in message
+    assert all(torch.equal(before[k], v) for k, v in env.model.state_dict().items())
+    assert np.allclose(env._get_obs(), 0.3)
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match="compensated"):
+        PruneEnv("toy", criterion="magic")
+    with pytest.raises(ValueError, match="mean, optimal"):
+        PruneEnv("toy", compensation="magic")
+    with pytest.raises(ValueError, match="mnist-ae, toy"):
+        PruneEnv("cifar")
+    with pytest.raises(ValueError, match="target"):
+        PruneEnv("toy", target=1.5)
+    with pytest.raises(ValueError, match="unknown reset options"):
+        PruneEnv("toy").reset(options={"sparsity": 0.2})
+
+
+class SharedModelTask(ToyTask):
+    """A user task that hands out the same model object every time."""
+
+    def __init__(self):
+        self.model = None
+        super().__init__()
+        self.model = super().build_model()
+
+    def build_model(self):
+        return self.model if self.model is not None else super().build_model()
+
+
+def test_the_users_model_is_never_modified():
+    task = SharedModelTask()
+    original = copy.deepcopy(task.model.state_dict())
+    env = PruneEnv(task, compensation="mean")
+    env.step(np.full(5, 0.5))
+    assert all(torch.equal(original[k], v) for k, v in task.model.state_dict().items())
+    assert env.model is not task.model
+
+
+def test_package_exports():
+    assert prunegym.PruneEnv is PruneEnv
+    assert issubclass(ToyTask, prunegym.Task)
