@@ -31,6 +31,14 @@ class DimLayout:
     groups: torch.Tensor
     roots: torch.Tensor
 
+    @property
+    def by_group(self) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        """``(group, positions, roots)`` for each group owning part of this dimension."""
+        return [
+            (group, self.positions[self.groups == group], self.roots[self.groups == group])
+            for group in torch.unique(self.groups).tolist()
+        ]
+
 
 def parameter_layout(
     groups: list[PruningGroup], shapes: dict[str, torch.Size]
@@ -128,6 +136,11 @@ class ChannelMasker:
             plan.depends_on = plan.depends_on | frozenset(source.groups.tolist())
             plans[bias_name] = plan
         self._plans = list(plans.values())
+        self._owners = {
+            (name, dim): layout.by_group
+            for name, dims in self.layout.items()
+            for dim, layout in dims.items()
+        }
         self._applied = np.zeros(len(groups), dtype=np.int64)
 
     @property
@@ -144,11 +157,10 @@ class ChannelMasker:
             keeps.append(keep)
         return keeps
 
-    def _dim_keep(self, size: int, layout: DimLayout, keeps: list[torch.Tensor]) -> torch.Tensor:
+    def _dim_keep(self, name: str, dim: int, size: int, keeps: list[torch.Tensor]) -> torch.Tensor:
         vector = torch.ones(size)
-        for group in torch.unique(layout.groups).tolist():
-            chosen = layout.groups == group
-            vector[layout.positions[chosen]] = keeps[group][layout.roots[chosen]]
+        for group, positions, roots in self._owners[name, dim]:
+            vector[positions] = keeps[group][roots]
         return vector
 
     @torch.no_grad()
@@ -164,7 +176,7 @@ class ChannelMasker:
         def dim_keep(name: str, dim: int, size: int) -> torch.Tensor:
             key = (name, dim)
             if key not in dim_keeps:
-                dim_keeps[key] = self._dim_keep(size, self.layout[name][dim], keeps)
+                dim_keeps[key] = self._dim_keep(name, dim, size, keeps)
             return dim_keeps[key]
 
         for plan in self._plans:

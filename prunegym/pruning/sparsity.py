@@ -51,10 +51,10 @@ class SparsityCounter:
             shape = shapes[name]
             per_dim = []
             for dim, positions in dims.items():
-                owned = []
-                for group in torch.unique(positions.groups).tolist():
-                    roots = positions.roots[positions.groups == group]
-                    owned.append((group, np.sort(ranks[group][roots].numpy())))
+                owned = [
+                    (group, np.sort(ranks[group][roots].numpy()))
+                    for group, _, roots in positions.by_group
+                ]
                 per_dim.append((shape[dim], owned))
             rest = int(np.prod([s for d, s in enumerate(shape) if d not in dims], dtype=np.int64))
             self._entries.append((shape.numel(), rest, per_dim))
