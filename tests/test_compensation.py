@@ -14,6 +14,12 @@ def _mlp_and_data(seed=0):
     return model.eval(), list(data.split(32))
 
 
+def _pruner(model, batches, **kwargs):
+    return SoftPruner(
+        model, {"net": model}, batches[0], lambda: batches, lambda m, b: m(b), **kwargs
+    )
+
+
 def _mean_preactivation(module, model, batches):
     outputs = []
     handle = module.register_forward_hook(lambda m, a, out: outputs.append(out.detach()))
@@ -26,12 +32,9 @@ def _mean_preactivation(module, model, batches):
 
 def test_mean_compensation_keeps_the_consumer_mean_preactivation():
     model, batches = _mlp_and_data()
-    pruner = SoftPruner(
+    pruner = _pruner(
         model,
-        {"net": model},
-        batches[0],
-        lambda: batches,
-        lambda m, b: m(b),
+        batches,
         criterion="l2",
         compensation="mean",
     )
@@ -43,12 +46,9 @@ def test_mean_compensation_keeps_the_consumer_mean_preactivation():
     compensated_mean = _mean_preactivation(consumer, model, batches)
     assert torch.allclose(compensated_mean, dense_mean, atol=1e-5)
     pruner.restore()
-    plain = SoftPruner(
+    plain = _pruner(
         model,
-        {"net": model},
-        batches[0],
-        lambda: batches,
-        lambda m, b: m(b),
+        batches,
         criterion="l2",
         compensation="none",
     )
@@ -61,21 +61,15 @@ def test_optimal_equals_mean_when_output_sensitivity_is_constant():
     # The last layer's pre-activation is the output, so Σ_k (∂y_k/∂a_i)² = 1 for every sample.
     model, batches = _mlp_and_data(1)
     kwargs = dict(criterion="l2", probes=4)
-    mean = SoftPruner(
+    mean = _pruner(
         model,
-        {"net": model},
-        batches[0],
-        lambda: batches,
-        lambda m, b: m(b),
+        batches,
         compensation="mean",
         **kwargs,
     )
-    optimal = SoftPruner(
+    optimal = _pruner(
         model,
-        {"net": model},
-        batches[0],
-        lambda: batches,
-        lambda m, b: m(b),
+        batches,
         compensation="optimal",
         **kwargs,
     )
