@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from prunegym.pruning import COMPENSATIONS, CRITERIA, MAX_COEFFICIENT
+from prunegym.pruning import COMPENSATIONS, CRITERIA
 from prunegym.tasks import make_task, task_names
 
 
@@ -38,79 +38,75 @@ def _make_env(args: argparse.Namespace):
     return env
 
 
-def uniform_coefficients(env, target: float, resolution: int = 9501) -> np.ndarray:
-    """The uniform ``c·1`` with exact sparsity closest to ``target`` (smallest ``c`` on ties)."""
-    levels = np.linspace(0.0, MAX_COEFFICIENT, resolution)
-    candidates = np.repeat(levels[:, None], len(env.groups), axis=1)
-    best = int(np.argmin(np.abs(env.sparsity_of(candidates) - target)))
-    return candidates[best]
+def _parse_option(text: str) -> tuple[str, object]:
+    """``key=value`` with the value read as JSON when possible (numbers, lists, true/false)."""
+    if "=" not in text:
+        raise ValueError(f"--option must look like key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip().replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip().replace("-", "_"), value
 
 
-def _result_record(env, solver: str, coefficients, info, started: float) -> dict:
-    task = env.task
-    return {
-        "solver": solver,
-        "task": task.name,
-        "target": env.target,
-        "tolerance": env.tolerance,
-        "criterion": env.criterion,
-        "compensation": env.compensation,
-        "coefficients": [round(float(c), 6) for c in coefficients],
-        "metric": info["metric"],
-        "metric_name": task.metric,
-        "metrics": {key: info[key] for key in env.dense_metrics},
-        "dense_metric": info["dense_metric"],
-        "sparsity": info["sparsity"],
-        "sparsity_estimate": info["sparsity_estimate"],
-        "feasible": info["feasible"],
-        "params_kept": info["params_kept"],
-        "params_total": info["params_total"],
-        "evaluations": 1,
-        "wall_seconds": time.perf_counter() - started,
-        "history": [
-            {
-                "coefficients": [float(c) for c in coefficients],
-                "reward": info["reward"],
-                "metric": info["metric"],
-                "sparsity": info["sparsity"],
-            }
-        ],
-    }
-
-
-def _print_result(record: dict, groups) -> None:
-    metric = record["metric_name"]
-    print(f"task         {record['task']}  (solver: {record['solver']})")
-    print(f"target       {record['target']:.3f} ± {record['tolerance']:.3f}")
-    print(
-        f"sparsity     {record['sparsity']:.4f} exact, {record['sparsity_estimate']:.4f} "
-        f"paper estimate  ({record['params_kept']:,} of {record['params_total']:,} "
-        "parameters kept)"
-    )
-    print(f"feasible     {record['feasible']}")
-    print(f"{metric:<12} {record['metric']:.4f}  (dense {record['dense_metric']:.4f})")
-    for key, value in record["metrics"].items():
+def _print_result(result, groups) -> None:
+    metric = result.metric_name
+    print(f"task         {result.task}  (solver: {result.solver})")
+    print(f"target       {result.target:.3f} ± {result.tolerance:.3f}")
+    print(f"sparsity     {result.sparsity:.4f} exact")
+    print(f"feasible     {result.feasible}" + (f"  ({result.message})" if result.message else ""))
+    print(f"{metric:<12} {result.metric:.4f}  (dense {result.dense_metric:.4f})")
+    for key, value in result.metrics.items():
         if key != metric:
-            print(f"{key:<12} {value:.6g}")
+            dense = result.dense_metrics.get(key, float("nan"))
+            print(f"{key:<12} {value:.6g}  (dense {dense:.6g})")
+    print(f"evaluations  {result.evaluations} in {result.wall_seconds:.2f} s")
+    for key, value in result.details.items():
+        if key != "trace":
+            print(f"{key:<12} {value}")
     print("coefficients")
-    for group, value in zip(groups, record["coefficients"], strict=True):
+    for group, value in zip(groups, result.coefficients, strict=True):
         print(f"  {group.index}  {group.label:<18} c={value:.4f}  ({group.channels} channels)")
 
 
-def _save_plot(env, coefficients, path: str) -> None:
+def _save_plot(env, agent, result, path: str) -> None:
     task = env.task
     if not hasattr(task, "reconstruct"):
         _say(f"--plot: task {task.name} has no reconstructions to draw; skipped")
         return
     from prunegym.plots import save_reconstruction_grid
 
-    env.reset()
+    env.reset(options={"target": result.target})
     dense = task.reconstruct(env.model)
-    env.step(coefficients)
-    pruned = task.reconstruct(env.model)
-    rows = {"original": task.eval_images, "dense": dense, "pruned": pruned}
-    save_reconstruction_grid(path, rows, title=f"{task.name} at {env.target:.0%} target")
+    if getattr(agent, "model", None) is not None and result.solver == "torch-pruning":
+        pruned = task.reconstruct(agent.model)  # Torch-Pruning's own physically pruned model
+    else:
+        env.step(np.asarray(result.coefficients))
+        pruned = task.reconstruct(env.model)
+        env.reset()
+    rows = {"original": task.eval_images, "dense": dense, result.solver: pruned}
+    title = f"{task.name}, {result.solver} at {result.sparsity:.1%} sparsity"
+    save_reconstruction_grid(path, rows, title=title)
     _say(f"saved {path}")
+
+
+def _run_agent(args: argparse.Namespace, env, agent):
+    from prunegym.agents import Budget
+
+    budget = None
+    if args.budget is not None or args.seconds is not None:
+        budget = Budget(evaluations=args.budget, seconds=args.seconds)
+    result = agent.run(env, budget)
+    if args.json:
+        print(result.to_json())
+    else:
+        _print_result(result, env.groups)
+    if args.out:
+        result.save(args.out)
+        _say(f"saved {args.out}")
+    if args.plot:
+        _save_plot(env, agent, result, args.plot)
+    return 0
 
 
 TASK_SUMMARIES = {
@@ -134,34 +130,20 @@ def cmd_groups(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from prunegym.agents import Fixed
+
+    values = [float(v) for v in args.coefficients.split(",")]
     env = _make_env(args)
-    values = [float(v) for v in args.coefficients.split(",")] if args.coefficients else []
-    if len(values) == 1:
-        values = values * len(env.groups)
-    started = time.perf_counter()
-    env.reset()
-    _, _, _, _, info = env.step(np.array(values))
-    record = _result_record(env, "manual", values, info, started)
-    print(json.dumps(record, indent=2)) if args.json else _print_result(record, env.groups)
-    return 0
+    return _run_agent(args, env, Fixed(values, progress=False))
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
+    from prunegym.agents import make_agent
+
+    options = dict(_parse_option(text) for text in args.option)
+    agent = make_agent(args.solver, progress=not args.no_progress, **options)
     env = _make_env(args)
-    started = time.perf_counter()
-    env.reset(options={"target": args.target})
-    coefficients = uniform_coefficients(env, args.target)
-    _, _, _, _, info = env.step(coefficients)
-    record = _result_record(env, "uniform", coefficients, info, started)
-    if args.json:
-        print(json.dumps(record, indent=2))
-    else:
-        _print_result(record, env.groups)
-        if not record["feasible"]:
-            print("no uniform allocation reaches the window target ± tolerance")
-    if args.plot:
-        _save_plot(env, coefficients, args.plot)
-    return 0
+    return _run_agent(args, env, agent)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -202,7 +184,15 @@ def _add_env_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", default=None, help="checkpoint to load (mnist-ae)")
 
 
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result JSON on stdout only")
+    parser.add_argument("--out", default=None, help="also save the result JSON here")
+    parser.add_argument("--plot", default=None, help="save a reconstruction grid PNG here")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from prunegym.agents import agent_names
+
     parser = argparse.ArgumentParser(prog="prunegym", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -217,15 +207,29 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--coefficients", required=True, help="comma-separated c_i, or one value for every group"
     )
-    evaluate.add_argument("--json", action="store_true", help="print JSON on stdout")
-    evaluate.set_defaults(run=cmd_evaluate)
+    evaluate.add_argument("--target", type=float, default=0.2, help="sparsity target (0-1)")
+    evaluate.add_argument("--tolerance", type=float, default=0.01, help="window half-width")
+    _add_output_arguments(evaluate)
+    evaluate.set_defaults(run=cmd_evaluate, budget=None, seconds=None)
 
     solve = commands.add_parser("solve", help="find coefficients for a sparsity target")
     _add_env_arguments(solve)
     solve.add_argument("--target", type=float, default=0.2, help="sparsity target (0-1)")
     solve.add_argument("--tolerance", type=float, default=0.01, help="window half-width")
-    solve.add_argument("--json", action="store_true", help="print JSON on stdout only")
-    solve.add_argument("--plot", default=None, help="save a reconstruction grid PNG here")
+    solve.add_argument(
+        "--solver", default="fd-momentum", choices=agent_names(), help="the solver to run"
+    )
+    solve.add_argument("--budget", type=int, default=None, help="most evaluations")
+    solve.add_argument("--seconds", type=float, default=None, help="most wall-clock seconds")
+    solve.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="solver option, repeatable (e.g. --option points=8 --option momentum=0.8)",
+    )
+    solve.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_output_arguments(solve)
     solve.set_defaults(run=cmd_solve)
 
     train = commands.add_parser("train", help="retrain a task's checkpoint from scratch")

@@ -11,6 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from prunegym.pruning import MAX_COEFFICIENT, SoftPruner
+from prunegym.pruning.importance import group_channel_norms
 from prunegym.tasks import Task, make_task
 
 MAX_NORMALISED_METRIC = 10.0
@@ -72,6 +73,13 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     obs, reward, terminated, truncated, info = env.step(np.full(5, 0.2, np.float32))
     ```
 
+    ## Attributes for solvers
+    ``groups``, ``channels`` (``n_i``), ``dense_metrics``, ``dense_metric``,
+    ``dense_group_norms`` (mean per-channel L2 norm per group), ``max_sparsity`` (the exact
+    sparsity of ``c = 0.95·1``), ``target``, ``tolerance``, ``penalty``, and the methods
+    ``sparsity_of(c)``, ``sparsity_estimate_of(c)``, ``pruned_counts(c)`` and
+    ``reward(metric, sparsity)``, none of which evaluate the model.
+
     ## Version History
     - v0: initial version.
     """
@@ -114,6 +122,12 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         )
         self.criterion, self.compensation = criterion, compensation
         self.groups = self.pruner.groups
+        self.channels = self.pruner.channels.copy()
+        # Mean per-channel L2 norm of each group in the dense model (the norm-based baseline).
+        self.dense_group_norms = np.array(
+            [float(group_channel_norms(self.model, g).mean()) for g in self.groups]
+        )
+        self.max_sparsity = float(self.sparsity_of(np.full(len(self.groups), MAX_COEFFICIENT)))
         self.dense_metrics = self.task.evaluate(self.model)
         self.dense_metric = float(self.dense_metrics[self.task.metric])
         size = len(self.groups)
@@ -187,6 +201,14 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     def sparsity_of(self, coefficients: np.ndarray) -> np.ndarray:
         """Exact achieved sparsity of ``(m,)`` or ``(K, m)`` coefficients, without evaluating."""
         return self.pruner.sparsity(coefficients)
+
+    def sparsity_estimate_of(self, coefficients: np.ndarray) -> np.ndarray:
+        """The paper's estimate ``Σ c_i s_i / ‖θ‖₀`` (eq. 1b) of ``(m,)`` or ``(K, m)``."""
+        return self.pruner.sparsity_estimate(coefficients)
+
+    def pruned_counts(self, coefficients: np.ndarray) -> np.ndarray:
+        """Masked channels per group, ``⌊c_i·n_i⌉`` (int64), for ``(m,)`` or ``(K, m)``."""
+        return self.pruner.counts(coefficients)
 
     def _info(self, metrics: dict[str, float], counts: np.ndarray) -> dict[str, Any]:
         zeroed = int(self.pruner.counter.zeroed(counts))

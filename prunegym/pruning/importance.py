@@ -112,3 +112,18 @@ def rank_channels(
         with torch.no_grad():
             scores = [scorer(group.tp_group) for group in groups]
     return [torch.argsort(score.detach().cpu().double(), stable=True) for score in scores]
+
+
+def group_channel_norms(model: nn.Module, group: PruningGroup) -> torch.Tensor:
+    """Per-channel L2 norm ``(n_i,)`` of every parameter entry that belongs to a channel.
+
+    The entries are those a mask would zero: producer rows and biases, normalisation scales and
+    shifts, consumer columns (the group's :class:`ChannelSlice` list).
+    """
+    parameters = dict(model.named_parameters())
+    squares = torch.zeros(group.channels, dtype=torch.float64)
+    for piece in group.slices:
+        values = parameters[piece.param].detach().double().index_select(piece.dim, piece.index)
+        per_position = values.pow(2).movedim(piece.dim, 0).reshape(len(piece.index), -1).sum(1)
+        squares.index_add_(0, piece.root, per_position)
+    return squares.sqrt()

@@ -1,0 +1,109 @@
+"""The solver interface: ``agent.run(env, budget) -> Result``, and the ask/tell base class.
+
+Write a new black-box solver by subclassing :class:`AskTellAgent`::
+
+    class MySolver(AskTellAgent):
+        name = "mine"
+
+        def start(self, problem):       # once per run: sizes, bounds, target, sparsity oracle
+            ...
+
+        def ask(self):                  # (k, m) candidate coefficients, or None to stop
+            ...
+
+        def tell(self, candidates, evaluations):   # the evaluations of the asked candidates
+            ...
+
+``run`` handles the budget, the history, the best result, caching and the progress bar.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from prunegym.agents.result import Budget, Evaluation, Result
+from prunegym.agents.session import BudgetExhausted, Problem, Session
+
+
+class Agent:
+    """A pruning solver. Subclasses implement :meth:`solve`.
+
+    Args:
+        metric_floor: Optional metric the result must meet to count as feasible (for example a
+            PSNR floor in dB); evaluations worse than it are infeasible.
+        progress: Show a progress bar with the best metric so far on stderr.
+    """
+
+    name = "agent"
+    #: Whether the solver stops by itself; if not, ``run`` refuses an unlimited budget.
+    terminates = True
+
+    def __init__(self, metric_floor: float | None = None, progress: bool = True) -> None:
+        self.metric_floor = metric_floor
+        self.progress = progress
+
+    def run(self, env: gym.Env, budget: Budget | int | dict | None = None) -> Result:
+        """Solve the pruning problem of ``env`` within ``budget``.
+
+        Args:
+            env: A :class:`prunegym.PruneEnv`, possibly wrapped (``gym.make``).
+            budget: Evaluations (an int), ``Budget(evaluations=, seconds=)``, a dict with those
+                keys, or ``None`` to let a self-terminating solver run to its end.
+
+        Returns:
+            The best coefficients found, their metrics and the full history.
+        """
+        budget = Budget.of(budget)
+        if budget.unlimited and not self.terminates:
+            raise ValueError(
+                f"solver {self.name!r} does not stop by itself: give a budget of evaluations "
+                "and/or seconds, e.g. run(env, 100) or run(env, Budget(seconds=30))"
+            )
+        if not hasattr(env.unwrapped, "sparsity_of"):
+            raise TypeError(f"{self.name} needs a prunegym PruneEnv, got {env.unwrapped!r}")
+        session = Session(env, budget, self.name, self.metric_floor, self.progress)
+        try:
+            self.solve(session)
+        except BudgetExhausted:
+            pass
+        finally:
+            session.bar.close()
+        return session.result()
+
+    def solve(self, session: Session) -> None:
+        """Drive ``session.evaluate`` until done; ``BudgetExhausted`` ends the run cleanly."""
+        raise NotImplementedError
+
+
+class AskTellAgent(Agent):
+    """A solver written as ask/tell; ``run`` evaluates whatever :meth:`ask` proposes."""
+
+    def start(self, problem: Problem) -> None:
+        """Called once at the start of a run."""
+
+    def ask(self) -> np.ndarray | None:
+        """Return ``(k, m)`` (or ``(m,)``) coefficients to evaluate next, or ``None`` to stop."""
+        raise NotImplementedError
+
+    def tell(self, candidates: np.ndarray, evaluations: list[Evaluation]) -> None:
+        """Receive the evaluations of the candidates from the last :meth:`ask`."""
+        raise NotImplementedError
+
+    def solve(self, session: Session) -> None:
+        self.session = session
+        self.start(session.problem)
+        while True:
+            candidates = self.ask()
+            if candidates is None:
+                return
+            candidates = np.atleast_2d(np.asarray(candidates, dtype=np.float64))
+            if candidates.shape[1:] != (session.problem.size,) or not np.all(
+                np.isfinite(candidates)
+            ):
+                raise ValueError(
+                    f"{self.name}.ask() must return finite (k, {session.problem.size}) "
+                    f"coefficients, got shape {candidates.shape}"
+                )
+            evaluations = [session.evaluate(c) for c in candidates]
+            self.tell(candidates, evaluations)

@@ -1,0 +1,150 @@
+"""What every solver returns: budgets, single evaluations and the JSON-serialisable Result."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a solver may spend: environment evaluations and/or wall-clock seconds.
+
+    ``Budget()`` (neither given) means "until the solver stops by itself", which only solvers
+    that terminate on their own accept (grid search, FD momentum, the one-shot baselines).
+    """
+
+    evaluations: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.evaluations is not None:
+            if isinstance(self.evaluations, bool) or not isinstance(
+                self.evaluations, int | np.integer
+            ):
+                raise ValueError(
+                    f"budget evaluations must be a positive integer, got {self.evaluations!r}"
+                )
+            if self.evaluations < 1:
+                raise ValueError(
+                    f"budget evaluations must be a positive integer, got {self.evaluations}"
+                )
+        if self.seconds is not None:
+            if isinstance(self.seconds, bool) or not isinstance(self.seconds, int | float):
+                raise ValueError(f"budget seconds must be a positive number, got {self.seconds!r}")
+            if not (math.isfinite(self.seconds) and self.seconds > 0):
+                raise ValueError(f"budget seconds must be a positive number, got {self.seconds}")
+
+    @property
+    def unlimited(self) -> bool:
+        return self.evaluations is None and self.seconds is None
+
+    @classmethod
+    def of(cls, value: Budget | int | dict | None) -> Budget:
+        """Coerce ``None``, an int (evaluations), a dict or a Budget into a Budget."""
+        if value is None:
+            return cls()
+        if isinstance(value, Budget):
+            return value
+        if isinstance(value, dict):
+            unknown = set(value) - {"evaluations", "seconds"}
+            if unknown:
+                raise ValueError(f"unknown budget keys {sorted(unknown)}; use evaluations, seconds")
+            return cls(**value)
+        if isinstance(value, int | np.integer) and not isinstance(value, bool):
+            return cls(evaluations=int(value))
+        raise ValueError(
+            "budget must be a number of evaluations (int), a dict or a prunegym.agents.Budget, "
+            f"got {value!r}"
+        )
+
+
+@dataclass
+class Evaluation:
+    """One environment step as a solver sees it.
+
+    Attributes:
+        coefficients: ``(m,)`` float64, the action that was applied.
+        reward: The environment's reward.
+        metric: The task's primary metric (e.g. PSNR in dB).
+        metrics: Every task metric.
+        sparsity: Exact achieved sparsity, fraction 0–1.
+        feasible: Sparsity within target ± tolerance (and the metric floor met, if any).
+        counts: ``(m,)`` masked channels per group.
+    """
+
+    coefficients: np.ndarray
+    reward: float
+    metric: float
+    metrics: dict[str, float]
+    sparsity: float
+    feasible: bool
+    counts: np.ndarray
+
+    def record(self) -> dict[str, Any]:
+        """The history entry: (coefficients, reward, metric, sparsity)."""
+        return {
+            "coefficients": [float(c) for c in self.coefficients],
+            "reward": float(self.reward),
+            "metric": float(self.metric),
+            "sparsity": float(self.sparsity),
+        }
+
+
+@dataclass
+class Result:
+    """The outcome of ``agent.run(env, budget)``; ``to_json``/``from_json`` round-trip it.
+
+    ``coefficients`` are the best ones evaluated: the feasible evaluation with the best metric,
+    or, when none was feasible, the one with the highest reward (and ``feasible=False``).
+    """
+
+    solver: str
+    task: str
+    target: float
+    tolerance: float
+    coefficients: list[float]
+    metric: float
+    metrics: dict[str, float]
+    dense_metric: float
+    sparsity: float
+    feasible: bool
+    evaluations: int
+    wall_seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metric_name: str = ""
+    dense_metrics: dict[str, float] = field(default_factory=dict)
+    criterion: str = ""
+    compensation: str = ""
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Result:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"not a prunegym Result: unknown keys {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Result:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Result:
+        return cls.from_json(Path(path).read_text())

@@ -1,0 +1,173 @@
+"""Stable-Baselines3 agents (PPO, SAC, TD3) that learn pruning coefficients by interaction.
+
+The environment is wrapped, from the inside out, in a recorder (every step is a metered
+evaluation), a ``TimeLimit`` of ``episode_length`` steps, optionally a
+:class:`TargetInObservation` wrapper, and ``RescaleAction`` to ``[-1, 1]``.
+
+- **Fixed-target mode** (``target_range=None``): the policy learns coefficients for the env's
+  target; the result is the best evaluation seen during training.
+- **Episode mode** (``target_range=(low, high)``): each episode draws a target, appends it to
+  the observation, and the policy learns to map any target to coefficients, a learned pruning
+  policy. After training, the policy is queried at the env's own target and that evaluation is
+  the result; :meth:`SB3Agent.predict` queries it at any other target.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.wrappers import RescaleAction, TimeLimit
+
+from prunegym.agents.base import Agent
+from prunegym.agents.session import BudgetExhausted, Session
+
+ALGORITHMS = ("PPO", "SAC", "TD3")
+
+
+class TargetInObservation(gym.ObservationWrapper):
+    """Draw a sparsity target per episode and append it to the observation.
+
+    Observation: ``(m + 1,)`` float32, the current coefficients then the target ``ρ``.
+    ``reset(options={"target": ρ})`` fixes the target for that episode instead of drawing it.
+
+    Args:
+        env: A PruneEnv (possibly wrapped).
+        low, high: Targets are drawn uniformly from ``[low, high]``.
+    """
+
+    def __init__(self, env: gym.Env, low: float, high: float) -> None:
+        super().__init__(env)
+        if not 0 <= low <= high < 1:
+            raise ValueError(f"target range must satisfy 0 <= low <= high < 1, got {low}, {high}")
+        self.low, self.high = float(low), float(high)
+        inner = env.observation_space
+        self.observation_space = spaces.Box(
+            np.append(inner.low, self.low).astype(np.float32),
+            np.append(inner.high, self.high).astype(np.float32),
+            dtype=np.float32,
+        )
+        self.target = self.low
+        self.rng = np.random.default_rng()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        options = dict(options or {})
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        if "target" not in options:
+            options["target"] = float(self.rng.uniform(self.low, self.high))
+        self.target = float(options["target"])
+        return super().reset(seed=seed, options=options)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return np.append(observation, np.float32(self.target)).astype(np.float32)
+
+
+class _Recorder(gym.Wrapper):
+    """Meters every step through the session and stops training when the budget is spent."""
+
+    def __init__(self, env: gym.Env, session: Session) -> None:
+        super().__init__(env)
+        self.session = session
+
+    def step(self, action):
+        if self.session.exhausted:
+            raise BudgetExhausted
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        self.session.observe(np.asarray(observation, dtype=np.float64), reward, info)
+        return observation, reward, terminated, truncated, info
+
+
+def _defaults(algo: str, budget: int) -> dict[str, Any]:
+    """Small-budget hyper-parameters; any of them can be overridden by ``algo_options``."""
+    if algo == "PPO":
+        n_steps = int(2 ** np.clip(np.floor(np.log2(max(budget, 1) / 8)), 4, 8))
+        return {"n_steps": n_steps, "batch_size": min(64, n_steps), "n_epochs": 10}
+    return {"learning_starts": int(np.clip(budget // 10, 10, 200)), "batch_size": 64}
+
+
+class SB3Agent(Agent):
+    """Train a Stable-Baselines3 policy on the env and return the best coefficients.
+
+    Args:
+        algo: ``"PPO"``, ``"SAC"`` or ``"TD3"``.
+        policy: SB3 policy name.
+        episode_length: Steps per episode (1: each episode is one allocation).
+        target_range: ``(low, high)`` turns on episode mode (target in the observation).
+        seed: Seed of the algorithm and of the target draws.
+        algo_options: Keyword arguments for the SB3 algorithm (override the defaults).
+    """
+
+    terminates = False
+
+    def __init__(
+        self,
+        algo: str = "PPO",
+        policy: str = "MlpPolicy",
+        episode_length: int = 1,
+        target_range: tuple[float, float] | None = None,
+        seed: int = 0,
+        algo_options: dict | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        algo = algo.upper()
+        if algo not in ALGORITHMS:
+            raise ValueError(f"unknown SB3 algorithm {algo!r}; choose one of {ALGORITHMS}")
+        if episode_length < 1:
+            raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        self.algo, self.policy, self.episode_length = algo, policy, int(episode_length)
+        self.target_range, self.seed = target_range, seed
+        self.algo_options = dict(algo_options or {})
+        self.name = algo.lower()
+        self.model = None
+
+    def wrap(self, env: gym.Env, session: Session | None = None) -> gym.Env:
+        """The training env: recorder, TimeLimit, target observation, RescaleAction."""
+        wrapped = _Recorder(env, session) if session is not None else env
+        wrapped = TimeLimit(wrapped, max_episode_steps=self.episode_length)
+        if self.target_range is not None:
+            wrapped = TargetInObservation(wrapped, *self.target_range)
+        size = wrapped.action_space.shape
+        return RescaleAction(
+            wrapped, np.full(size, -1.0, np.float32), np.full(size, 1.0, np.float32)
+        )
+
+    def solve(self, session: Session) -> None:
+        import stable_baselines3
+
+        budget = session.budget.evaluations or 10_000_000
+        options = {**_defaults(self.algo, budget), **self.algo_options}
+        training = self.wrap(session.env, session)
+        algorithm = getattr(stable_baselines3, self.algo)
+        self.model = algorithm(
+            self.policy, training, seed=self.seed, device="cpu", verbose=0, **options
+        )
+        target = session.problem.target
+        try:
+            self.model.learn(total_timesteps=budget)
+        except BudgetExhausted:
+            pass  # the session's budget ran out before SB3's step count did
+        finally:
+            if self.target_range is not None:
+                session.env.reset(options={"target": target})
+        if self.target_range is not None:  # the policy's answer at the env's own target
+            session.evaluate(self.predict(target), force=True)
+
+    def predict(self, target: float | None = None) -> np.ndarray:
+        """The trained policy's coefficients ``(m,)`` in ``[0, 0.95]`` from ``c = 0``, at
+        ``target`` (episode mode only; fixed-target policies ignore it)."""
+        if self.model is None:
+            raise RuntimeError("train the agent with run(env, budget) before predict()")
+        space = self.model.observation_space
+        size = space.shape[0] - (1 if self.target_range is not None else 0)
+        observation = np.zeros(space.shape, dtype=np.float32)
+        if self.target_range is not None:
+            if target is None:
+                raise ValueError("episode-mode policies need a target")
+            observation[size] = target
+        action, _ = self.model.predict(observation, deterministic=True)
+        high = 0.95
+        return np.clip((np.asarray(action, dtype=np.float64) + 1.0) / 2.0 * high, 0.0, high)

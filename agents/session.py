@@ -1,0 +1,290 @@
+"""The solver's view of a PruneEnv: a read-only problem description and a metered evaluator.
+
+Solvers talk to the environment only through :class:`Problem` (sizes, bounds, the target and
+exact sparsity of candidate coefficients, computed without evaluating the model) and
+:class:`Session` (``env.step`` under a budget, with history, caching and a progress bar).
+Both use only the environment's public API, so ``gym.make``-wrapped environments work.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import gymnasium as gym
+import numpy as np
+from tqdm import tqdm
+
+from prunegym.agents.result import Budget, Evaluation, Result
+
+
+class BudgetExhausted(Exception):
+    """Raised by :meth:`Session.evaluate` when no evaluation or time is left."""
+
+
+class Problem:
+    """Read-only facts about the pruning problem of one environment.
+
+    Attributes:
+        size: ``m``, the number of coefficients.
+        channels: ``(m,)`` int64, channels ``n_i`` per group.
+        upper: Largest coefficient (0.95).
+        target, tolerance: The sparsity window ``ρ ± ε`` (fractions).
+        max_sparsity: Exact sparsity at ``c = upper·1``.
+        group_norms: ``(m,)`` mean per-channel L2 norm of each group in the dense model.
+        sign: +1 if a higher metric is better, −1 otherwise.
+        metric_scale: The task's metric normalisation (e.g. 10 dB).
+        dense_metric: The dense model's metric.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        self.env = env
+        core = env.unwrapped
+        self.core = core
+        self.size = int(core.action_space.shape[0])
+        self.channels = np.asarray(core.channels, dtype=np.int64)
+        self.upper = float(core.action_space.high.max())
+        self.target = float(core.target)
+        self.tolerance = float(core.tolerance)
+        self.max_sparsity = float(core.max_sparsity)
+        self.group_norms = np.asarray(core.dense_group_norms, dtype=np.float64)
+        self.sign = 1.0 if core.task.higher_is_better else -1.0
+        self.metric_scale = float(core.task.metric_scale)
+        self.dense_metric = float(core.dense_metric)
+        self.penalty = float(core.penalty)
+
+    @property
+    def reachable(self) -> bool:
+        """Whether some coefficients reach the window (``max_sparsity ≥ ρ − ε``)."""
+        return self.max_sparsity >= self.target - self.tolerance
+
+    def sparsity(self, coefficients: np.ndarray) -> np.ndarray:
+        """Exact sparsity of ``(m,)`` or ``(K, m)`` coefficients, no model evaluation."""
+        return np.asarray(self.core.sparsity_of(np.clip(coefficients, 0.0, self.upper)))
+
+    def sparsity_estimate(self, coefficients: np.ndarray) -> np.ndarray:
+        """The paper's estimate ``Σ c_i s_i / ‖θ‖₀`` (eq. 1b) of ``(m,)`` or ``(K, m)``."""
+        return np.asarray(self.core.sparsity_estimate_of(coefficients))
+
+    def counts(self, coefficients: np.ndarray) -> np.ndarray:
+        return np.asarray(self.core.pruned_counts(np.clip(coefficients, 0.0, self.upper)))
+
+    def in_window(self, sparsity: np.ndarray | float) -> np.ndarray:
+        return np.abs(np.asarray(sparsity) - self.target) <= self.tolerance + 1e-12
+
+    def channel_steps(self, channels: int = 1) -> np.ndarray:
+        """``(m,)`` coefficient change that moves ``channels`` channels in each group."""
+        return channels / self.channels
+
+    def to_target(self, direction: np.ndarray, resolution: int = 2001) -> np.ndarray:
+        """Scale a non-negative direction ``d`` to ``c = clip(α·d, 0, upper)`` whose exact
+        sparsity is closest to the target (smallest ``α`` on ties); the uniform allocation is
+        ``to_target(ones)``. Needs no model evaluation."""
+        direction = np.asarray(direction, dtype=np.float64)
+        if direction.shape != (self.size,) or not np.all(np.isfinite(direction)):
+            raise ValueError(f"direction must be finite with shape ({self.size},)")
+        direction = np.clip(direction, 0.0, None)
+        if direction.max() <= 0:
+            direction = np.ones(self.size)
+        positive = direction[direction > 0]
+        low, high = 0.0, self.upper / positive.min()
+        for _ in range(3):  # coarse sweep, then two zooms around the best scale
+            scales = np.linspace(low, high, resolution)
+            candidates = np.clip(scales[:, None] * direction, 0.0, self.upper)
+            best = int(np.argmin(np.abs(self.sparsity(candidates) - self.target)))
+            low = scales[max(best - 1, 0)]
+            high = scales[min(best + 1, resolution - 1)]
+        return candidates[best]
+
+    def objective(self, metric: float, sparsity: float, penalty: float | None = None) -> float:
+        """The composite objective to minimise (§IV-D b):
+        ``−sign·(metric − dense)/scale + μ·(sparsity − ρ)²`` with ``μ = penalty``."""
+        mu = self.penalty if penalty is None else penalty
+        normalised = self.sign * (metric - self.dense_metric) / self.metric_scale
+        if not math.isfinite(normalised):
+            normalised = -10.0
+        return float(-normalised + mu * (sparsity - self.target) ** 2)
+
+
+class Session:
+    """Runs evaluations for one solver run: budget, history, cache, best and progress bar.
+
+    Evaluations of coefficients that mask exactly the same channels as an earlier evaluation
+    are answered from a cache and do not count against the budget.
+
+    Args:
+        env: The environment (possibly wrapped).
+        budget: The run's budget.
+        solver: Name for the result and the progress bar.
+        metric_floor: Optional: evaluations whose metric is worse than this are infeasible.
+        progress: Show a tqdm bar on stderr.
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        budget: Budget,
+        solver: str,
+        metric_floor: float | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.env, self.budget, self.solver = env, budget, solver
+        self.problem = Problem(env)
+        self.metric_floor = metric_floor
+        self.history: list[Evaluation] = []
+        self.best: Evaluation | None = None
+        self.message = ""
+        self.details: dict = {}
+        self._cache: dict[bytes, Evaluation] = {}
+        self.started = time.perf_counter()
+        self.bar = tqdm(
+            total=budget.evaluations,
+            desc=solver,
+            unit="eval",
+            file=sys.stderr,
+            disable=not progress,
+            leave=False,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
+        self._needs_reset = True
+
+    # -- budget -------------------------------------------------------------------------------
+    @property
+    def evaluations(self) -> int:
+        return len(self.history)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def exhausted(self) -> bool:
+        budget = self.budget
+        if budget.evaluations is not None and self.evaluations >= budget.evaluations:
+            return True
+        return budget.seconds is not None and self.elapsed >= budget.seconds
+
+    @property
+    def remaining(self) -> int | None:
+        if self.budget.evaluations is None:
+            return None
+        return self.budget.evaluations - self.evaluations
+
+    # -- evaluating ---------------------------------------------------------------------------
+    def evaluate(self, coefficients: np.ndarray, force: bool = False) -> Evaluation:
+        """Step the environment with ``coefficients`` (clipped to the bounds); raises
+        :class:`BudgetExhausted` when the budget is spent, unless ``force``."""
+        problem = self.problem
+        coefficients = np.clip(np.asarray(coefficients, dtype=np.float64), 0.0, problem.upper)
+        coefficients = coefficients.astype(np.float32).astype(np.float64)  # what the env applies
+        key = problem.counts(coefficients).tobytes()
+        if key in self._cache:
+            return self._cache[key]
+        if self.exhausted and not force:
+            raise BudgetExhausted
+        if self._needs_reset:
+            self.env.reset()
+            self._needs_reset = False
+        _, reward, _, _, info = self.env.step(coefficients.astype(np.float32))
+        return self.observe(coefficients, reward, info)
+
+    def observe(self, coefficients: np.ndarray, reward: float, info: dict) -> Evaluation:
+        """Record an environment step made by someone else (e.g. a Stable-Baselines3 policy)."""
+        metric = float(info["metric"])
+        feasible = bool(info["feasible"]) and self._meets_floor(metric)
+        names = self.problem.core.dense_metrics
+        evaluation = Evaluation(
+            coefficients=np.asarray(coefficients, dtype=np.float64).copy(),
+            reward=float(reward),
+            metric=metric,
+            metrics={key: float(info[key]) for key in names},
+            sparsity=float(info["sparsity"]),
+            feasible=feasible,
+            counts=np.asarray(info["pruned_channels"], dtype=np.int64),
+        )
+        self.history.append(evaluation)
+        # Steps taken at another target (an episode-mode policy in training) never win.
+        at_target = abs(float(info.get("target", self.problem.target)) - self.problem.target)
+        if at_target > 1e-9:
+            evaluation.feasible = False
+        else:
+            self._cache[evaluation.counts.tobytes()] = evaluation
+        if at_target <= 1e-9 and (
+            self.best is None or self._rank(evaluation) > self._rank(self.best)
+        ):
+            self.best = evaluation
+        self.bar.update(1)
+        best = self.best
+        if best is not None:
+            self.bar.set_postfix(
+                best=f"{best.metric:.4g}",
+                sparsity=f"{best.sparsity:.3f}",
+                feasible=best.feasible,
+                refresh=False,
+            )
+        return evaluation
+
+    def _meets_floor(self, metric: float) -> bool:
+        if self.metric_floor is None:
+            return True
+        if math.isnan(metric):
+            return False
+        return self.problem.sign * (metric - self.metric_floor) >= 0
+
+    def _rank(self, evaluation: Evaluation) -> tuple[int, float]:
+        if evaluation.feasible:
+            value = self.problem.sign * evaluation.metric
+            return 1, value if math.isfinite(value) else -math.inf
+        return 0, evaluation.reward if math.isfinite(evaluation.reward) else -math.inf
+
+    # -- result -------------------------------------------------------------------------------
+    def result(self) -> Result:
+        """Close the bar and summarise the run."""
+        self.bar.close()
+        core = self.problem.core
+        best = self.best
+        message = self.message
+        if best is None:
+            raise RuntimeError(f"{self.solver} finished without evaluating anything")
+        if not best.feasible and not message:
+            message = self._infeasible_reason()
+        return Result(
+            solver=self.solver,
+            task=core.task.name,
+            target=self.problem.target,
+            tolerance=self.problem.tolerance,
+            coefficients=[float(c) for c in best.coefficients],
+            metric=best.metric,
+            metrics=dict(best.metrics),
+            dense_metric=self.problem.dense_metric,
+            sparsity=best.sparsity,
+            feasible=best.feasible,
+            evaluations=self.evaluations,
+            wall_seconds=self.elapsed,
+            history=[evaluation.record() for evaluation in self.history],
+            metric_name=core.task.metric,
+            dense_metrics={key: float(v) for key, v in core.dense_metrics.items()},
+            criterion=str(core.criterion),
+            compensation=str(core.compensation),
+            message=message,
+            details=dict(self.details),
+        )
+
+    def _infeasible_reason(self) -> str:
+        problem = self.problem
+        window = f"{problem.target:.4f} ± {problem.tolerance:.4f}"
+        if not problem.reachable:
+            return (
+                f"infeasible: the target window {window} is out of reach; the largest "
+                f"achievable sparsity is {problem.max_sparsity:.4f} (every c_i = {problem.upper})"
+            )
+        if self.metric_floor is not None and any(
+            problem.in_window(e.sparsity) for e in self.history
+        ):
+            return (
+                f"infeasible: no evaluation in the window {window} met the metric floor "
+                f"{self.metric_floor}"
+            )
+        return f"infeasible: no evaluation reached the window {window} within the budget"
