@@ -13,6 +13,22 @@ from prunegym.agents.grid import GridSearch
 from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, Problem, Session
 
+
+def __getattr__(name: str):
+    """Optional-dependency solvers load on first use (Torch-Pruning, Optuna, SB3)."""
+    lazy = {
+        "TorchPruningBaseline": "prunegym.agents.torch_pruning",
+        "OptunaAgent": "prunegym.agents.optuna_adapter",
+        "SB3Agent": "prunegym.agents.sb3",
+        "TargetInObservation": "prunegym.agents.sb3",
+    }
+    if name in lazy:
+        import importlib
+
+        return getattr(importlib.import_module(lazy[name]), name)
+    raise AttributeError(f"module 'prunegym.agents' has no attribute {name!r}")
+
+
 _REGISTRY = {
     "grid": ("prunegym.agents.grid", "GridSearch", {}),
     "fd-momentum": ("prunegym.agents.fd_momentum", "FDMomentum", {}),
@@ -56,6 +72,10 @@ __all__ = [
     "Fixed",
     "GridSearch",
     "NormBased",
+    "OptunaAgent",
+    "SB3Agent",
+    "TargetInObservation",
+    "TorchPruningBaseline",
     "Problem",
     "RandomSearch",
     "Result",

@@ -122,6 +122,7 @@ class FDMomentum(AskTellAgent):
             {
                 "iteration": self.iteration,
                 "phase": self.phase,
+                "coefficients": self.c.tolist(),
                 "objective": float(objectives[0]),
                 "metric": centre.metric,
                 "sparsity": centre.sparsity,

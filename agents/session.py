@@ -178,7 +178,6 @@ class Session:
         :class:`BudgetExhausted` when the budget is spent, unless ``force``."""
         problem = self.problem
         coefficients = np.clip(np.asarray(coefficients, dtype=np.float64), 0.0, problem.upper)
-        coefficients = coefficients.astype(np.float32).astype(np.float64)  # what the env applies
         key = problem.counts(coefficients).tobytes()
         if key in self._cache:
             return self._cache[key]
@@ -187,7 +186,7 @@ class Session:
         if self._needs_reset:
             self.env.reset()
             self._needs_reset = False
-        _, reward, _, _, info = self.env.step(coefficients.astype(np.float32))
+        _, reward, _, _, info = self.env.step(coefficients)
         return self.observe(coefficients, reward, info)
 
     def observe(self, coefficients: np.ndarray, reward: float, info: dict) -> Evaluation:

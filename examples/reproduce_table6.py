@@ -8,7 +8,7 @@ each with ``l2`` ranking (no compensation) and with ``compensated`` ranking plus
 compensation, and Torch-Pruning's global magnitude pruner. Then FD momentum and Torch-Pruning
 again at 40 % and 60 %. It prints a markdown table, the grid pre-filter counts beside the
 paper's 252, saves every Result as JSON and a PNG of reconstructions (original, dense, one row
-per solver at 20 %).
+per solver at 20 %, then FD momentum and Torch-Pruning at 40 % and 60 %).
 """
 
 from __future__ import annotations
@@ -116,8 +116,14 @@ def main(args: Args) -> list:
             label = "own (magnitude, none)" if name == "torch-pruning" else setup
             rows.append(_row(result, label))
             results.append(result)
-            if target == args.target and hasattr(task, "reconstruct"):
-                pictures["torch-pruning (own)"] = task.reconstruct(agent.model)
+            if not hasattr(task, "reconstruct"):
+                continue
+            label = f"{name} at {target:.0%}"
+            if name == "torch-pruning":
+                pictures[label] = task.reconstruct(agent.model)
+            elif target != args.target:
+                main_env.step(result.coefficients)
+                pictures[label] = task.reconstruct(main_env.model)
     name = results[0].metric_name
     other = next((key for key in results[0].metrics if key != name), name)
     print(
@@ -142,7 +148,7 @@ def main(args: Args) -> list:
         path = save_reconstruction_grid(
             out / "reconstructions.png",
             rows_to_draw,
-            title=f"MNIST autoencoder at {args.target:.0%} ± {args.tolerance:.0%} sparsity",
+            title=f"{task.name}: sparsity {args.target:.0%} ± {args.tolerance:.0%} unless named",
         )
         print(f"saved {path} and {out / 'results.json'}")
     return results

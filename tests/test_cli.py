@@ -12,16 +12,18 @@ def test_groups_prints_the_table(capsys):
     assert "532,992" in out and "1,132,944" in out
 
 
-def test_solve_mnist_prints_psnr_and_a_feasible_uniform_allocation(capsys, tmp_path):
+def test_solve_mnist_prints_psnr_and_a_feasible_fd_momentum_allocation(capsys, tmp_path):
     plot = tmp_path / "grid.png"
     assert main(["solve", "mnist-ae", "--target", "0.2", "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
-    assert "psnr" in out and "feasible     True" in out and "encoder-decoder 1" in out
+    assert "solver: fd-momentum" in out and "feasible     True" in out
+    assert "psnr" in out and "encoder-decoder 1" in out
     assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_solve_json_is_the_only_thing_on_stdout(capsys):
-    assert main(["solve", "toy", "--target", "0.3", "--tolerance", "0.02", "--json"]) == 0
+    argv = ["solve", "toy", "--solver", "uniform", "--target", "0.3", "--tolerance", "0.02"]
+    assert main([*argv, "--json"]) == 0
     captured = capsys.readouterr()
     record = json.loads(captured.out)
     assert record["solver"] == "uniform" and record["task"] == "toy"
@@ -44,3 +46,27 @@ def test_tasks_lists_every_task(capsys):
     assert "mnist-ae" in out and "toy" in out
     with pytest.raises(SystemExit):
         main(["groups", "cifar"])
+
+
+def test_solve_json_matches_the_result_schema_and_saves_it(capsys, tmp_path):
+    from prunegym.agents import Result
+
+    out = tmp_path / "result.json"
+    argv = ["solve", "toy", "--solver", "grid", "--option", "points=4", "--out", str(out)]
+    assert main([*argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    result = Result.from_json(captured.out)  # exactly the Result's JSON, nothing else
+    assert result == Result.load(out)
+    assert result.solver == "grid" and result.details["combinations"] == 4**5
+    assert result.evaluations == len(result.history) <= result.details["survivors"]
+
+
+def test_solve_reports_bad_solver_options_and_budgets(capsys):
+    assert main(["solve", "toy", "--solver", "grid", "--option", "bogus=1"]) == 2
+    assert "bogus" in capsys.readouterr().err
+    assert main(["solve", "toy", "--solver", "random", "--budget", "0"]) == 2
+    assert "positive integer" in capsys.readouterr().err
+    assert main(["solve", "toy", "--solver", "random"]) == 2
+    assert "does not stop by itself" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["solve", "toy", "--solver", "simulated-annealing"])
