@@ -2,8 +2,10 @@
 
 import itertools
 import math
+import warnings
 
 import gymnasium as gym
+import gymnasium.utils.env_checker
 import numpy as np
 import pytest
 
@@ -232,6 +234,9 @@ def test_sb3_episode_mode_puts_the_target_in_the_observation():
     assert env.target == pytest.approx(observation[-1])
     observation, _ = wrapped.reset(options={"target": 0.33})
     assert observation[-1] == np.float32(0.33) and env.target == 0.33
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "wrapped env" and "use [-1, 1] actions" advice
+        gym.utils.env_checker.check_env(wrapped, skip_render_check=True)
 
     env.reset(options={"target": 0.2})
     agent = SB3Agent("PPO", target_range=(0.1, 0.5), progress=False)
