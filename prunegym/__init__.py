@@ -3,7 +3,9 @@
 Importing the package registers the environment ids:
 
 - ``prunegym/MNISTAutoencoder-v0``: the MNIST autoencoder, scored by PSNR;
-- ``prunegym/Toy-v0``: a tiny task that steps in milliseconds, for tests and examples.
+- ``prunegym/Toy-v0``: a tiny task that steps in milliseconds, for tests and examples;
+- ``prunegym/TDMPCPendulum-v0``: the TD-MPC pixel-pendulum agent, scored by episode return;
+- ``prunegym/PixelPendulum-v0``: the inner environment, Pendulum-v1 as stacked 28×28 frames.
 """
 
 from gymnasium.envs.registration import register
@@ -18,6 +20,15 @@ register(
     max_episode_steps=50,
 )
 register(id="prunegym/Toy-v0", entry_point="prunegym.env:toy_env", max_episode_steps=50)
+register(
+    id="prunegym/TDMPCPendulum-v0",
+    entry_point="prunegym.env:tdmpc_pendulum_env",
+    max_episode_steps=50,
+)
+register(  # the time limit (200 simulator steps) sits inside, below the action repeat
+    id="prunegym/PixelPendulum-v0",
+    entry_point="prunegym.tasks.tdmpc.pendulum:make_pixel_pendulum",
+)
 
 
 def __getattr__(name: str):

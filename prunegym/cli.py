@@ -112,6 +112,7 @@ def _run_agent(args: argparse.Namespace, env, agent):
 TASK_SUMMARIES = {
     "mnist-ae": "MNIST autoencoder, metric psnr (dB, higher is better)",
     "toy": "tiny seeded MLP autoencoder, metric mse to the dense outputs (lower is better)",
+    "tdmpc-pendulum": "TD-MPC agent on the pixel pendulum, metric episode return (higher)",
 }
 
 
@@ -172,6 +173,49 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     print(
         f"use it with: prunegym solve mnist-ae --checkpoint {args.out}  (or checkpoint= in Python)"
+    )
+    return 0
+
+
+def cmd_train_tdmpc(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from prunegym.tasks.tdmpc.trainer import Trainer
+
+    bar = tqdm(total=args.steps, desc="TD-MPC", unit="step", file=sys.stderr, mininterval=2)
+
+    def progress(env_step: int, row: dict) -> None:
+        bar.update(env_step - bar.n)
+        shown = {"return": f"{row['return']:.0f}"}
+        if "eval_return" in row:
+            progress.last_eval = row["eval_return"]
+        if progress.last_eval is not None:
+            shown["eval"] = f"{progress.last_eval:.0f}"
+        bar.set_postfix(shown, refresh=False)
+
+    progress.last_eval = None
+    trainer = Trainer(
+        args.out,
+        args.steps,
+        seed=args.seed,
+        eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every,
+        progress=progress,
+    )
+    if args.resume:
+        trainer.load_checkpoint()
+        bar.update(trainer.env_step)
+        _say(f"resumed {args.out} at step {trainer.env_step} (episode {trainer.episode})")
+    elif trainer.checkpoint_path.exists():
+        raise ValueError(
+            f"{trainer.checkpoint_path} exists: pass --resume to continue it, or another --out"
+        )
+    rows = trainer.run()
+    bar.close()
+    final = rows[-1].get("eval_return", float("nan"))
+    print(
+        f"trained {trainer.env_step} steps in {trainer.wall:.0f} s; evaluation return "
+        f"{final:.1f}; wrote {args.out}/agent.pt, log.csv, curve.png"
     )
     return 0
 
@@ -239,6 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--data-root", default=None)
     train.set_defaults(run=cmd_train)
+
+    tdmpc = commands.add_parser("train-tdmpc", help="train the TD-MPC pixel-pendulum agent")
+    tdmpc.add_argument("--steps", type=int, default=30_000, help="environment steps")
+    tdmpc.add_argument("--seed", type=int, default=0)
+    tdmpc.add_argument("--out", default="runs/tdmpc", help="run directory")
+    tdmpc.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tdmpc.add_argument("--eval-every", type=int, default=2000, help="steps between evaluations")
+    tdmpc.add_argument(
+        "--checkpoint-every", type=int, default=1000, help="steps between resumable checkpoints"
+    )
+    tdmpc.set_defaults(run=cmd_train_tdmpc)
     return parser
 
 

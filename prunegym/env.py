@@ -256,3 +256,9 @@ def mnist_autoencoder_env(data_root=None, checkpoint=None, **env_kwargs) -> Prun
 def toy_env(**env_kwargs) -> PruneEnv:
     """Entry point of ``prunegym/Toy-v0`` (a milliseconds-per-step test task)."""
     return make_task_env("toy", **env_kwargs)
+
+
+def tdmpc_pendulum_env(checkpoint=None, episodes=8, mode="policy", **env_kwargs) -> PruneEnv:
+    """Entry point of ``prunegym/TDMPCPendulum-v0``."""
+    task_kwargs = {"checkpoint": checkpoint, "episodes": episodes, "mode": mode}
+    return make_task_env("tdmpc-pendulum", task_kwargs, **env_kwargs)

@@ -7,6 +7,7 @@ from prunegym.tasks.base import Task
 _TASKS = {
     "mnist-ae": "prunegym.tasks.mnist_autoencoder:MNISTAutoencoderTask",
     "toy": "prunegym.tasks.toy:ToyTask",
+    "tdmpc-pendulum": "prunegym.tasks.tdmpc_pendulum:TDMPCPendulumTask",
 }
 
 

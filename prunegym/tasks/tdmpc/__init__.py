@@ -1,0 +1,1 @@
+"""TD-MPC on the pixel pendulum: environment, world model, agent, buffer, trainer."""

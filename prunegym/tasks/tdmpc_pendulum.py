@@ -1,0 +1,175 @@
+"""The TD-MPC pixel-pendulum task: a trained controller, scored by closed-loop return.
+
+## Description
+The model is the shipped TD-MPC world model (encoder, dynamics, reward, π, twin Q; latent 50,
+hidden 512, 1,530,952 parameters) trained on the pixel pendulum (``prunegym/PixelPendulum-v0``:
+Pendulum-v1 seen as 3 stacked 28×28 grayscale frames, action repeat 2). Evaluating a pruned
+model runs ``episodes`` fixed-seed episodes together, batching the network calls.
+
+## Metric
+``return``: mean episode return (sum of Pendulum-v1 rewards over 200 steps; about −1,200 for
+random actions, 0 at best). Also ``return_std`` and ``normalized``: 0 for the random policy, 1
+for the dense agent, measured on the same seeds. By default the agent acts with its policy
+prior π (``mode="policy"``); ``mode="plan"`` runs MPPI planning with the world model, about
+15× slower.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from prunegym.tasks.base import Task
+from prunegym.tasks.checkpoints import CheckpointError, load_state_into
+from prunegym.tasks.tdmpc.config import TDMPCConfig
+from prunegym.tasks.tdmpc.controllers import random_controller
+from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller
+from prunegym.tasks.tdmpc.world_model import WorldModel
+
+EVALUATION_SEEDS_START = 20_000
+CALIBRATION_SEEDS_START = 30_000
+MODES = ("policy", "plan")
+
+
+def default_checkpoint() -> Path:
+    return Path(str(resources.files("prunegym.assets") / "tdmpc_pendulum.pt"))
+
+
+def load_world_model(checkpoint: str | Path | None = None) -> WorldModel:
+    """The world model stored in a TD-MPC checkpoint (``agent.pt`` or the shipped one)."""
+    path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
+    if not path.exists():
+        raise FileNotFoundError(f"TD-MPC checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        config = TDMPCConfig.from_dict(state["config"])
+        weights = state["model"]
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as error:
+        raise CheckpointError(f"{path} is not a TD-MPC checkpoint: {error}") from error
+    model = WorldModel(config)
+    load_state_into(model, weights, path)
+    return model.eval()
+
+
+class TDMPCPendulumTask(Task):
+    """Prune the TD-MPC pendulum agent; the metric is its closed-loop return.
+
+    Args:
+        checkpoint: A TD-MPC checkpoint; ``None`` uses the shipped one.
+        episodes: ``K``, fixed-seed episodes per evaluation.
+        mode: ``"policy"`` (act with π) or ``"plan"`` (MPPI planning).
+        calibration_episodes: Dense-agent episodes whose frames calibrate the statistics.
+    """
+
+    name = "tdmpc-pendulum"
+    metric = "return"
+    higher_is_better = True
+    metric_scale = 100.0
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        episodes: int = 8,
+        mode: str = "policy",
+        calibration_episodes: int = 4,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        if episodes < 1:
+            raise ValueError(f"episodes must be >= 1, got {episodes}")
+        self.checkpoint, self.mode, self.episodes = checkpoint, mode, episodes
+        self._dense = load_world_model(checkpoint)
+        self.config = self._dense.config
+        seeds = list(range(EVALUATION_SEEDS_START, EVALUATION_SEEDS_START + episodes))
+        self.runner = EpisodeRunner(seeds, self.config.env)
+        self.random_return = float(self.runner.run(random_controller(0)).mean())
+        self.dense_return = float(self._returns(self._dense).mean())
+        self._calibration = self._collect_calibration(calibration_episodes)
+
+    # -- the Task contract ----------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        return load_world_model(self.checkpoint)
+
+    def components(self, model: nn.Module) -> dict[str, nn.Module]:
+        return {
+            "encoder": model.encoder,
+            "dynamics": model.dynamics,
+            "reward": model.reward_head,
+            "pi": model.pi_head,
+            "Q": model.Q,
+        }
+
+    @property
+    def example_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        observations, actions = self._calibration
+        return observations[:2], actions[:2]
+
+    def output_layers(self, model: nn.Module) -> list[nn.Module]:
+        return [model.reward_head[-1], model.pi_head[-1], model.Q[0][-1], model.Q[1][-1]]
+
+    def calibration_batches(self):
+        observations, actions = self._calibration
+        return list(zip(observations.split(256), actions.split(256), strict=True))
+
+    def forward(self, model: nn.Module, batch) -> torch.Tensor:
+        """All component outputs concatenated: ``(B, latent + 4)``."""
+        observations, actions = batch
+        return torch.cat(model(observations, actions), dim=-1)
+
+    def loss(self, model: nn.Module, batch) -> torch.Tensor:
+        """Squared distance of every component output from the dense model's."""
+        with torch.no_grad():
+            target = self.forward(self._dense, batch)
+        return nn.functional.mse_loss(self.forward(model, batch), target)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        returns = self._returns(model)
+        mean = float(returns.mean())
+        span = self.dense_return - self.random_return
+        return {
+            "return": mean,
+            "return_std": float(returns.std()),
+            "normalized": (mean - self.random_return) / span if span else float("nan"),
+        }
+
+    def describe(self) -> dict:
+        return {
+            "episodes": self.episodes,
+            "mode": self.mode,
+            "dense_return": self.dense_return,
+            "random_return": self.random_return,
+        }
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _returns(self, model: WorldModel) -> np.ndarray:
+        if self.mode == "policy":
+            return self.runner.run(network_controller(lambda obs: model.pi(model.encode(obs))))
+        from prunegym.tasks.tdmpc.agent import TDMPC
+
+        planner = TDMPC(self.config, seed=0)
+        planner.model = model
+        return self.runner.run(network_controller(lambda obs: planner.act(obs, plan=True)))
+
+    @torch.no_grad()
+    def _collect_calibration(self, episodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames and actions the dense agent meets (π plus a little noise, other seeds)."""
+        seeds = list(range(CALIBRATION_SEEDS_START, CALIBRATION_SEEDS_START + episodes))
+        runner = EpisodeRunner(seeds, self.config.env)
+        frames, actions = [], []
+        generator = torch.Generator().manual_seed(0)
+        model = self._dense
+
+        def act(observations: torch.Tensor) -> torch.Tensor:
+            action = model.pi(model.encode(observations))
+            action = (action + 0.3 * torch.randn(action.shape, generator=generator)).clamp(-1, 1)
+            frames.append(observations.clone())
+            actions.append(action)
+            return action
+
+        runner.run(network_controller(act))
+        return torch.cat(frames), torch.cat(actions)
