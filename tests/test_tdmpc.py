@@ -165,3 +165,10 @@ def test_missing_tdmpc_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         load_world_model(tmp_path / "bad.pt")
+
+
+def test_tdmpc_env_is_registered():
+    env = gym.make("prunegym/TDMPCPendulum-v0", episodes=2, target=0.3)
+    _, info = env.reset(seed=0)
+    assert info["target"] == 0.3 and info["normalized"] == 1.0
+    assert env.unwrapped.task.describe()["episodes"] == 2
