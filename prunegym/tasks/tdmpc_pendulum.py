@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from pickle import UnpicklingError
 
 import numpy as np
 import torch
@@ -48,7 +49,7 @@ def load_world_model(checkpoint: str | Path | None = None) -> WorldModel:
         state = torch.load(path, map_location="cpu", weights_only=True)
         config = TDMPCConfig.from_dict(state["config"])
         weights = state["model"]
-    except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as error:
+    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, UnpicklingError) as error:
         raise CheckpointError(f"{path} is not a TD-MPC checkpoint: {error}") from error
     model = WorldModel(config)
     load_state_into(model, weights, path)
