@@ -172,3 +172,14 @@ def test_tdmpc_env_is_registered():
     _, info = env.reset(seed=0)
     assert info["target"] == 0.3 and info["normalized"] == 1.0
     assert env.unwrapped.task.describe()["episodes"] == 2
+
+
+def test_plan_mode_evaluates_with_the_planner():
+    from prunegym.tasks.tdmpc_pendulum import TDMPCPendulumTask
+
+    task = TDMPCPendulumTask(episodes=1, mode="plan", calibration_episodes=1)
+    metrics = task.evaluate(task.build_model())
+    assert metrics["return"] == task.dense_return and metrics["normalized"] == 1.0
+    assert task.dense_return > task.random_return + 600
+    with pytest.raises(ValueError, match="mode"):
+        TDMPCPendulumTask(mode="dream")
