@@ -8,6 +8,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces
 
 from prunegym.pruning import MAX_COEFFICIENT, SoftPruner
@@ -201,6 +202,22 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     def sparsity_of(self, coefficients: np.ndarray) -> np.ndarray:
         """Exact achieved sparsity of ``(m,)`` or ``(K, m)`` coefficients, without evaluating."""
         return self.pruner.sparsity(coefficients)
+
+    def export(self, coefficients: np.ndarray) -> torch.nn.Module:
+        """A physically smaller copy of the model pruned at ``coefficients`` ``(m,)``: the
+        masked channels removed with Torch-Pruning, compensated biases kept. The environment's
+        own state (masks, coefficients) is left as it was."""
+        from prunegym.pruning.export import physically_prune
+
+        coefficients = self.check_action(coefficients)
+        previous = self.pruner.masker.applied_counts
+        counts = self.pruner.apply(coefficients)
+        try:
+            return physically_prune(
+                self.model, self.groups, self.pruner.orders, counts, self.task.example_inputs
+            )
+        finally:
+            self.pruner.masker.apply(previous)
 
     def sparsity_estimate_of(self, coefficients: np.ndarray) -> np.ndarray:
         """The paper's estimate ``Σ c_i s_i / ‖θ‖₀`` (eq. 1b) of ``(m,)`` or ``(K, m)``."""

@@ -1,0 +1,70 @@
+"""Physically smaller models: remove masked channels with Torch-Pruning and save the result.
+
+The masked model already holds the compensated biases and zeros in every masked entry, so
+removing those entries with Torch-Pruning gives a smaller model that computes the same
+function. :func:`save_exported` writes a ``torch.export`` program that plain PyTorch loads
+without prunegym::
+
+    program = torch.export.load("pruned.pt2")
+    model = program.module()
+    outputs = model(*example_inputs)
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from prunegym.pruning.groups import PruningGroup
+
+
+def physically_prune(
+    masked: nn.Module,
+    groups: list[PruningGroup],
+    orders: list[torch.Tensor],
+    counts: np.ndarray,
+    example_inputs,
+) -> nn.Module:
+    """A copy of ``masked`` with the ``counts[i]`` least important channels of every group
+    removed (``orders[i][:counts[i]]``, the channels the masks zeroed)."""
+    pruned = copy.deepcopy(masked).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example_inputs)
+    names = {module: name for name, module in masked.named_modules()}
+    modules = dict(pruned.named_modules())
+    for group, order, count in zip(groups, orders, counts, strict=True):
+        if count == 0:
+            continue
+        root = group.tp_group[0].dep
+        layer = modules[names[root.target.module]]
+        graph.get_pruning_group(layer, root.handler, order[: int(count)].tolist()).prune()
+    return pruned
+
+
+def model_cost(model: nn.Module, example_inputs) -> tuple[int, int]:
+    """``(MACs per sample, parameters)`` of a forward pass on ``example_inputs`` (Torch-Pruning's
+    counter)."""
+    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        macs, parameters = tp.utils.count_ops_and_params(model, inputs)
+    return int(macs), int(parameters)
+
+
+def save_exported(model: nn.Module, example_inputs, path: str | Path) -> Path:
+    """Save ``model`` as a ``torch.export`` program (``.pt2``); returns the path."""
+    inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    batch = torch.export.Dim.DYNAMIC  # any batch size, not the example's
+    dynamic = tuple({0: batch} for _ in inputs)
+    program = torch.export.export(model.eval(), inputs, dynamic_shapes=dynamic)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.export.save(program, path)
+    return path

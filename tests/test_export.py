@@ -1,0 +1,71 @@
+"""Physically pruned export, and the validate/export commands."""
+
+import json
+
+import numpy as np
+import torch
+
+from prunegym.cli import main
+from prunegym.env import PruneEnv
+from prunegym.pruning.export import model_cost, save_exported
+
+
+def _check_export(env, coefficients, inputs):
+    before = {k: v.clone() for k, v in env.model.state_dict().items()}
+    pruned = env.export(coefficients)
+    assert all(torch.equal(before[k], v) for k, v in env.model.state_dict().items())
+    env.step(coefficients)
+    with torch.no_grad():
+        assert torch.allclose(pruned(inputs), env.model(inputs), atol=1e-5)
+    kept = sum(p.numel() for p in pruned.parameters())
+    _, _, _, _, info = env.step(coefficients)
+    assert kept == info["params_kept"]  # the exact sparsity count is the physical one
+    return pruned
+
+
+def test_exported_toy_model_equals_the_masked_one(tmp_path):
+    env = PruneEnv("toy", compensation="mean")
+    coefficients = np.array([0.3, 0.5, 0.1, 0.4, 0.25])
+    pruned = _check_export(env, coefficients, env.task.inputs)
+    path = save_exported(pruned, env.task.example_inputs, tmp_path / "toy.pt2")
+    loaded = torch.export.load(path).module()  # plain PyTorch, no prunegym objects
+    with torch.no_grad():
+        assert torch.allclose(loaded(env.task.inputs), pruned(env.task.inputs), atol=1e-6)
+    dense_macs, dense_parameters = model_cost(env.model, env.task.example_inputs)
+    macs, parameters = model_cost(pruned, env.task.example_inputs)
+    assert macs < dense_macs and parameters < dense_parameters
+
+
+def test_exported_autoencoder_equals_the_masked_one(mnist_env):
+    mnist_env.reset()
+    _check_export(mnist_env, np.array([0.2, 0.3, 0.1, 0.4, 0.2]), mnist_env.task.eval_images)
+    mnist_env.reset()
+
+
+def test_validate_passes_on_a_fresh_result_and_fails_on_a_tampered_one(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    assert main(["solve", "toy", "--solver", "uniform", "--out", str(path)]) == 0
+    assert main(["validate", str(path)]) == 0
+    assert "validated" in capsys.readouterr().out
+    record = json.loads(path.read_text())
+    record["metric"] *= 1.5
+    record["sparsity"] += 0.01
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(record))
+    assert main(["validate", str(tampered)]) == 1
+    err = capsys.readouterr().err
+    assert "validation failed" in err and "mse is" in err and "sparsity is" in err
+    assert main(["validate", str(tmp_path / "missing.json")]) == 2
+    assert "result file not found" in capsys.readouterr().err
+    (tmp_path / "junk.json").write_text("{not json")
+    assert main(["validate", str(tmp_path / "junk.json")]) == 2
+
+
+def test_export_command_writes_a_loadable_smaller_model(tmp_path, capsys):
+    path = tmp_path / "r.json"
+    assert main(["solve", "toy", "--solver", "fd-momentum", "--out", str(path)]) == 0
+    out = tmp_path / "model.pt2"
+    assert main(["export", str(path), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "parameters" in printed and "MACs" in printed and out.stat().st_size > 0
+    assert torch.export.load(out).module()(torch.zeros(3, 16)).shape == (3, 16)
