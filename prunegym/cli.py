@@ -138,9 +138,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return _run_agent(args, env, Fixed(values, progress=False))
 
 
+def _check_window(args: argparse.Namespace) -> None:
+    if not 0.0 < args.target < 0.95:
+        raise ValueError(f"--target must lie in (0, 0.95), got {args.target}")
+    if not 0.0 < args.tolerance < 1.0:
+        raise ValueError(f"--tolerance must lie in (0, 1), got {args.tolerance}")
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     from prunegym.agents import make_agent
 
+    _check_window(args)
     options = dict(_parse_option(text) for text in args.option)
     agent = make_agent(args.solver, progress=not args.no_progress, **options)
     env = _make_env(args)

@@ -70,3 +70,14 @@ def test_solve_reports_bad_solver_options_and_budgets(capsys):
     assert "does not stop by itself" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["solve", "toy", "--solver", "simulated-annealing"])
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [(["--target", "0"], "--target"), (["--target", "0.97"], "--target"),
+     (["--tolerance", "0"], "--tolerance"), (["--tolerance", "-0.1"], "--tolerance")],
+)  # fmt: skip
+def test_solve_rejects_windows_out_of_range_in_one_line(flags, message, capsys):
+    assert main(["solve", "toy", "--solver", "uniform", *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("prunegym: error:") and message in err[0]
