@@ -39,7 +39,6 @@ class Problem:
     """
 
     def __init__(self, env: gym.Env) -> None:
-        self.env = env
         core = env.unwrapped
         self.core = core
         self.size = int(core.action_space.shape[0])
@@ -165,12 +164,6 @@ class Session:
         if budget.evaluations is not None and self.evaluations >= budget.evaluations:
             return True
         return budget.seconds is not None and self.elapsed >= budget.seconds
-
-    @property
-    def remaining(self) -> int | None:
-        if self.budget.evaluations is None:
-            return None
-        return self.budget.evaluations - self.evaluations
 
     # -- evaluating ---------------------------------------------------------------------------
     def evaluate(self, coefficients: np.ndarray, force: bool = False) -> Evaluation:
