@@ -10,6 +10,7 @@ from prunegym.agents.base import Agent, AskTellAgent
 from prunegym.agents.baselines import Fixed, NormBased, RandomSearch, Uniform
 from prunegym.agents.fd_momentum import FDMomentum
 from prunegym.agents.grid import GridSearch
+from prunegym.agents.replay import IncompatibleResult, check_compatible, environment_for
 from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, Problem, Session
 
@@ -71,6 +72,7 @@ __all__ = [
     "FDMomentum",
     "Fixed",
     "GridSearch",
+    "IncompatibleResult",
     "NormBased",
     "OptunaAgent",
     "SB3Agent",
@@ -82,5 +84,7 @@ __all__ = [
     "Session",
     "Uniform",
     "agent_names",
+    "check_compatible",
+    "environment_for",
     "make_agent",
 ]

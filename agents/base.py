@@ -19,6 +19,8 @@ Write a new black-box solver by subclassing :class:`AskTellAgent`::
 
 from __future__ import annotations
 
+import inspect
+
 import gymnasium as gym
 import numpy as np
 
@@ -33,15 +35,37 @@ class Agent:
         metric_floor: Optional metric the result must meet to count as feasible (for example a
             PSNR floor in dB); evaluations worse than it are infeasible.
         progress: Show a progress bar with the best metric so far on stderr.
+        seed: Seed of the solver's randomness, recorded in the result. Deterministic solvers
+            (grid, FD momentum, the one-shot baselines) record it and ignore it.
     """
 
     name = "agent"
     #: Whether the solver stops by itself; if not, ``run`` refuses an unlimited budget.
     terminates = True
 
-    def __init__(self, metric_floor: float | None = None, progress: bool = True) -> None:
+    def __init__(
+        self, metric_floor: float | None = None, progress: bool = True, seed: int | None = None
+    ) -> None:
         self.metric_floor = metric_floor
         self.progress = progress
+        self.seed = seed
+
+    def settings(self) -> dict:
+        """The solver's constructor arguments as set on this instance (JSON-safe), for result
+        files: every named ``__init__`` parameter of the class and its bases that the instance
+        stores under the same name, except ``progress`` and ``seed``."""
+        found = {}
+        for cls in type(self).__mro__:
+            if "__init__" not in vars(cls):
+                continue
+            for name, parameter in inspect.signature(cls.__init__).parameters.items():
+                if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+                    continue
+                if name in ("self", "progress", "seed") or name in found:
+                    continue
+                if hasattr(self, name):
+                    found[name] = _json_safe(getattr(self, name))
+        return found
 
     def run(self, env: gym.Env, budget: Budget | int | dict | None = None) -> Result:
         """Solve the pruning problem of ``env`` within ``budget``.
@@ -69,7 +93,11 @@ class Agent:
             pass
         finally:
             session.bar.close()
-        return session.result()
+        result = session.result()
+        result.solver_settings = self.settings()
+        result.seed = self.seed
+        result.budget = {"evaluations": budget.evaluations, "seconds": budget.seconds}
+        return result
 
     def solve(self, session: Session) -> None:
         """Drive ``session.evaluate`` until done; ``BudgetExhausted`` ends the run cleanly."""
@@ -107,3 +135,18 @@ class AskTellAgent(Agent):
                 )
             evaluations = [session.evaluate(c) for c in candidates]
             self.tell(candidates, evaluations)
+
+
+def _json_safe(value):
+    """``value`` as JSON-serialisable data: arrays become lists, unknown objects their repr."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    return repr(value)

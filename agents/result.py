@@ -102,6 +102,14 @@ class Result:
 
     ``coefficients`` are the best ones evaluated: the feasible evaluation with the best metric,
     or, when none was feasible, the one with the highest reward (and ``feasible=False``).
+
+    ``groups`` names the pruning group of each coefficient. Provenance, so that anyone can
+    re-check the result (``prunegym validate``): ``task_options`` rebuild the task
+    (``make_task(task, **task_options)``), ``env_options`` the environment (penalty, probes,
+    seed); ``weights_sha256`` is the hash of the dense weights the result was found on;
+    ``solver_settings``, ``seed`` and ``budget`` rebuild the solver run; ``versions`` and
+    ``machine`` say what it ran with. ``sparsity`` is exact (zeroed over all
+    parameters), ``sparsity_estimate`` the paper's eq. (1b).
     """
 
     solver: str
@@ -123,6 +131,16 @@ class Result:
     compensation: str = ""
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    groups: list[str] = field(default_factory=list)
+    sparsity_estimate: float = math.nan
+    seed: int | None = None
+    budget: dict[str, Any] = field(default_factory=dict)
+    solver_settings: dict[str, Any] = field(default_factory=dict)
+    task_options: dict[str, Any] = field(default_factory=dict)
+    env_options: dict[str, Any] = field(default_factory=dict)
+    weights_sha256: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    machine: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

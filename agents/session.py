@@ -16,6 +16,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from prunegym import provenance
 from prunegym.agents.result import Budget, Evaluation, Result
 
 
@@ -262,6 +263,13 @@ class Session:
             compensation=str(core.compensation),
             message=message,
             details=dict(self.details),
+            groups=[f"{group.index} {group.label}" for group in core.groups],
+            sparsity_estimate=float(core.sparsity_estimate_of(best.coefficients)),
+            task_options=dict(core.task.options()),
+            env_options=dict(getattr(core, "options", {})),
+            weights_sha256=getattr(core, "weights_sha256", ""),
+            versions=provenance.versions(),
+            machine=provenance.machine(),
         )
 
     def _infeasible_reason(self) -> str:

@@ -8,50 +8,55 @@ import sys
 
 import numpy as np
 
-from prunegym.cli import _say
-from prunegym.tasks import make_task
+from prunegym.cli_common import say
 
 
-def _env_for_result(result):
-    from prunegym.env import PruneEnv
-
-    if result.solver == "torch-pruning":
-        raise ValueError(
-            "torch-pruning results chose channels by Torch-Pruning's own ranking; their "
-            "coefficients cannot be replayed through the environment's masks"
-        )
-    _say(f"building {result.task} ({result.criterion} ranking, {result.compensation})...")
-    return PruneEnv(
-        make_task(result.task),
-        target=result.target,
-        tolerance=result.tolerance,
-        criterion=result.criterion,
-        compensation=result.compensation,
-    )
-
-
-def _load_result(path: str):
+def load_result(path: str):
+    """Read a result file; missing or malformed files raise one-line errors."""
     from prunegym.agents import Result
 
     try:
         return Result.load(path)
     except FileNotFoundError as error:
         raise FileNotFoundError(f"result file not found: {path}") from error
+    except IsADirectoryError as error:
+        raise ValueError(f"{path} is a directory; give its result.json") from error
     except (json.JSONDecodeError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is not a prunegym result: {error}") from error
 
 
+def _environment(result):
+    from prunegym.agents import environment_for
+
+    say(f"building {result.task} ({result.criterion} ranking, {result.compensation})...")
+    return environment_for(result)
+
+
+def _replay(result, env) -> dict:
+    """The metric, sparsity and feasibility of ``result``'s coefficients, measured again."""
+    if result.solver == "torch-pruning":
+        from prunegym.agents.replay import rerun_solver
+
+        say("torch-pruning chose its own channels: re-running it with the recorded settings")
+        _, again = rerun_solver(result, env)
+        return {"metric": again.metric, "sparsity": again.sparsity, "feasible": again.feasible}
+    env.reset()
+    _, _, _, _, info = env.step(np.asarray(result.coefficients))
+    return info
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    result = _load_result(args.result)
-    env = _env_for_result(result)
+    if args.rtol < 0 or args.atol < 0:
+        raise ValueError(f"--rtol and --atol must be >= 0, got {args.rtol} and {args.atol}")
+    result = load_result(args.result)
+    env = _environment(result)
     problems = []
     if not np.isclose(env.dense_metric, result.dense_metric, rtol=args.rtol, atol=args.atol):
         problems.append(
             f"dense {result.metric_name} is {env.dense_metric:.6g}, the result recorded "
-            f"{result.dense_metric:.6g}: a different checkpoint or data set"
+            f"{result.dense_metric:.6g}: a different data set or library version"
         )
-    env.reset()
-    _, _, _, _, info = env.step(np.asarray(result.coefficients))
+    info = _replay(result, env)
     if not np.isclose(info["metric"], result.metric, rtol=args.rtol, atol=args.atol):
         problems.append(
             f"{result.metric_name} is {info['metric']:.6g}, the result recorded {result.metric:.6g}"
@@ -79,9 +84,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from prunegym.pruning.export import model_cost, save_exported
 
-    result = _load_result(args.result)
-    env = _env_for_result(result)
-    pruned = env.export(np.asarray(result.coefficients))
+    result = load_result(args.result)
+    env = _environment(result)
+    if result.solver == "torch-pruning":
+        from prunegym.agents.replay import rerun_solver
+
+        pruned = rerun_solver(result, env)[0].model
+    else:
+        pruned = env.export(np.asarray(result.coefficients))
     inputs = env.task.example_inputs
     path = save_exported(pruned, inputs, args.out)
     env.reset()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from prunegym.cli import _say
+from prunegym.cli_common import say as _say
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -79,3 +79,25 @@ def cmd_train_tdmpc(args: argparse.Namespace) -> int:
         f"{final:.1f}; wrote {args.out}/agent.pt, log.csv, curve.png"
     )
     return 0
+
+
+def add_train_parsers(commands) -> None:
+    """``prunegym train`` and ``prunegym train-tdmpc``."""
+    train = commands.add_parser("train", help="retrain a task's checkpoint from scratch")
+    train.add_argument("task", choices=["mnist-ae"])
+    train.add_argument("--out", required=True, help="checkpoint path to write")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--data-root", default=None)
+    train.set_defaults(run=cmd_train)
+
+    tdmpc = commands.add_parser("train-tdmpc", help="train the TD-MPC pixel-pendulum agent")
+    tdmpc.add_argument("--steps", type=int, default=30_000, help="environment steps")
+    tdmpc.add_argument("--seed", type=int, default=0)
+    tdmpc.add_argument("--out", default="runs/tdmpc", help="run directory")
+    tdmpc.add_argument("--resume", action="store_true", help="continue the run in --out")
+    tdmpc.add_argument("--eval-every", type=int, default=2000, help="steps between evaluations")
+    tdmpc.add_argument(
+        "--checkpoint-every", type=int, default=1000, help="steps between resumable checkpoints"
+    )
+    tdmpc.set_defaults(run=cmd_train_tdmpc)

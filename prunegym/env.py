@@ -14,6 +14,7 @@ from gymnasium import spaces
 from prunegym.pruning import MAX_COEFFICIENT, SoftPruner
 from prunegym.pruning.importance import group_channel_norms
 from prunegym.tasks import Task, make_task
+from prunegym.tasks.base import weights_sha256
 
 MAX_NORMALISED_METRIC = 10.0
 
@@ -77,7 +78,8 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Attributes for solvers
     ``groups``, ``channels`` (``n_i``), ``dense_metrics``, ``dense_metric``,
     ``dense_group_norms`` (mean per-channel L2 norm per group), ``max_sparsity`` (the exact
-    sparsity of ``c = 0.95·1``), ``target``, ``tolerance``, ``penalty``, and the methods
+    sparsity of ``c = 0.95·1``), ``target``, ``tolerance``, ``penalty``, ``options`` (penalty,
+    probes, seed), ``weights_sha256`` (hash of the dense weights), and the methods
     ``sparsity_of(c)``, ``sparsity_estimate_of(c)``, ``pruned_counts(c)`` and
     ``reward(metric, sparsity)``, none of which evaluate the model.
 
@@ -122,6 +124,8 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             seed=seed,
         )
         self.criterion, self.compensation = criterion, compensation
+        self.options = {"penalty": self.penalty, "probes": int(probes), "seed": int(seed)}
+        self.weights_sha256 = weights_sha256(self.model)  # the dense weights, for result files
         self.groups = self.pruner.groups
         self.channels = self.pruner.channels.copy()
         # Mean per-channel L2 norm of each group in the dense model (the norm-based baseline).

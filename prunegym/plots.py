@@ -1,10 +1,32 @@
-"""Pictures users look at: reconstruction grids."""
+"""Pictures users look at: reconstruction grids, metric against sparsity, coefficient bars,
+and TD-MPC return bars with a strip of frames. All drawn with matplotlib (Agg) and
+torchvision's ``make_grid``; every function writes a PNG and returns its path."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(figure, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    _pyplot().close(figure)
+    return path
 
 
 def save_reconstruction_grid(
@@ -18,11 +40,7 @@ def save_reconstruction_grid(
         columns: Digits per row.
         title: Figure title.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     figure, axes = plt.subplots(
         len(rows), columns, figsize=(columns * 0.9, len(rows) * 1.0 + 0.4), squeeze=False
     )
@@ -38,9 +56,117 @@ def save_reconstruction_grid(
                 axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return _save(figure, path)
+
+
+def save_metric_vs_sparsity(
+    path: str | Path,
+    lines: Mapping[str, Sequence[tuple[float, float, float]]],
+    metric: str,
+    dense: float | None = None,
+    title: str = "",
+) -> Path:
+    """Metric against achieved sparsity, one line per solver.
+
+    Args:
+        lines: Solver name to points ``(sparsity fraction, metric mean, metric std)``.
+        metric: Y-axis label (e.g. ``"psnr (dB)"``).
+        dense: The dense model's metric, drawn as a dashed line.
+    """
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    for solver, points in lines.items():
+        points = sorted(points)
+        x = [100 * p[0] for p in points]
+        axis.errorbar(x, [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
+                      markersize=4, capsize=3, label=solver)  # fmt: skip
+    if dense is not None:
+        axis.axhline(dense, color="gray", linestyle="--", linewidth=1, label="dense")
+    axis.set_xlabel("achieved sparsity (%)")
+    axis.set_ylabel(metric)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.set_title(title, fontsize=9)
+    return _save(figure, path)
+
+
+def save_coefficient_bars(
+    path: str | Path,
+    charts: Mapping[str, Mapping[str, Sequence[float]]],
+    groups: Sequence[str],
+    title: str = "",
+) -> Path:
+    """Coefficients per pruning group as bars: one chart per solver, one bar colour per run.
+
+    Args:
+        charts: Solver name to ``{run label (e.g. "20%"): (m,) coefficients}``.
+        groups: The ``m`` group labels, in coefficient order.
+    """
+    plt = _pyplot()
+    rows = max(len(charts), 1)
+    figure, axes = plt.subplots(
+        rows, 1, figsize=(max(6.4, 0.55 * len(groups) + 2), 2.2 * rows + 0.6), squeeze=False
+    )
+    index = np.arange(len(groups))
+    for axis, (solver, runs) in zip(axes[:, 0], charts.items(), strict=False):
+        width = 0.8 / max(len(runs), 1)
+        for k, (label, values) in enumerate(runs.items()):
+            axis.bar(index + (k - (len(runs) - 1) / 2) * width, values, width, label=label)
+        axis.set_title(solver, fontsize=9)
+        axis.set_ylabel("c_i")
+        axis.set_ylim(0, 1)
+        axis.set_xticks(index, groups, rotation=30, ha="right", fontsize=7)
+        axis.grid(axis="y", alpha=0.3)
+        if len(runs) > 1:
+            axis.legend(fontsize=7, ncol=min(len(runs), 6))
+    if title:
+        figure.suptitle(title, fontsize=9)
+    return _save(figure, path)
+
+
+def save_return_bars(
+    path: str | Path,
+    returns: Mapping[str, Sequence[float]],
+    frames: np.ndarray | None = None,
+    frame_every: int = 5,
+    frame_count: int = 12,
+    frame_label: str = "",
+    title: str = "",
+) -> Path:
+    """Episode returns per model as grouped bars, and under them a strip of episode frames.
+
+    Args:
+        returns: Model label (e.g. ``"dense"``, ``"pruned 20%"``) to ``(K,)`` episode returns.
+        frames: ``(T, H, W, 3)`` uint8 frames of one episode, or ``None`` for bars only.
+        frame_every, frame_count: Draw ``frame_count`` frames, every ``frame_every``-th.
+        frame_label: Caption of the strip.
+    """
+    from torchvision.utils import make_grid
+
+    plt = _pyplot()
+    strip = frames is not None and len(frames) > 0
+    figure, axes = plt.subplots(
+        2 if strip else 1, 1, figsize=(10, 6.4 if strip else 3.6), squeeze=False,
+        gridspec_kw={"height_ratios": [2.4, 1.6] if strip else [1]},
+    )  # fmt: skip
+    axis = axes[0, 0]
+    width = 0.8 / max(len(returns), 1)
+    for k, (label, values) in enumerate(returns.items()):
+        values = np.asarray(values, dtype=np.float64)
+        episodes = np.arange(len(values))
+        axis.bar(episodes + (k - (len(returns) - 1) / 2) * width, values, width,
+                 label=f"{label} (mean {values.mean():.1f})")  # fmt: skip
+    axis.set_xlabel("evaluation episode")
+    axis.set_ylabel("return")
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.set_title(title, fontsize=9)
+    if strip:
+        picked = frames[: frame_every * frame_count : frame_every]
+        chosen = torch.from_numpy(np.ascontiguousarray(picked)).permute(0, 3, 1, 2)
+        grid = make_grid(chosen, nrow=len(chosen), padding=3, pad_value=128)
+        axes[1, 0].imshow(grid.permute(1, 2, 0).numpy())
+        axes[1, 0].set_axis_off()
+        caption = f"decisions 0, {frame_every}, ..., {frame_every * (len(picked) - 1)}"
+        axes[1, 0].set_title(f"{frame_label} {caption}".strip(), fontsize=8)
+    return _save(figure, path)

@@ -12,13 +12,32 @@ def test_groups_prints_the_table(capsys):
     assert "532,992" in out and "1,132,944" in out
 
 
-def test_solve_mnist_prints_psnr_and_a_feasible_fd_momentum_allocation(capsys, tmp_path):
-    plot = tmp_path / "grid.png"
-    assert main(["solve", "mnist-ae", "--target", "0.2", "--plot", str(plot)]) == 0
-    out = capsys.readouterr().out
-    assert "solver: fd-momentum" in out and "feasible     True" in out
-    assert "psnr" in out and "encoder-decoder 1" in out
-    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
+def _is_png(path) -> bool:
+    return path.stat().st_size > 10_000 and path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_solve_mnist_out_dir_holds_result_pictures_and_a_smaller_model(capsys, tmp_path):
+    import torch
+
+    from prunegym.agents import Result
+
+    out = tmp_path / "run"
+    assert main(["solve", "mnist-ae", "--target", "0.2", "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "solver: fd-momentum" in printed.out and "feasible     True" in printed.out
+    assert "psnr" in printed.out and "encoder-decoder 1" in printed.out
+    assert "1,132,944 dense ->" in printed.err  # the export summary
+    result = Result.load(out / "result.json")
+    assert result.feasible and _is_png(out / "picture.png") and _is_png(out / "coefficients.png")
+    model = torch.export.load(out / "model.pt2").module()
+    kept = sum(p.numel() for name, p in model.named_parameters())
+    assert kept < 0.85 * 1_132_944 and model(torch.rand(4, 784)).shape == (4, 784)
+
+
+def test_solve_toy_out_dir_has_no_task_picture_but_everything_else(tmp_path):
+    out = tmp_path / "run"
+    assert main(["solve", "toy", "--solver", "uniform", "--target", "0.3", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["coefficients.png", "model.pt2", "result.json"]
 
 
 def test_solve_json_is_the_only_thing_on_stdout(capsys):
@@ -40,23 +59,23 @@ def test_evaluate_broadcasts_one_value_and_reports_bad_input(capsys):
     assert "action[1]=2.0" in capsys.readouterr().err
 
 
-def test_tasks_lists_every_task(capsys):
+def test_tasks_lists_every_task_with_groups_dense_metric_and_parameters(capsys):
     assert main(["tasks"]) == 0
-    out = capsys.readouterr().out
-    assert "mnist-ae" in out and "toy" in out
-    with pytest.raises(SystemExit):
-        main(["groups", "cifar"])
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    assert rows["mnist-ae"][1:5] == ["5", "psnr", "20.77", "1,132,944"]
+    assert rows["toy"][1:5] == ["5", "mse", "0", "3,080"]
+    assert rows["tdmpc-pendulum"][1:3] == ["15", "return"]
+    assert rows["tdmpc-pendulum"][4] == "1,530,952" and float(rows["tdmpc-pendulum"][3]) < -100
 
 
 def test_solve_json_matches_the_result_schema_and_saves_it(capsys, tmp_path):
     from prunegym.agents import Result
 
-    out = tmp_path / "result.json"
-    argv = ["solve", "toy", "--solver", "grid", "--option", "points=4", "--out", str(out)]
+    argv = ["solve", "toy", "--solver", "grid", "--option", "points=4", "--out", str(tmp_path)]
     assert main([*argv, "--json"]) == 0
     captured = capsys.readouterr()
     result = Result.from_json(captured.out)  # exactly the Result's JSON, nothing else
-    assert result == Result.load(out)
+    assert result == Result.load(tmp_path / "result.json")
     assert result.solver == "grid" and result.details["combinations"] == 4**5
     assert result.evaluations == len(result.history) <= result.details["survivors"]
 
@@ -68,8 +87,45 @@ def test_solve_reports_bad_solver_options_and_budgets(capsys):
     assert "positive integer" in capsys.readouterr().err
     assert main(["solve", "toy", "--solver", "random"]) == 2
     assert "does not stop by itself" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["solve", "toy", "--solver", "simulated-annealing"])
+
+
+def _one_error_line(capsys, *needles) -> None:
+    """stderr holds one ``prunegym: error:`` line naming the problem (after any progress
+    messages such as "building ..."), and no traceback."""
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("prunegym: error:")]
+    assert len(errors) == 1 and err[-1] == errors[0] and "Traceback" not in "".join(err), err
+    assert all(needle in errors[0] for needle in needles), err
+
+
+@pytest.mark.parametrize(
+    "argv, needles",
+    [
+        (["groups", "cifar"], ["invalid choice: 'cifar'"]),
+        (["solve", "cifar"], ["invalid choice: 'cifar'"]),
+        (["solve", "toy", "--solver", "annealing"], ["invalid choice: 'annealing'"]),
+        (["solve", "toy", "--target", "half"], ["--target", "invalid float"]),
+        (["bench", "--tasks", "cifar", "--solvers", "uniform", "--out", "x"], ["cifar"]),
+        (["bench", "--tasks", "toy", "--solvers", "uniform", "--targets", "0.97", "--out", "x"],
+         ["targets must lie in (0, 0.95)"]),
+        (["bench", "--tasks", "toy", "--solvers", "uniform", "--tolerance", "0", "--out", "x"],
+         ["tolerance must lie in (0, 1)"]),
+        (["bench", "--tasks", "toy", "--solvers", "uniform", "--seeds", "0", "--out", "x"],
+         ["seeds must be a positive integer"]),
+        (["validate", "missing.json"], ["result file not found: missing.json"]),
+        (["export", "missing.json", "--out", "m.pt2"], ["result file not found"]),
+        (["groups", "mnist-ae", "--checkpoint", "missing.pt"], ["missing.pt"]),
+        (["evaluate", "toy", "--coefficients", "a,b"], ["--coefficients"]),
+        (["solve"], ["required"]),
+    ],
+)  # fmt: skip
+def test_bad_arguments_give_one_clear_line_and_exit_2(argv, needles, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        raise SystemExit(main(argv))
+    assert stop.value.code == 2
+    _one_error_line(capsys, *needles)
+    assert not (tmp_path / "x").exists()  # nothing was run or written
 
 
 @pytest.mark.parametrize(
@@ -79,5 +135,4 @@ def test_solve_reports_bad_solver_options_and_budgets(capsys):
 )  # fmt: skip
 def test_solve_rejects_windows_out_of_range_in_one_line(flags, message, capsys):
     assert main(["solve", "toy", "--solver", "uniform", *flags]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("prunegym: error:") and message in err[0]
+    _one_error_line(capsys, message)

@@ -52,8 +52,8 @@ def test_exported_autoencoder_equals_the_masked_one(mnist_env):
 
 
 def test_validate_passes_on_a_fresh_result_and_fails_on_a_tampered_one(tmp_path, capsys):
-    path = tmp_path / "r.json"
-    assert main(["solve", "toy", "--solver", "uniform", "--out", str(path)]) == 0
+    path = tmp_path / "run" / "result.json"
+    assert main(["solve", "toy", "--solver", "uniform", "--out", str(path.parent)]) == 0
     assert main(["validate", str(path)]) == 0
     assert "validated" in capsys.readouterr().out
     record = json.loads(path.read_text())
@@ -71,8 +71,8 @@ def test_validate_passes_on_a_fresh_result_and_fails_on_a_tampered_one(tmp_path,
 
 
 def test_export_command_writes_a_loadable_smaller_model(tmp_path, capsys):
-    path = tmp_path / "r.json"
-    assert main(["solve", "toy", "--solver", "fd-momentum", "--out", str(path)]) == 0
+    path = tmp_path / "run" / "result.json"
+    assert main(["solve", "toy", "--solver", "fd-momentum", "--out", str(path.parent)]) == 0
     out = tmp_path / "model.pt2"
     assert main(["export", str(path), "--out", str(out)]) == 0
     printed = capsys.readouterr().out

@@ -16,18 +16,23 @@ def task_names() -> list[str]:
     return sorted(_TASKS)
 
 
+def task_class(name: str) -> type[Task]:
+    """The Task subclass registered under ``name`` (imported, not built)."""
+    if name not in _TASKS:
+        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(task_names())}")
+    module_name, class_name = _TASKS[name].split(":")
+    import importlib
+
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def make_task(name: str, **kwargs) -> Task:
     """Build a task by name, e.g. ``make_task("mnist-ae", data_root="~/data")``.
 
     Raises:
         ValueError: if ``name`` is not a known task; the message lists the valid ones.
     """
-    if name not in _TASKS:
-        raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(task_names())}")
-    module_name, class_name = _TASKS[name].split(":")
-    import importlib
-
-    return getattr(importlib.import_module(module_name), class_name)(**kwargs)
+    return task_class(name)(**kwargs)
 
 
-__all__ = ["Task", "make_task", "task_names"]
+__all__ = ["Task", "make_task", "task_class", "task_names"]

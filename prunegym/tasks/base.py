@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -77,6 +78,25 @@ class Task:
         """
         raise NotImplementedError
 
+    def options(self) -> dict[str, object]:
+        """The constructor arguments that rebuild this task: ``make_task(name, **options)``.
+
+        Result files record them so that ``prunegym validate`` re-creates the same task. Values
+        are JSON-serialisable (paths as strings); arguments left at ``None`` are omitted.
+        """
+        return {}
+
     def describe(self) -> Mapping[str, object]:
         """Short facts about the task for tables and result files."""
         return {"name": self.name, "metric": self.metric, "higher_is_better": self.higher_is_better}
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """SHA-256 (hex) of a model's state dict: every entry's name, dtype, shape and bytes, in
+    name order. Identical weights give the same hash however the checkpoint file was written."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

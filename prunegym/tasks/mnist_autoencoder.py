@@ -138,6 +138,13 @@ class MNISTAutoencoderTask(Task):
         """Reconstructions ``(N, 784)`` of ``images`` (default: the evaluation digits)."""
         return model(self._eval_images if images is None else images)
 
+    def options(self) -> dict[str, object]:
+        options = {"calibration_size": self.calibration_size, "batch_size": self.batch_size}
+        for key in ("data_root", "checkpoint"):
+            if getattr(self, key) is not None:
+                options[key] = str(getattr(self, key))
+        return options
+
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         reconstructions = self.reconstruct(model)
         mse = float(torch.mean((reconstructions - self._eval_images) ** 2).item())

@@ -28,7 +28,7 @@ from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import CheckpointError, load_state_into
 from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.controllers import random_controller
-from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller
+from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller, record_episode
 from prunegym.tasks.tdmpc.world_model import WorldModel
 
 EVALUATION_SEEDS_START = 20_000
@@ -87,7 +87,7 @@ class TDMPCPendulumTask(Task):
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
         self.checkpoint, self.mode, self.episodes = checkpoint, mode, episodes
-        self.plan_horizon = plan_horizon
+        self.plan_horizon, self.calibration_episodes = plan_horizon, calibration_episodes
         self._dense = load_world_model(checkpoint)
         self.config = self._dense.config
         seeds = list(range(EVALUATION_SEEDS_START, EVALUATION_SEEDS_START + episodes))
@@ -143,6 +143,17 @@ class TDMPCPendulumTask(Task):
             "normalized": (mean - self.random_return) / span if span else float("nan"),
         }
 
+    def options(self) -> dict[str, object]:
+        options = {
+            "episodes": self.episodes,
+            "mode": self.mode,
+            "calibration_episodes": self.calibration_episodes,
+            "plan_horizon": self.plan_horizon,
+        }
+        if self.checkpoint is not None:
+            options["checkpoint"] = str(self.checkpoint)
+        return options
+
     def describe(self) -> dict:
         return {
             "episodes": self.episodes,
@@ -151,17 +162,35 @@ class TDMPCPendulumTask(Task):
             "random_return": self.random_return,
         }
 
+    # -- pictures -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def episode_returns(self, model: WorldModel) -> np.ndarray:
+        """``(K,)`` returns of the evaluation episodes (the numbers behind ``evaluate``)."""
+        return self._returns(model)
+
+    @torch.no_grad()
+    def episode_frames(self, model: WorldModel, episode: int = 0, size: int = 96):
+        """Colour frames ``(T, size, size, 3)`` uint8 of evaluation episode ``episode`` played
+        by ``model``, and its return."""
+        if not 0 <= episode < self.episodes:
+            raise ValueError(f"episode must lie in [0, {self.episodes}), got {episode}")
+        seed = EVALUATION_SEEDS_START + episode
+        return record_episode(self._controller(model), seed, self.config.env, size)
+
     # -- helpers --------------------------------------------------------------------------------
-    def _returns(self, model: WorldModel) -> np.ndarray:
+    def _controller(self, model: WorldModel):
         if self.mode == "policy":
-            return self.runner.run(network_controller(lambda obs: model.pi(model.encode(obs))))
+            return network_controller(lambda obs: model.pi(model.encode(obs)))
         from prunegym.tasks.tdmpc.agent import TDMPC
 
         planner = TDMPC(self.config, seed=0)
         planner.model = model
-        return self.runner.run(
-            network_controller(lambda obs: planner.act(obs, plan=True, horizon=self.plan_horizon))
+        return network_controller(
+            lambda obs: planner.act(obs, plan=True, horizon=self.plan_horizon)
         )
+
+    def _returns(self, model: WorldModel) -> np.ndarray:
+        return self.runner.run(self._controller(model))
 
     @torch.no_grad()
     def _collect_calibration(self, episodes: int) -> tuple[torch.Tensor, torch.Tensor]:

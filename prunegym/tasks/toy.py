@@ -53,6 +53,9 @@ class ToyTask(Task):
     def components(self, model: nn.Module) -> dict[str, nn.Module]:
         return {"encoder": model.encoder, "decoder": model.decoder}
 
+    def options(self) -> dict[str, object]:
+        return {"seed": self.seed, "samples": len(self.inputs)}
+
     @property
     def example_inputs(self) -> torch.Tensor:
         return self.inputs[:2]

@@ -53,6 +53,47 @@ class EpisodeRunner:
         return returns
 
 
+def record_episode(
+    controller: Controller, seed: int, config: EnvConfig | None = None, size: int = 96
+) -> tuple[np.ndarray, float]:
+    """Run one episode and draw it in colour, torque arrow included, with Gymnasium's renderer.
+
+    Returns:
+        ``(T, size, size, 3)`` uint8 frames, one per decision (the first is the start state),
+        and the episode return.
+    """
+    import os
+
+    import gymnasium as gym
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    config = config or EnvConfig()
+    env = make_pixel_pendulum(config.size, config.frames, config.action_repeat)
+    drawer = gym.make("Pendulum-v1", render_mode="rgb_array").unwrapped
+    drawer.screen_dim = size
+    drawer.reset(seed=0)
+
+    def draw(torque: float | None) -> np.ndarray:
+        drawer.state = np.array(env.unwrapped.state, dtype=np.float64)
+        drawer.last_u = torque
+        return drawer.render().copy()
+
+    observation, _ = env.reset(seed=seed)
+    frames, total, done = [draw(None)], 0.0, False
+    while not done:
+        state = np.asarray(env.unwrapped.state)[None]
+        action = np.asarray(controller(observation[None], state), dtype=np.float32).reshape(1)
+        action = np.clip(action, -1.0, 1.0) * MAX_TORQUE
+        observation, reward, terminated, truncated, _ = env.step(action)
+        total += float(reward)
+        frames.append(draw(float(action[0])))
+        done = terminated or truncated
+    env.close()
+    drawer.close()
+    return np.stack(frames), total
+
+
 def network_controller(act: Callable[[torch.Tensor], torch.Tensor]) -> Controller:
     """Wrap ``act(observations uint8 tensor) -> actions tensor`` as a controller."""
 

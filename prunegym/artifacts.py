@@ -1,0 +1,89 @@
+"""What ``prunegym solve --out DIR`` writes: the result file, pictures and the smaller model.
+
+``DIR/result.json``      the Result (see the README's "Result files")
+``DIR/coefficients.png`` the coefficients per group as bars
+``DIR/picture.png``      the task's picture: a reconstruction grid (autoencoders) or episode
+                         return bars with a frame strip (control tasks); absent for tasks with
+                         neither
+``DIR/model.pt2``        the physically pruned model, ``torch.export.load(path).module()``
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from prunegym import plots
+
+
+def save_task_picture(env, result, path: str | Path, pruned: nn.Module | None = None):
+    """Draw the task's picture of ``result``; returns the path, or ``None`` if the task has no
+    picture. ``pruned`` is a model to draw instead of replaying the coefficients (Torch-Pruning's
+    own physically pruned model). The environment is left reset to the dense model."""
+    core = env.unwrapped
+    task = core.task
+    if not (hasattr(task, "reconstruct") or hasattr(task, "episode_returns")):
+        return None
+    core.reset()
+    dense_model = core.model
+    title = f"{task.name}: {result.solver} at {result.sparsity:.1%} sparsity"
+    if hasattr(task, "reconstruct"):
+        dense = task.reconstruct(dense_model)
+        if pruned is None:
+            core.step(np.asarray(result.coefficients))
+            pruned_output = task.reconstruct(core.model)
+            core.reset()
+        else:
+            pruned_output = task.reconstruct(pruned)
+        rows = {"original": task.eval_images, "dense": dense, result.solver: pruned_output}
+        return plots.save_reconstruction_grid(path, rows, title=title)
+    dense_returns = task.episode_returns(dense_model)
+    model = pruned
+    if model is None:
+        core.step(np.asarray(result.coefficients))
+        model = core.model
+    pruned_returns = task.episode_returns(model)
+    episode = int(np.argmin(dense_returns))  # the hardest start: usually a full swing-up
+    frames, played = task.episode_frames(model, episode=episode)
+    core.reset()
+    returns = {"dense": dense_returns, f"pruned ({result.solver})": pruned_returns}
+    label = f"pruned agent, episode {episode} (return {played:.1f}):"
+    return plots.save_return_bars(path, returns, frames, frame_label=label, title=title)
+
+
+def save_solve_outputs(env, result, directory: str | Path, pruned: nn.Module | None = None):
+    """Write result.json, coefficients.png, picture.png (if the task has one) and model.pt2
+    into ``directory``. Returns ``{name: path}`` and a list of export summary lines."""
+    from prunegym.pruning.export import model_cost, save_exported
+
+    core = env.unwrapped
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = {"result": directory / "result.json"}
+    result.save(written["result"])
+    labels = [f"{g.index} {g.label}" for g in core.groups]
+    written["coefficients"] = plots.save_coefficient_bars(
+        directory / "coefficients.png",
+        {result.solver: {f"{result.target:.0%}": result.coefficients}},
+        labels,
+        title=f"{result.task}: coefficients per group (fraction of channels removed)",
+    )
+    picture = save_task_picture(env, result, directory / "picture.png", pruned)
+    if picture is not None:
+        written["picture"] = picture
+    if pruned is None:
+        pruned = core.export(np.asarray(result.coefficients))
+    inputs = core.task.example_inputs
+    written["model"] = save_exported(pruned, inputs, directory / "model.pt2")
+    core.reset()
+    dense_macs, dense_parameters = model_cost(core.model, inputs)
+    macs, parameters = model_cost(pruned, inputs)
+    summary = [
+        f"parameters  {dense_parameters:,} dense -> {parameters:,} exported",
+        f"MACs        {dense_macs:,} dense -> {macs:,} exported (per sample)",
+        f"file size   {os.path.getsize(written['model']):,} bytes ({written['model'].name})",
+    ]
+    return written, summary

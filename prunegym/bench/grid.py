@@ -1,0 +1,207 @@
+"""The benchmark grid: cells, running one cell, and running the rest of a grid with resume.
+
+Each cell is one ``agent.run`` on a fresh environment state and writes one result file,
+``OUT/cells/<task>/<solver>/target-<ρ>_seed-<s>.json``. A re-run skips every cell whose file
+exists and loads as a result with the same settings, so an interrupted benchmark resumes where
+it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the grid: a solver on a task at a sparsity target with a seed."""
+
+    task: str
+    solver: str
+    target: float
+    seed: int
+
+    def path(self, out: Path) -> Path:
+        """Where the cell's result file lives under the benchmark directory ``out``."""
+        name = f"target-{self.target:g}_seed-{self.seed}.json"
+        return out / "cells" / self.task / self.solver / name
+
+
+@dataclass
+class BenchSpec:
+    """What to run and how.
+
+    Attributes:
+        tasks, solvers, targets: The grid's axes (task names, solver names, fractions).
+        seeds: Seeds ``0 .. seeds-1`` per (task, solver, target).
+        tolerance: Sparsity window half-width ``ε``.
+        criterion, compensation: The environment's ranking and bias compensation.
+        budget, seconds: Per-cell evaluation and time budgets (``None``: each solver's own end).
+        options: Solver options: ``{"*": {...}}`` for every solver, ``{solver: {...}}`` for one.
+        task_options: Keyword arguments for each task, ``{task: {...}}``.
+    """
+
+    tasks: list[str]
+    solvers: list[str]
+    targets: list[float]
+    seeds: int = 3
+    tolerance: float = 0.01
+    criterion: str = "compensated"
+    compensation: str = "mean"
+    budget: int | None = None
+    seconds: float | None = None
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from prunegym.agents import Budget, agent_names
+        from prunegym.tasks import task_names
+
+        for kind, given, known in (
+            ("task", self.tasks, task_names()),
+            ("solver", self.solvers, agent_names()),
+        ):
+            if not given:
+                raise ValueError(f"give at least one {kind}")
+            unknown = [name for name in given if name not in known]
+            if unknown:
+                raise ValueError(f"unknown {kind} {unknown[0]!r}; choose from {', '.join(known)}")
+        if not self.targets:
+            raise ValueError("give at least one target")
+        for target in self.targets:
+            if not 0.0 < target < 0.95:
+                raise ValueError(f"targets must lie in (0, 0.95), got {target}")
+        if not 0.0 < self.tolerance < 1.0:
+            raise ValueError(f"tolerance must lie in (0, 1), got {self.tolerance}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise ValueError(f"seeds must be a positive integer, got {self.seeds!r}")
+        if self.budget is not None or self.seconds is not None:
+            Budget(evaluations=self.budget, seconds=self.seconds)  # validates both
+        stray = set(self.options) - {"*", *self.solvers}
+        if stray:
+            raise ValueError(f"options for solvers not in the grid: {sorted(stray)}")
+
+    def cells(self) -> list[Cell]:
+        return [
+            Cell(task, solver, float(target), seed)
+            for task in self.tasks
+            for solver in self.solvers
+            for target in self.targets
+            for seed in range(self.seeds)
+        ]
+
+    def solver_options(self, solver: str) -> dict[str, Any]:
+        return {**self.options.get("*", {}), **self.options.get(solver, {})}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
+    """Run one cell; returns its :class:`prunegym.agents.Result`.
+
+    ``env_cache`` maps task names to built environments so that consecutive cells of a task
+    reuse one (every run starts from ``reset``, which restores the dense model exactly).
+    """
+    from prunegym.agents import Budget, make_agent
+    from prunegym.env import PruneEnv
+    from prunegym.tasks import make_task
+
+    cache = {} if env_cache is None else env_cache
+    if cell.task not in cache:
+        task = make_task(cell.task, **spec.task_options.get(cell.task, {}))
+        cache[cell.task] = PruneEnv(
+            task,
+            target=cell.target,
+            tolerance=spec.tolerance,
+            criterion=spec.criterion,
+            compensation=spec.compensation,
+        )
+    env = cache[cell.task]
+    env.reset(seed=cell.seed, options={"target": cell.target})
+    options = spec.solver_options(cell.solver)
+    agent = make_agent(cell.solver, progress=False, seed=cell.seed, **options)
+    budget = None
+    if spec.budget is not None or spec.seconds is not None:
+        budget = Budget(evaluations=spec.budget, seconds=spec.seconds)
+    result = agent.run(env, budget)
+    env.reset()
+    return result
+
+
+def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
+    """Whether the cell's file exists and holds a result of this cell with the spec's window,
+    criterion, compensation, budget and solver options (otherwise the cell runs again)."""
+    from prunegym.agents import Result
+
+    path = cell.path(out)
+    if not path.is_file():
+        return False
+    try:
+        result = Result.load(path)
+    except (json.JSONDecodeError, TypeError, ValueError):
+        return False  # a half-written or foreign file: run the cell again
+    options = spec.solver_options(cell.solver)
+    return (
+        (result.task, result.solver, result.seed) == (cell.task, cell.solver, cell.seed)
+        and abs(result.target - cell.target) < 1e-12
+        and abs(result.tolerance - spec.tolerance) < 1e-12
+        and (result.criterion, result.compensation) == (spec.criterion, spec.compensation)
+        and result.budget == {"evaluations": spec.budget, "seconds": spec.seconds}
+        and all(result.solver_settings.get(key, value) == value for key, value in options.items())
+    )
+
+
+def _write(result, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.partial")
+    result.save(partial)
+    partial.replace(path)  # never leave a half-written cell behind
+
+
+def run_bench(
+    spec: BenchSpec,
+    out: str | Path,
+    backend: str = "sequential",
+    address: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every cell of ``spec`` not already done in ``out``; returns counts of cells.
+
+    Args:
+        backend: ``"sequential"`` (in this process, the default) or ``"ray"`` (one Ray task
+            per cell; needs ``pip install prunegym[ray]``).
+        address: Ray cluster address; ``None`` starts a local Ray on this machine.
+    """
+    if backend not in ("sequential", "ray"):
+        raise ValueError(f"unknown backend {backend!r}; choose sequential or ray")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+    cells = spec.cells()
+    todo = [cell for cell in cells if not is_done(spec, cell, out)]
+    bar = tqdm(
+        total=len(cells), initial=len(cells) - len(todo), desc="bench", unit="cell",
+        file=sys.stderr, disable=not progress, dynamic_ncols=True, mininterval=0.5,
+    )  # fmt: skip
+    try:
+        if backend == "ray":
+            from prunegym.bench.ray_backend import run_on_ray
+
+            for cell, result in run_on_ray(spec, todo, address):
+                _write(result, cell.path(out))
+                bar.update(1)
+        else:
+            cache: dict = {}
+            for cell in todo:
+                bar.set_postfix_str(f"{cell.task} {cell.solver} {cell.target:g} s{cell.seed}")
+                _write(run_cell(spec, cell, cache), cell.path(out))
+                bar.update(1)
+    finally:
+        bar.close()
+    return {"cells": len(cells), "ran": len(todo), "skipped": len(cells) - len(todo)}

@@ -1,0 +1,143 @@
+"""Summaries of a benchmark directory: a CSV of every cell, a markdown report with mean ± std
+over seeds, a plot of metric against sparsity and the coefficient bars, per task."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from prunegym import plots
+from prunegym.tasks import task_class
+
+CSV_COLUMNS = [
+    "task", "solver", "target", "seed", "metric_name", "metric", "dense_metric", "sparsity",
+    "sparsity_estimate", "feasible", "evaluations", "wall_seconds", "coefficients",
+]  # fmt: skip
+
+
+def load_cells(spec, out: Path) -> list:
+    """The results of the spec's cells that exist in ``out`` (in grid order)."""
+    from prunegym.agents import Result
+
+    return [Result.load(cell.path(out)) for cell in spec.cells() if cell.path(out).is_file()]
+
+
+def summarise(results: list) -> list[dict]:
+    """One row per (task, solver, target): mean and std over seeds of metric, sparsity,
+    evaluations and seconds, and the number of feasible seeds."""
+    buckets = defaultdict(list)
+    for result in results:
+        buckets[(result.task, result.solver, result.target)].append(result)
+    rows = []
+    for (task, solver, target), runs in buckets.items():
+        metric = np.array([r.metric for r in runs], dtype=np.float64)
+        rows.append({
+            "task": task, "solver": solver, "target": target, "seeds": len(runs),
+            "metric_name": runs[0].metric_name, "dense_metric": runs[0].dense_metric,
+            "metric_mean": float(metric.mean()), "metric_std": float(metric.std()),
+            "sparsity_mean": float(np.mean([r.sparsity for r in runs])),
+            "feasible": sum(r.feasible for r in runs),
+            "evaluations_mean": float(np.mean([r.evaluations for r in runs])),
+            "seconds_mean": float(np.mean([r.wall_seconds for r in runs])),
+        })  # fmt: skip
+    return rows
+
+
+def _write_csv(results: list, path: Path) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, CSV_COLUMNS)
+        writer.writeheader()
+        for r in results:
+            writer.writerow({
+                "task": r.task, "solver": r.solver, "target": r.target, "seed": r.seed,
+                "metric_name": r.metric_name, "metric": r.metric, "dense_metric": r.dense_metric,
+                "sparsity": r.sparsity, "sparsity_estimate": r.sparsity_estimate,
+                "feasible": r.feasible, "evaluations": r.evaluations,
+                "wall_seconds": round(r.wall_seconds, 4),
+                "coefficients": " ".join(f"{c:.4f}" for c in r.coefficients),
+            })  # fmt: skip
+
+
+def _markdown(rows: list[dict], spec, command: str) -> str:
+    lines = ["# prunegym benchmark", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    lines += [
+        f"Seeds per cell: {spec.seeds}. Window ±{spec.tolerance:g}. Ranking {spec.criterion}, "
+        f"compensation {spec.compensation}. Cells show the mean ± std over seeds of the best "
+        "result each solver found; `*` marks cells where some seed missed the sparsity window.",
+        "Solvers without randomness (grid, fd-momentum, norm, uniform, torch-pruning) give the "
+        "same result for every seed, so their std is 0.",
+        "",
+    ]
+    for task in dict.fromkeys(row["task"] for row in rows):
+        task_rows = [row for row in rows if row["task"] == task]
+        targets = sorted({row["target"] for row in task_rows})
+        name = task_rows[0]["metric_name"]
+        better = "higher" if task_class(task).higher_is_better else "lower"
+        dense = task_rows[0]["dense_metric"]
+        lines += [f"## {task}: {name}, {better} is better (dense {dense:.4g})", ""]
+        lines += ["| solver | " + " | ".join(f"{t:.0%}" for t in targets) + " |"]
+        lines += ["|---|" + "---|" * len(targets)]
+        for solver in dict.fromkeys(row["solver"] for row in task_rows):
+            cells = []
+            for target in targets:
+                match = [r for r in task_rows if r["solver"] == solver and r["target"] == target]
+                if not match:
+                    cells.append("")
+                    continue
+                r = match[0]
+                star = "" if r["feasible"] == r["seeds"] else "*"
+                cells.append(f"{r['metric_mean']:.4g} ± {r['metric_std']:.2g}{star}")
+            lines.append(f"| {solver} | " + " | ".join(cells) + " |")
+        lines += ["", "| solver | target | sparsity | feasible | evaluations | seconds |"]
+        lines += ["|---|---|---|---|---|---|"]
+        for r in task_rows:
+            lines.append(
+                f"| {r['solver']} | {r['target']:.0%} | {r['sparsity_mean']:.2%} | "
+                f"{r['feasible']}/{r['seeds']} | {r['evaluations_mean']:.0f} | "
+                f"{r['seconds_mean']:.2f} |"
+            )
+        lines += ["", f"![{name} against sparsity](metric_vs_sparsity_{task}.png)", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(results: list, rows: list[dict], out: Path) -> list[Path]:
+    written = []
+    for task in dict.fromkeys(row["task"] for row in rows):
+        task_rows = [row for row in rows if row["task"] == task]
+        lines = defaultdict(list)
+        for r in task_rows:
+            lines[r["solver"]].append((r["sparsity_mean"], r["metric_mean"], r["metric_std"]))
+        written.append(plots.save_metric_vs_sparsity(
+            out / f"metric_vs_sparsity_{task}.png", lines, task_rows[0]["metric_name"],
+            dense=task_rows[0]["dense_metric"], title=f"{task}: best result per solver",
+        ))  # fmt: skip
+        charts: dict = defaultdict(dict)
+        first_seed = min(r.seed for r in results if r.task == task)
+        mine = [r for r in results if r.task == task and r.seed == first_seed]
+        for r in mine:
+            charts[r.solver][f"{r.target:.0%}"] = r.coefficients
+        written.append(plots.save_coefficient_bars(
+            out / f"coefficients_{task}.png", charts, mine[0].groups,
+            title=f"{task}: coefficients per group (seed {first_seed})",
+        ))  # fmt: skip
+    return written
+
+
+def write_reports(spec, out: str | Path, command: str = "") -> dict[str, Path]:
+    """Write ``results.csv``, ``report.md`` and the plots for the spec's finished cells."""
+    out = Path(out)
+    results = load_cells(spec, out)
+    if not results:
+        raise ValueError(f"no finished cells in {out}")
+    rows = summarise(results)
+    written = {"csv": out / "results.csv", "report": out / "report.md"}
+    _write_csv(results, written["csv"])
+    written["report"].write_text(_markdown(rows, spec, command))
+    for path in _plots(results, rows, out):
+        written[path.stem] = path
+    return written

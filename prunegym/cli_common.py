@@ -1,0 +1,82 @@
+"""Pieces every ``prunegym`` command shares: messages, argument checks, building the env."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from prunegym.pruning import COMPENSATIONS, CRITERIA
+from prunegym.tasks import make_task, task_names
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line on stderr (``prunegym: error: ...``), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"prunegym: error: {message} (see: {self.prog} --help)\n")
+
+
+def say(message: str) -> None:
+    """A progress message on stderr (stdout is kept for results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``key=value`` with the value read as JSON when possible (numbers, lists, true/false)."""
+    if "=" not in text:
+        raise ValueError(f"--option must look like key=value, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        return key.strip().replace("-", "_"), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip().replace("-", "_"), value
+
+
+def check_window(target: float, tolerance: float) -> None:
+    """Raise a one-line ``ValueError`` unless 0 < target < 0.95 and 0 < tolerance < 1."""
+    if not 0.0 < target < 0.95:
+        raise ValueError(f"--target must lie in (0, 0.95), got {target}")
+    if not 0.0 < tolerance < 1.0:
+        raise ValueError(f"--tolerance must lie in (0, 1), got {tolerance}")
+
+
+def task_options(args: argparse.Namespace) -> dict:
+    """The task keyword arguments given on the command line (``--data-root``, ``--checkpoint``)."""
+    return {
+        key: getattr(args, key)
+        for key in ("data_root", "checkpoint")
+        if getattr(args, key, None) is not None
+    }
+
+
+def make_env(args: argparse.Namespace):
+    """Build the PruneEnv that ``args`` describe, saying how long it took."""
+    from prunegym.env import PruneEnv
+
+    say(f"building {args.task} ({args.criterion} ranking, {args.compensation} compensation)...")
+    started = time.perf_counter()
+    env = PruneEnv(
+        make_task(args.task, **task_options(args)),
+        target=getattr(args, "target", 0.2),
+        tolerance=getattr(args, "tolerance", 0.01),
+        criterion=args.criterion,
+        compensation=args.compensation,
+    )
+    say(f"ready in {time.perf_counter() - started:.1f} s: {len(env.groups)} groups")
+    return env
+
+
+def add_env_arguments(parser: argparse.ArgumentParser, task: bool = True) -> None:
+    """The task, ranking, compensation and data arguments."""
+    if task:
+        parser.add_argument("task", choices=task_names(), help="task name (see prunegym tasks)")
+    parser.add_argument(
+        "--criterion", default="compensated", choices=CRITERIA, help="channel ranking"
+    )
+    parser.add_argument(
+        "--compensation", default="mean", choices=COMPENSATIONS, help="bias compensation"
+    )
+    parser.add_argument("--data-root", default=None, help="full MNIST in torchvision's layout")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint to load instead")

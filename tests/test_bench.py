@@ -1,0 +1,83 @@
+"""prunegym bench: the grid's files, the report, resume, and the Ray backend."""
+
+import csv
+import json
+
+import pytest
+
+from prunegym.cli import main
+
+GRID = ["--tasks", "toy", "--solvers", "fd-momentum,uniform,random", "--targets", "0.2,0.4",
+        "--seeds", "2", "--tolerance", "0.02", "--option", "random:samples=12", "--no-progress"]  # fmt: skip
+
+
+def _cell_times(out):
+    return {path: path.stat().st_mtime_ns for path in (out / "cells").rglob("*.json")}
+
+
+def test_bench_writes_cells_csv_report_and_plots(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", *GRID, "--out", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "12 cells run, 0 already done (of 12)" in printed.err
+    with (out / "results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 12 and {r["solver"] for r in rows} == {"fd-momentum", "uniform", "random"}
+    assert {r["seed"] for r in rows} == {"0", "1"}
+    random_rows = [r for r in rows if r["solver"] == "random" and r["target"] == "0.4"]
+    assert {r["evaluations"] for r in random_rows} == {"12"}
+    assert random_rows[0]["metric"] != random_rows[1]["metric"]  # seeds differ for random
+    report = (out / "report.md").read_text()
+    assert report.strip() in printed.out
+    assert "## toy: mse, lower is better" in report and "| fd-momentum | " in report
+    line = next(row for row in report.splitlines() if row.startswith("| uniform | "))
+    assert line.count("± 0") == 2  # uniform is deterministic: std 0 over seeds
+    for name in ("metric_vs_sparsity_toy.png", "coefficients_toy.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG" and (out / name).stat().st_size > 10_000
+    spec = json.loads((out / "spec.json").read_text())
+    assert spec["targets"] == [0.2, 0.4] and spec["options"] == {"random": {"samples": 12}}
+
+
+def test_bench_resumes_skipping_finished_cells(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", *GRID, "--out", str(out)]) == 0
+    before = _cell_times(out)
+    assert len(before) == 12
+    capsys.readouterr()
+    assert main(["bench", *GRID, "--out", str(out)]) == 0
+    assert "0 cells run, 12 already done" in capsys.readouterr().err
+    assert _cell_times(out) == before  # nothing was rewritten
+    lost = out / "cells" / "toy" / "uniform" / "target-0.4_seed-1.json"
+    lost.unlink()
+    (out / "cells" / "toy" / "uniform" / "target-0.2_seed-0.json").write_text("{half a fi")
+    assert main(["bench", *GRID, "--out", str(out)]) == 0
+    assert "2 cells run, 10 already done" in capsys.readouterr().err
+    assert lost.exists()
+    changed = [*GRID[:-2], "random:samples=5", "--no-progress"]  # another random setting
+    assert main(["bench", *changed, "--out", str(out)]) == 0
+    assert "4 cells run, 8 already done" in capsys.readouterr().err
+
+
+def test_bench_cells_validate(tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["--tasks", "toy", "--solvers", "fd-momentum", "--targets", "0.3", "--seeds", "1"]
+    assert main(["bench", *argv, "--tolerance", "0.02", "--out", str(out)]) == 0
+    cell = out / "cells" / "toy" / "fd-momentum" / "target-0.3_seed-0.json"
+    assert main(["validate", str(cell)]) == 0
+    assert "validated" in capsys.readouterr().out
+
+
+def test_bench_on_ray_runs_a_two_cell_grid_like_sequential(tmp_path, capsys):
+    pytest.importorskip("ray")
+    from prunegym.agents import Result
+
+    argv = ["--tasks", "toy", "--solvers", "fd-momentum,uniform", "--targets", "0.3",
+            "--seeds", "1", "--tolerance", "0.02", "--no-progress"]  # fmt: skip
+    assert main(["bench", *argv, "--backend", "ray", "--out", str(tmp_path / "ray")]) == 0
+    assert "2 cells run, 0 already done (of 2)" in capsys.readouterr().err
+    assert main(["bench", *argv, "--out", str(tmp_path / "seq")]) == 0
+    for solver in ("fd-momentum", "uniform"):
+        name = f"cells/toy/{solver}/target-0.3_seed-0.json"
+        on_ray, here = Result.load(tmp_path / "ray" / name), Result.load(tmp_path / "seq" / name)
+        assert on_ray.coefficients == here.coefficients and on_ray.metric == here.metric
+        assert on_ray.machine["torch_threads"] == 1  # it ran in a Ray worker, not here
