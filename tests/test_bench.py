@@ -8,7 +8,8 @@ import pytest
 from prunegym.cli import main
 
 GRID = ["--tasks", "toy", "--solvers", "fd-momentum,uniform,random", "--targets", "0.2,0.4",
-        "--seeds", "2", "--tolerance", "0.02", "--option", "random:samples=12", "--no-progress"]  # fmt: skip
+        "--seeds", "2", "--tolerance", "0.02",
+        "--option", "random:samples=12", "--no-progress"]  # fmt: skip
 
 
 def _cell_times(out):
