@@ -57,7 +57,7 @@ def save_task_picture(env, result, path: str | Path, pruned: nn.Module | None = 
 def save_solve_outputs(env, result, directory: str | Path, pruned: nn.Module | None = None):
     """Write result.json, coefficients.png, picture.png (if the task has one) and model.pt2
     into ``directory``. Returns ``{name: path}`` and a list of export summary lines."""
-    from prunegym.pruning.export import model_cost, save_exported
+    from prunegym.pruning.export import save_exported
 
     core = env.unwrapped
     directory = Path(directory)
@@ -76,14 +76,20 @@ def save_solve_outputs(env, result, directory: str | Path, pruned: nn.Module | N
         written["picture"] = picture
     if pruned is None:
         pruned = core.export(np.asarray(result.coefficients))
-    inputs = core.task.example_inputs
-    written["model"] = save_exported(pruned, inputs, directory / "model.pt2")
+    written["model"] = save_exported(pruned, core.task.example_inputs, directory / "model.pt2")
     core.reset()
-    dense_macs, dense_parameters = model_cost(core.model, inputs)
+    return written, export_summary(core.model, pruned, core.task.example_inputs, written["model"])
+
+
+def export_summary(dense: nn.Module, pruned: nn.Module, inputs, path: Path) -> list[str]:
+    """Lines comparing parameters and MACs per sample, dense against exported, and the size
+    of the exported file at ``path``."""
+    from prunegym.pruning.export import model_cost
+
+    dense_macs, dense_parameters = model_cost(dense, inputs)
     macs, parameters = model_cost(pruned, inputs)
-    summary = [
+    return [
         f"parameters  {dense_parameters:,} dense -> {parameters:,} exported",
         f"MACs        {dense_macs:,} dense -> {macs:,} exported (per sample)",
-        f"file size   {os.path.getsize(written['model']):,} bytes ({written['model'].name})",
+        f"file size   {os.path.getsize(path):,} bytes ({Path(path).name})",
     ]
-    return written, summary

@@ -177,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as typed, for reports
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 
 from prunegym.cli_common import add_env_arguments, parse_option, say
 
@@ -55,8 +54,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     counts = run_bench(spec, args.out, args.backend, args.address, progress=not args.no_progress)
     say(f"{counts['ran']} cells run, {counts['skipped']} already done (of {counts['cells']})")
-    command = "prunegym " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
-    written = write_reports(spec, args.out, command if "bench" in command else "")
+    command = "prunegym " + " ".join(shlex.quote(a) for a in args.argv)
+    written = write_reports(spec, args.out, command)
     print(written["report"].read_text())
     for path in written.values():
         say(f"saved {path}")

@@ -80,9 +80,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import os
-
-    from prunegym.pruning.export import model_cost, save_exported
+    from prunegym.artifacts import export_summary
+    from prunegym.pruning.export import save_exported
 
     result = load_result(args.result)
     env = _environment(result)
@@ -95,11 +94,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     inputs = env.task.example_inputs
     path = save_exported(pruned, inputs, args.out)
     env.reset()
-    dense_macs, dense_parameters = model_cost(env.model, inputs)
-    macs, parameters = model_cost(pruned, inputs)
     print(f"exported {result.solver} result on {result.task} to {path}")
-    print(f"parameters  {dense_parameters:,} dense -> {parameters:,} exported")
-    print(f"MACs        {dense_macs:,} dense -> {macs:,} exported (per sample)")
-    print(f"file size   {os.path.getsize(path):,} bytes")
+    for line in export_summary(env.model, pruned, inputs, path):
+        print(line)
     print("load it with: torch.export.load(PATH).module()")
     return 0

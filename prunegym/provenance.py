@@ -23,12 +23,12 @@ def versions() -> dict[str, str]:
 
 
 def machine() -> dict[str, object]:
-    """Operating system, CPU, core count, torch threads and whether CUDA was visible."""
+    """Operating system, CPU, core count, torch threads and whether CUDA was visible (no host
+    name: result files get shared)."""
     return {
         "system": f"{platform.system()} {platform.release()}",
         "cpu": platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),
-        "hostname": platform.node(),
     }

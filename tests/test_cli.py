@@ -136,3 +136,45 @@ def test_bad_arguments_give_one_clear_line_and_exit_2(argv, needles, capsys, tmp
 def test_solve_rejects_windows_out_of_range_in_one_line(flags, message, capsys):
     assert main(["solve", "toy", "--solver", "uniform", *flags]) == 2
     _one_error_line(capsys, message)
+
+
+def test_groups_and_evaluate_run_on_the_toy_task(capsys, tmp_path):
+    from prunegym.agents import Result
+
+    assert main(["groups", "toy"]) == 0
+    assert "encoder-decoder" in capsys.readouterr().out
+    out = tmp_path / "eval"
+    assert main(["evaluate", "toy", "--coefficients", "0.3", "--out", str(out)]) == 0
+    result = Result.load(out / "result.json")
+    assert result.solver == "manual" and result.coefficients == [0.3] * 5
+    assert (out / "model.pt2").stat().st_size > 0 and (out / "coefficients.png").exists()
+
+
+def test_train_writes_a_checkpoint_that_solve_and_validate_use(capsys, tmp_path):
+    from prunegym.agents import Result
+
+    checkpoint = tmp_path / "ae.pt"
+    assert main(["train", "mnist-ae", "--epochs", "1", "--out", str(checkpoint)]) == 0
+    assert "test psnr" in capsys.readouterr().out and checkpoint.stat().st_size > 1_000_000
+    out = tmp_path / "run"
+    argv = ["solve", "mnist-ae", "--checkpoint", str(checkpoint), "--solver", "uniform"]
+    assert main([*argv, "--out", str(out)]) == 0
+    result = Result.load(out / "result.json")
+    assert result.task_options["checkpoint"] == str(checkpoint)
+    assert main(["validate", str(out / "result.json")]) == 0
+    record = json.loads((out / "result.json").read_text())
+    del record["task_options"]["checkpoint"]  # now it points at the shipped checkpoint
+    (tmp_path / "shipped.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["validate", str(tmp_path / "shipped.json")]) == 2
+    assert "incompatible checkpoint" in capsys.readouterr().err
+
+
+def test_train_tdmpc_runs_and_refuses_to_overwrite(capsys, tmp_path):
+    out = tmp_path / "tdmpc"
+    argv = ["train-tdmpc", "--steps", "200", "--eval-every", "200", "--out", str(out)]
+    assert main([*argv, "--checkpoint-every", "100"]) == 0
+    assert "trained 200 steps" in capsys.readouterr().out
+    assert (out / "agent.pt").exists() and (out / "log.csv").exists()
+    assert main(argv) == 2
+    assert "pass --resume" in capsys.readouterr().err

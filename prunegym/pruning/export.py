@@ -49,9 +49,11 @@ def physically_prune(
 
 
 def model_cost(model: nn.Module, example_inputs) -> tuple[int, int]:
-    """``(MACs per sample, parameters)`` of a forward pass on ``example_inputs`` (Torch-Pruning's
-    counter)."""
+    """``(MACs per sample, parameters)``: Torch-Pruning's counter on the first sample of
+    ``example_inputs`` (its count for a batch is not batch size × the count for one sample, so
+    one sample is what is counted)."""
     inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
+    inputs = tuple(x[:1] if isinstance(x, torch.Tensor) else x for x in inputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         macs, parameters = tp.utils.count_ops_and_params(model, inputs)
