@@ -5,7 +5,10 @@ Importing the package registers the environment ids:
 - ``prunegym/MNISTAutoencoder-v0``: the MNIST autoencoder, scored by PSNR;
 - ``prunegym/Toy-v0``: a tiny task that steps in milliseconds, for tests and examples;
 - ``prunegym/TDMPCPendulum-v0``: the TD-MPC pixel-pendulum agent, scored by episode return;
-- ``prunegym/PixelPendulum-v0``: the inner environment, Pendulum-v1 as stacked 28×28 frames.
+- ``prunegym/PixelPendulum-v0``: the inner environment, Pendulum-v1 as stacked 28×28 frames;
+- ``prunegym/MNISTClassifier-v0``: the elimination-compensation paper's PReLU MLP on MNIST,
+  scored by test cross-entropy, weight granularity by default;
+- ``prunegym/DiffusionSorption-v0``: its PDE regression MLP, scored by test MSE.
 """
 
 from gymnasium.envs.registration import register
@@ -23,6 +26,16 @@ register(id="prunegym/Toy-v0", entry_point="prunegym.env:toy_env", max_episode_s
 register(
     id="prunegym/TDMPCPendulum-v0",
     entry_point="prunegym.env:tdmpc_pendulum_env",
+    max_episode_steps=50,
+)
+register(
+    id="prunegym/MNISTClassifier-v0",
+    entry_point="prunegym.env:mnist_classifier_env",
+    max_episode_steps=50,
+)
+register(
+    id="prunegym/DiffusionSorption-v0",
+    entry_point="prunegym.env:diffusion_sorption_env",
     max_episode_steps=50,
 )
 register(  # the time limit (200 simulator steps) sits inside, below the action repeat

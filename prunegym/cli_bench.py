@@ -47,6 +47,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         criterion=args.criterion,
         compensation=args.compensation,
+        granularity=args.granularity,
         budget=args.budget,
         seconds=args.seconds,
         options=_options(args.option),

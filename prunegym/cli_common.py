@@ -8,6 +8,7 @@ import sys
 import time
 
 from prunegym.pruning import COMPENSATIONS, CRITERIA
+from prunegym.pruning.weight_importance import WEIGHT_CRITERIA
 from prunegym.tasks import make_task, task_names
 
 
@@ -55,7 +56,7 @@ def make_env(args: argparse.Namespace):
     """Build the PruneEnv that ``args`` describe, saying how long it took."""
     from prunegym.env import PruneEnv
 
-    say(f"building {args.task} ({args.criterion} ranking, {args.compensation} compensation)...")
+    say(f"building {args.task} ({args.granularity} granularity)...")
     started = time.perf_counter()
     env = PruneEnv(
         make_task(args.task, **task_options(args)),
@@ -63,6 +64,7 @@ def make_env(args: argparse.Namespace):
         tolerance=getattr(args, "tolerance", 0.01),
         criterion=args.criterion,
         compensation=args.compensation,
+        granularity=args.granularity,
     )
     say(f"ready in {time.perf_counter() - started:.1f} s: {len(env.groups)} groups")
     return env
@@ -73,10 +75,16 @@ def add_env_arguments(parser: argparse.ArgumentParser, task: bool = True) -> Non
     if task:
         parser.add_argument("task", choices=task_names(), help="task name (see prunegym tasks)")
     parser.add_argument(
-        "--criterion", default="compensated", choices=CRITERIA, help="channel ranking"
-    )
+        "--granularity", default="channel", choices=["channel", "weight"],
+        help="prune channel groups (default) or single weights of Linear layers",
+    )  # fmt: skip
     parser.add_argument(
-        "--compensation", default="mean", choices=COMPENSATIONS, help="bias compensation"
-    )
+        "--criterion", default=None, choices=list(dict.fromkeys([*CRITERIA, *WEIGHT_CRITERIA])),
+        help="ranking (default: compensated for channels, elimination-compensation for weights)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compensation", default=None, choices=COMPENSATIONS,
+        help="bias compensation (default: mean for channels, optimal for weights)",
+    )  # fmt: skip
     parser.add_argument("--data-root", default=None, help="full MNIST in torchvision's layout")
     parser.add_argument("--checkpoint", default=None, help="checkpoint to load instead")

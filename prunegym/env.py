@@ -12,11 +12,13 @@ import torch
 from gymnasium import spaces
 
 from prunegym.pruning import MAX_COEFFICIENT, SoftPruner
-from prunegym.pruning.importance import group_channel_norms
 from prunegym.tasks import Task, make_task
 from prunegym.tasks.base import weights_sha256
 
 MAX_NORMALISED_METRIC = 10.0
+GRANULARITIES = ("channel", "weight")
+DEFAULT_CRITERION = {"channel": "compensated", "weight": "elimination-compensation"}
+DEFAULT_COMPENSATION = {"channel": "mean", "weight": "optimal"}
 
 
 class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -61,8 +63,14 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``task``: a :class:`prunegym.Task` or a task name (``"mnist-ae"``, ``"toy"``).
     - ``target``: sparsity target ``ρ`` (fraction of ``‖θ‖₀``), default 0.2.
     - ``tolerance``: window half-width ``ε``; ``info["feasible"]`` is ``|s − ρ| ≤ ε``.
-    - ``criterion``: ``l1``, ``l2``, ``random``, ``taylor`` or ``compensated`` (default).
-    - ``compensation``: ``none``, ``mean`` (default) or ``optimal``.
+    - ``granularity``: ``"channel"`` (default: structured groups as above) or ``"weight"``
+      (unstructured: one group per ``nn.Linear`` layer, ``c_i`` the fraction of its weights
+      zeroed, ranked by a weight-level criterion, with a bias shift per removed weight).
+    - ``criterion``: channels: ``l1``, ``l2``, ``random``, ``taylor`` or ``compensated``
+      (default); weights: ``magnitude``, ``gradient-magnitude``, ``random``,
+      ``elimination-compensation`` (default) or ``nonlinear``.
+    - ``compensation``: channels: ``none``, ``mean`` (default) or ``optimal``; weights:
+      ``none``, ``mean`` (``W_ij E[z_j]``) or ``optimal`` (default, eq. 7).
     - ``penalty``: ``μ`` of the sparsity penalty.
     - ``probes``: Rademacher probes per calibration batch for ``optimal`` compensation.
     - ``seed``: seed of the ``random`` criterion and of the probes.
@@ -94,11 +102,12 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         task: Task | str,
         target: float = 0.2,
         tolerance: float = 0.01,
-        criterion: str = "compensated",
-        compensation: str = "mean",
+        criterion: str | None = None,
+        compensation: str | None = None,
         penalty: float = 100.0,
         probes: int = 8,
         seed: int = 0,
+        granularity: str = "channel",
     ) -> None:
         self.task = make_task(task) if isinstance(task, str) else task
         if not isinstance(self.task, Task):
@@ -110,28 +119,48 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         self.penalty = float(penalty)
         # The environment owns its model: a deep copy, so no caller's model is ever touched.
         self.model = copy.deepcopy(self.task.build_model()).eval()
-        self.pruner = SoftPruner(
-            self.model,
-            self.task.components(self.model),
-            self.task.example_inputs,
-            self.task.calibration_batches,
-            self.task.forward,
-            loss=self.task.loss,
-            output_layers=self.task.output_layers(self.model),
-            criterion=criterion,
-            compensation=compensation,
-            probes=probes,
-            seed=seed,
-        )
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+        self.granularity = granularity
+        criterion = criterion or DEFAULT_CRITERION[granularity]
+        compensation = compensation or DEFAULT_COMPENSATION[granularity]
+        if granularity == "weight":
+            from prunegym.pruning.weight_pruner import WeightPruner
+
+            self.pruner = WeightPruner(
+                self.model,
+                self.task.components(self.model),
+                self.task.calibration_batches,
+                self.task.forward,
+                loss=self.task.loss,
+                criterion=criterion,
+                compensation=compensation,
+                seed=seed,
+            )
+        else:
+            self.pruner = SoftPruner(
+                self.model,
+                self.task.components(self.model),
+                self.task.example_inputs,
+                self.task.calibration_batches,
+                self.task.forward,
+                loss=self.task.loss,
+                output_layers=self.task.output_layers(self.model),
+                criterion=criterion,
+                compensation=compensation,
+                probes=probes,
+                seed=seed,
+            )
         self.criterion, self.compensation = criterion, compensation
-        self.options = {"penalty": self.penalty, "probes": int(probes), "seed": int(seed)}
+        self.options = {
+            "penalty": self.penalty, "probes": int(probes), "seed": int(seed),
+            "granularity": granularity,
+        }  # fmt: skip
         self.weights_sha256 = weights_sha256(self.model)  # the dense weights, for result files
         self.groups = self.pruner.groups
         self.channels = self.pruner.channels.copy()
         # Mean per-channel L2 norm of each group in the dense model (the norm-based baseline).
-        self.dense_group_norms = np.array(
-            [float(group_channel_norms(self.model, g).mean()) for g in self.groups]
-        )
+        self.dense_group_norms = self.pruner.group_norms()
         self.max_sparsity = float(self.sparsity_of(np.full(len(self.groups), MAX_COEFFICIENT)))
         self.dense_metrics = self.task.evaluate(self.model)
         self.dense_metric = float(self.dense_metrics[self.task.metric])
@@ -159,12 +188,12 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         coefficients = self.check_action(action)
-        previous = self.pruner.masker.applied_counts
+        previous = self.pruner.applied_counts
         counts = self.pruner.apply(coefficients)
         try:
             metrics = self.task.evaluate(self.model)
         except BaseException:
-            self.pruner.masker.apply(previous)  # never leave a half-finished step behind
+            self.pruner.apply_counts(previous)  # never leave a half-finished step behind
             raise
         self._coefficients = coefficients.astype(np.float32)
         info = self._info(metrics, counts)
@@ -214,14 +243,19 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         from prunegym.pruning.export import physically_prune
 
         coefficients = self.check_action(coefficients)
-        previous = self.pruner.masker.applied_counts
+        if self.granularity == "weight":
+            raise ValueError(
+                "weight-level (unstructured) masks zero single weights; no channel can be "
+                "removed physically, so there is nothing smaller to export"
+            )
+        previous = self.pruner.applied_counts
         counts = self.pruner.apply(coefficients)
         try:
             return physically_prune(
                 self.model, self.groups, self.pruner.orders, counts, self.task.example_inputs
             )
         finally:
-            self.pruner.masker.apply(previous)
+            self.pruner.apply_counts(previous)
 
     def sparsity_estimate_of(self, coefficients: np.ndarray) -> np.ndarray:
         """The paper's estimate ``Σ c_i s_i / ‖θ‖₀`` (eq. 1b) of ``(m,)`` or ``(K, m)``."""
@@ -232,7 +266,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.pruner.counts(coefficients)
 
     def _info(self, metrics: dict[str, float], counts: np.ndarray) -> dict[str, Any]:
-        zeroed = int(self.pruner.counter.zeroed(counts))
+        zeroed = int(self.pruner.zeroed(counts))
         total = self.pruner.total_parameters
         sparsity = zeroed / total
         metric = float(metrics[self.task.metric])
@@ -283,3 +317,15 @@ def tdmpc_pendulum_env(checkpoint=None, episodes=8, mode="policy", **env_kwargs)
     """Entry point of ``prunegym/TDMPCPendulum-v0``."""
     task_kwargs = {"checkpoint": checkpoint, "episodes": episodes, "mode": mode}
     return make_task_env("tdmpc-pendulum", task_kwargs, **env_kwargs)
+
+
+def mnist_classifier_env(hidden=64, checkpoint=None, granularity="weight", **env_kwargs):
+    """Entry point of ``prunegym/MNISTClassifier-v0`` (weight granularity by default)."""
+    task_kwargs = {"hidden": hidden, "checkpoint": checkpoint}
+    return make_task_env("mnist-classifier", task_kwargs, granularity=granularity, **env_kwargs)
+
+
+def diffusion_sorption_env(architecture=1, noise=0.0, granularity="weight", **env_kwargs):
+    """Entry point of ``prunegym/DiffusionSorption-v0`` (weight granularity by default)."""
+    task_kwargs = {"architecture": architecture, "noise": noise}
+    return make_task_env("diffusion-sorption", task_kwargs, granularity=granularity, **env_kwargs)

@@ -116,8 +116,12 @@ def test_unknown_names_list_the_valid_ones():
         PruneEnv("toy", criterion="magic")
     with pytest.raises(ValueError, match="mean, optimal"):
         PruneEnv("toy", compensation="magic")
-    with pytest.raises(ValueError, match="mnist-ae, tdmpc-pendulum, toy"):
+    with pytest.raises(ValueError, match="mnist-ae, mnist-classifier, tdmpc-pendulum, toy"):
         PruneEnv("cifar")
+    with pytest.raises(ValueError, match="granularity must be one of"):
+        PruneEnv("toy", granularity="block")
+    with pytest.raises(ValueError, match="unknown weight criterion 'compensated'"):
+        PruneEnv("toy", granularity="weight", criterion="compensated")
     with pytest.raises(ValueError, match="target"):
         PruneEnv("toy", target=1.5)
     with pytest.raises(ValueError, match="unknown reset options"):

@@ -20,7 +20,12 @@ def test_a_result_records_where_it_came_from(toy_env):
     assert result.seed == 7 and result.budget == {"evaluations": 40, "seconds": None}
     assert result.solver_settings["momentum"] == 0.8 and "progress" not in result.solver_settings
     assert result.task_options == {"seed": 0, "samples": 256}
-    assert result.env_options == {"penalty": 100.0, "probes": 8, "seed": 0}
+    assert result.env_options == {
+        "penalty": 100.0,
+        "probes": 8,
+        "seed": 0,
+        "granularity": "channel",
+    }
     assert result.groups[0] == "0 encoder 1" and len(result.groups) == len(result.coefficients)
     estimate = toy_env.sparsity_estimate_of(np.asarray(result.coefficients))
     assert result.sparsity_estimate == pytest.approx(float(estimate))

@@ -40,7 +40,9 @@ class BenchSpec:
         tasks, solvers, targets: The grid's axes (task names, solver names, fractions).
         seeds: Seeds ``0 .. seeds-1`` per (task, solver, target).
         tolerance: Sparsity window half-width ``ε``.
-        criterion, compensation: The environment's ranking and bias compensation.
+        criterion, compensation: The environment's ranking and bias compensation (``None``:
+            the granularity's default).
+        granularity: ``"channel"`` or ``"weight"``.
         budget, seconds: Per-cell evaluation and time budgets (``None``: each solver's own end).
         options: Solver options: ``{"*": {...}}`` for every solver, ``{solver: {...}}`` for one.
         task_options: Keyword arguments for each task, ``{task: {...}}``.
@@ -51,8 +53,9 @@ class BenchSpec:
     targets: list[float]
     seeds: int = 3
     tolerance: float = 0.01
-    criterion: str = "compensated"
-    compensation: str = "mean"
+    criterion: str | None = None
+    compensation: str | None = None
+    granularity: str = "channel"
     budget: int | None = None
     seconds: float | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -121,6 +124,7 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
             tolerance=spec.tolerance,
             criterion=spec.criterion,
             compensation=spec.compensation,
+            granularity=spec.granularity,
         )
     env = cache[cell.task]
     env.reset(seed=cell.seed, options={"target": cell.target})
@@ -151,7 +155,9 @@ def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
         (result.task, result.solver, result.seed) == (cell.task, cell.solver, cell.seed)
         and abs(result.target - cell.target) < 1e-12
         and abs(result.tolerance - spec.tolerance) < 1e-12
-        and (result.criterion, result.compensation) == (spec.criterion, spec.compensation)
+        and spec.criterion in (None, result.criterion)
+        and spec.compensation in (None, result.compensation)
+        and result.env_options.get("granularity", "channel") == spec.granularity
         and result.budget == {"evaluations": spec.budget, "seconds": spec.seconds}
         and all(result.solver_settings.get(key, value) == value for key, value in options.items())
     )

@@ -16,7 +16,7 @@ def _run_cell(spec_dict: dict, cell_dict: dict) -> str:
     from prunegym.bench.grid import BenchSpec, Cell, run_cell
 
     spec, cell = BenchSpec(**spec_dict), Cell(**cell_dict)
-    key = (cell.task, spec.criterion, spec.compensation, spec.tolerance)
+    key = (cell.task, spec.criterion, spec.compensation, spec.tolerance, spec.granularity)
     cache = _ENVS.setdefault(key, {})
     return run_cell(spec, cell, cache).to_json()
 

@@ -66,8 +66,9 @@ def _markdown(rows: list[dict], spec, command: str) -> str:
     if command:
         lines += ["```", command, "```", ""]
     lines += [
-        f"Seeds per cell: {spec.seeds}. Window ±{spec.tolerance:g}. Ranking {spec.criterion}, "
-        f"compensation {spec.compensation}. Cells show the mean ± std over seeds of the best "
+        f"Seeds per cell: {spec.seeds}. Window ±{spec.tolerance:g}. Granularity "
+        f"{spec.granularity}, ranking {spec.criterion or 'default'}, compensation "
+        f"{spec.compensation or 'default'}. Cells show the mean ± std over seeds of the best "
         "result each solver found; `*` marks cells where some seed missed the sparsity window.",
         "Solvers without randomness (grid, fd-momentum, norm, uniform, torch-pruning) give the "
         "same result for every seed, so their std is 0.",

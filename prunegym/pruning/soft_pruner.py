@@ -111,6 +111,25 @@ class SoftPruner:
         """Masked channels per group, ``⌊c_i·n_i⌉``, for ``(m,)`` or ``(K, m)`` coefficients."""
         return pruned_counts(coefficients, self.channels)
 
+    @property
+    def applied_counts(self) -> np.ndarray:
+        """The masked channels per group currently applied."""
+        return self.masker.applied_counts
+
+    def apply_counts(self, counts: np.ndarray) -> None:
+        """Mask and compensate for given counts per group (e.g. to go back to a former state)."""
+        self.masker.apply(counts)
+
+    def zeroed(self, counts: np.ndarray) -> np.ndarray:
+        """Parameter entries zeroed by ``counts`` ``(m,)`` or ``(K, m)``."""
+        return self.counter.zeroed(counts)
+
+    def group_norms(self) -> np.ndarray:
+        """Mean per-channel L2 norm of each group in the current (dense) model."""
+        from prunegym.pruning.importance import group_channel_norms
+
+        return np.array([float(group_channel_norms(self.model, g).mean()) for g in self.groups])
+
     def apply(self, coefficients: np.ndarray) -> np.ndarray:
         """Mask and compensate the model for ``coefficients`` ``(m,)``; returns the counts."""
         counts = self.counts(coefficients)

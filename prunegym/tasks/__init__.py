@@ -5,7 +5,9 @@ from __future__ import annotations
 from prunegym.tasks.base import Task
 
 _TASKS = {
+    "diffusion-sorption": "prunegym.tasks.diffusion_sorption:DiffusionSorptionTask",
     "mnist-ae": "prunegym.tasks.mnist_autoencoder:MNISTAutoencoderTask",
+    "mnist-classifier": "prunegym.tasks.mnist_classifier:MNISTClassifierTask",
     "toy": "prunegym.tasks.toy:ToyTask",
     "tdmpc-pendulum": "prunegym.tasks.tdmpc_pendulum:TDMPCPendulumTask",
 }

@@ -1,0 +1,105 @@
+"""The elimination-compensation paper's tasks: the MNIST classifier and the diffusion–sorption
+PDE data and regression, with PruneEnv at weight granularity."""
+
+import numpy as np
+import pytest
+
+from prunegym.data.diffusion_sorption import generate, solve, total_mass
+
+
+def test_pde_generator_is_deterministic_for_a_seed():
+    first, again, other = generate(3, seed=4), generate(3, seed=4), generate(3, seed=5)
+    assert first.u.shape == (3, 10, 64) and first.mu.shape == (3, 2)
+    assert np.array_equal(first.u, again.u) and np.array_equal(first.mu, again.mu)
+    assert not np.array_equal(first.u, other.u)
+
+
+def test_pde_solver_conserves_dissolved_plus_sorbed_mass_in_a_closed_tube():
+    u0 = np.random.default_rng(0).uniform(0.0, 0.2, 64)
+    times = np.linspace(50, 500, 10)
+    u = solve(u0, 5e-4, 3.5e-4, times, closed=True)
+    mass = total_mass(u, 3.5e-4)
+    assert np.allclose(mass, total_mass(u0, 3.5e-4), rtol=1e-5)
+    assert u[-1].std() < 0.5 * u0.std()  # diffusion smooths the initial noise
+
+
+def test_pde_source_fills_the_tube_within_the_maximum_principle():
+    data = generate(4, seed=0)
+    mass = np.stack([total_mass(data.u[s], data.mu[s, 1]) for s in range(4)])
+    assert np.all(np.diff(mass, axis=1) > 0)  # the source at x = 0 only adds mass
+    assert data.u.min() >= data.u0.min() - 1e-6 and data.u.max() <= 1 + 1e-6
+    assert np.all(data.u[:, -1, 0] > data.u[:, -1, -1])  # high near the source
+
+
+@pytest.fixture(scope="module")
+def classifier_env():
+    from prunegym.env import PruneEnv
+
+    return PruneEnv("mnist-classifier", granularity="weight", target=0.5)
+
+
+def test_weight_env_has_one_group_per_layer_and_passes_the_env_checker(classifier_env):
+    from gymnasium.utils.env_checker import check_env
+
+    env = classifier_env
+    assert [g.label for g in env.groups] == ["mlp 1", "mlp 2", "mlp 3"]
+    assert env.channels.tolist() == [784 * 64, 64 * 64, 64 * 10]
+    assert env.criterion == "elimination-compensation" and env.compensation == "optimal"
+    assert 0.3 < env.dense_metric < 0.4 and env.dense_metrics["accuracy"] > 0.88
+    check_env(env, skip_render_check=True)
+
+
+def test_weight_env_step_zeroes_the_fraction_and_reset_restores_exactly(classifier_env):
+    import torch
+
+    env = classifier_env
+    dense = {k: v.clone() for k, v in env.model.state_dict().items()}
+    env.reset()
+    _, _, _, _, info = env.step(np.array([0.5, 0.25, 0.0]))
+    first = env.model[0].weight
+    assert int((first == 0).sum()) == round(0.5 * 784 * 64)
+    assert int((env.model[2].weight == 0).sum()) == round(0.25 * 64 * 64)
+    assert not torch.equal(env.model[0].bias, dense["0.bias"])  # compensated
+    kept = env.pruner.total_parameters - 25088 - 1024
+    assert info["sparsity"] == pytest.approx(1 - kept / env.pruner.total_parameters)
+    env.reset()
+    assert all(torch.equal(v, dense[k]) for k, v in env.model.state_dict().items())
+    with pytest.raises(ValueError, match="nothing smaller to export"):
+        env.export(np.full(3, 0.2))
+
+
+def test_elimination_compensation_beats_magnitude_at_half_the_weights():
+    from prunegym.env import PruneEnv
+
+    losses = {}
+    for criterion, compensation in (("elimination-compensation", "optimal"),
+                                    ("magnitude", "none")):  # fmt: skip
+        env = PruneEnv("mnist-classifier", granularity="weight", criterion=criterion,
+                       compensation=compensation, target=0.5)  # fmt: skip
+        losses[criterion] = env.step(np.full(3, 0.5))[4]["loss"]
+    assert losses["elimination-compensation"] < losses["magnitude"]
+
+
+def test_solvers_run_unchanged_at_weight_granularity(classifier_env):
+    from prunegym.agents import make_agent
+
+    result = make_agent("fd-momentum", progress=False).run(classifier_env, 60)
+    assert result.evaluations <= 60 and len(result.coefficients) == 3
+    uniform = make_agent("uniform", progress=False).run(classifier_env)
+    assert uniform.feasible and abs(uniform.sparsity - 0.5) <= 0.01
+    assert result.env_options["granularity"] == "weight"
+
+
+def test_diffusion_sorption_task_loads_its_shipped_checkpoints():
+    from prunegym.env import PruneEnv
+    from prunegym.tasks import make_task
+
+    for architecture, weights in ((1, 4256), (2, 8208)):
+        task = make_task("diffusion-sorption", architecture=architecture, noise=0.005)
+        model = task.build_model()
+        assert sum(layer.weight.numel() for layer in model if hasattr(layer, "weight")) == weights
+        assert task.evaluate(model)["mse"] < 1e-3 and task.test_x.shape == (12800, 68)
+    env = PruneEnv(task, granularity="weight", target=0.3)
+    assert len(env.groups) == 6 and env.dense_metric < 1e-3
+    with pytest.raises(ValueError, match="noise must be one of"):
+        make_task("diffusion-sorption", noise=0.02)
