@@ -72,9 +72,9 @@ def cmd_tasks(args: argparse.Namespace) -> int:
         summary = (env.task.__doc__ or "").strip().splitlines()[0]
         parameters = env.pruner.total_parameters
         rows.append((name, len(env.groups), env.task.metric, env.dense_metric, parameters, summary))
-    print(f"{'task':<16} {'groups':>6} {'dense metric':>22} {'parameters':>11}  description")
+    print(f"{'task':<18} {'groups':>6} {'dense metric':>22} {'parameters':>11}  description")
     for name, groups, metric, dense, parameters, doc in rows:
-        print(f"{name:<16} {groups:>6} {metric:>10} {dense:>11.4g} {parameters:>11,}  {doc}")
+        print(f"{name:<18} {groups:>6} {metric:>10} {dense:>11.4g} {parameters:>11,}  {doc}")
     return 0
 
 

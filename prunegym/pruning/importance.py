@@ -23,7 +23,7 @@ from torch import nn
 from prunegym.pruning.groups import PruningGroup
 from prunegym.pruning.statistics import ConsumerStatistics
 
-CRITERIA = ("l1", "l2", "random", "taylor", "compensated")
+CRITERIA = ("l1", "l2", "random", "taylor", "compensated", "bn-scale")
 
 
 def check_criterion(criterion: str) -> str:
@@ -107,6 +107,18 @@ def rank_channels(
         scorer = tp.importance.GroupTaylorImportance()
         scores = [scorer(group.tp_group) for group in groups]
         model.zero_grad(set_to_none=True)
+    elif criterion == "bn-scale":  # network slimming: |γ| of the group's BatchNorm
+        scorer = tp.importance.BNScaleImportance()
+        with torch.no_grad():
+            scores = [scorer(group.tp_group) for group in groups]
+        missing = [
+            group.label for group, score in zip(groups, scores, strict=True) if score is None
+        ]
+        if missing:
+            raise ValueError(
+                f"criterion 'bn-scale' ranks channels by BatchNorm scales, but groups {missing} "
+                "have no BatchNorm layer; use l1, l2, taylor or compensated"
+            )
     else:
         scorer = tp.importance.GroupMagnitudeImportance(p=1 if criterion == "l1" else 2)
         with torch.no_grad():

@@ -8,6 +8,7 @@ _TASKS = {
     "diffusion-sorption": "prunegym.tasks.diffusion_sorption:DiffusionSorptionTask",
     "mnist-ae": "prunegym.tasks.mnist_autoencoder:MNISTAutoencoderTask",
     "mnist-classifier": "prunegym.tasks.mnist_classifier:MNISTClassifierTask",
+    "mnist-convnet": "prunegym.tasks.mnist_convnet:MNISTConvNetTask",
     "toy": "prunegym.tasks.toy:ToyTask",
     "tdmpc-pendulum": "prunegym.tasks.tdmpc_pendulum:TDMPCPendulumTask",
 }
