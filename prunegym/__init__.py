@@ -8,7 +8,8 @@ Importing the package registers the environment ids:
 - ``prunegym/PixelPendulum-v0``: the inner environment, Pendulum-v1 as stacked 28×28 frames;
 - ``prunegym/MNISTClassifier-v0``: the elimination-compensation paper's PReLU MLP on MNIST,
   scored by test cross-entropy, weight granularity by default;
-- ``prunegym/DiffusionSorption-v0``: its PDE regression MLP, scored by test MSE.
+- ``prunegym/DiffusionSorption-v0``: its PDE regression MLP, scored by test MSE;
+- ``prunegym/MNISTConvNet-v0``: a small BatchNorm CNN for network slimming, scored by accuracy.
 """
 
 from gymnasium.envs.registration import register
@@ -36,6 +37,11 @@ register(
 register(
     id="prunegym/DiffusionSorption-v0",
     entry_point="prunegym.env:diffusion_sorption_env",
+    max_episode_steps=50,
+)
+register(
+    id="prunegym/MNISTConvNet-v0",
+    entry_point="prunegym.env:mnist_convnet_env",
     max_episode_steps=50,
 )
 register(  # the time limit (200 simulator steps) sits inside, below the action repeat

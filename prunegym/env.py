@@ -329,3 +329,8 @@ def diffusion_sorption_env(architecture=1, noise=0.0, granularity="weight", **en
     """Entry point of ``prunegym/DiffusionSorption-v0`` (weight granularity by default)."""
     task_kwargs = {"architecture": architecture, "noise": noise}
     return make_task_env("diffusion-sorption", task_kwargs, granularity=granularity, **env_kwargs)
+
+
+def mnist_convnet_env(checkpoint=None, **env_kwargs):
+    """Entry point of ``prunegym/MNISTConvNet-v0`` (channel granularity)."""
+    return make_task_env("mnist-convnet", {"checkpoint": checkpoint}, **env_kwargs)

@@ -103,3 +103,28 @@ def test_diffusion_sorption_task_loads_its_shipped_checkpoints():
     assert len(env.groups) == 6 and env.dense_metric < 1e-3
     with pytest.raises(ValueError, match="noise must be one of"):
         make_task("diffusion-sorption", noise=0.02)
+
+
+@pytest.mark.parametrize(
+    "env_id", ["prunegym/MNISTClassifier-v0", "prunegym/DiffusionSorption-v0",
+               "prunegym/MNISTConvNet-v0"],
+)  # fmt: skip
+def test_paper_ids_are_registered_and_pass_both_env_checkers(env_id):
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make(env_id, target=0.3)
+    check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+    granularity = "channel" if "ConvNet" in env_id else "weight"
+    assert env.unwrapped.granularity == granularity and env.spec.max_episode_steps == 50
+
+
+def test_convnet_prunes_by_bn_scale_on_its_shipped_checkpoint():
+    from prunegym.env import PruneEnv
+
+    env = PruneEnv("mnist-convnet", criterion="bn-scale", compensation="none", target=0.3)
+    assert [g.channels for g in env.groups] == [16, 32] and env.dense_metric > 0.9
+    info = env.step(np.full(2, 0.5))[4]
+    assert info["pruned_channels"] == [8, 16] and info["accuracy"] < env.dense_metric
