@@ -37,6 +37,22 @@ def finetune(
         keep[parameter] = mask.to(parameter.dtype)
     hooks = [p.register_hook(lambda grad, m=m: grad * m) for p, m in keep.items()]
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+
+    @torch.no_grad()
+    def rezero() -> None:
+        for parameter, m in keep.items():
+            parameter.mul_(m)
+
+    try:
+        return _train(model, optimizer, epochs, batches, loss, after_step=rezero)
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+def _train(model, optimizer, epochs, batches, loss, before_step=None, after_step=None):
+    """The epoch loop shared by :func:`finetune` and :func:`slimming`; returns the mean loss of
+    each epoch and leaves the model in eval mode."""
     history = []
     model.train()
     try:
@@ -46,15 +62,14 @@ def finetune(
                 optimizer.zero_grad(set_to_none=True)
                 value = loss(model, batch)
                 value.backward()
+                if before_step is not None:
+                    before_step()
                 optimizer.step()
-                with torch.no_grad():
-                    for parameter, m in keep.items():
-                        parameter.mul_(m)
+                if after_step is not None:
+                    after_step()
                 total, count = total + float(value.detach()), count + 1
             history.append(total / max(count, 1))
     finally:
-        for hook in hooks:
-            hook.remove()
         model.eval()
     return history
 
@@ -101,23 +116,12 @@ def slimming(
     if not layers:
         raise ValueError("slimming needs BatchNorm layers with a scale γ; the model has none")
     optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate, momentum=momentum)
-    history = []
-    model.train()
-    try:
-        for epoch in range(epochs):
-            total, count = 0.0, 0
-            for batch in batches(epoch):
-                optimizer.zero_grad(set_to_none=True)
-                value = loss(model, batch)
-                value.backward()
-                if not proximal:
-                    for layer in layers:
-                        layer.weight.grad.add_(lam * layer.weight.detach().sign())
-                optimizer.step()
-                if proximal:
-                    proximal_step(layers, learning_rate * lam)
-                total, count = total + float(value.detach()), count + 1
-            history.append(total / max(count, 1))
-    finally:
-        model.eval()
-    return history
+
+    def add_subgradient() -> None:
+        for layer in layers:
+            layer.weight.grad.add_(lam * layer.weight.detach().sign())
+
+    if proximal:
+        return _train(model, optimizer, epochs, batches, loss,
+                      after_step=lambda: proximal_step(layers, learning_rate * lam))  # fmt: skip
+    return _train(model, optimizer, epochs, batches, loss, before_step=add_subgradient)

@@ -116,7 +116,7 @@ def test_unknown_names_list_the_valid_ones():
         PruneEnv("toy", criterion="magic")
     with pytest.raises(ValueError, match="mean, optimal"):
         PruneEnv("toy", compensation="magic")
-    with pytest.raises(ValueError, match="mnist-ae, mnist-classifier, tdmpc-pendulum, toy"):
+    with pytest.raises(ValueError, match="mnist-classifier, mnist-convnet, tdmpc-pendulum, toy"):
         PruneEnv("cifar")
     with pytest.raises(ValueError, match="granularity must be one of"):
         PruneEnv("toy", granularity="block")
