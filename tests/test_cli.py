@@ -178,3 +178,8 @@ def test_train_tdmpc_runs_and_refuses_to_overwrite(capsys, tmp_path):
     assert (out / "agent.pt").exists() and (out / "log.csv").exists()
     assert main(argv) == 2
     assert "pass --resume" in capsys.readouterr().err
+
+
+def test_an_option_a_task_does_not_take_is_one_clear_line(capsys):
+    assert main(["groups", "toy", "--data-root", "/nowhere"]) == 2
+    _one_error_line(capsys, "task 'toy' takes no option 'data_root'")

@@ -35,7 +35,15 @@ def make_task(name: str, **kwargs) -> Task:
     Raises:
         ValueError: if ``name`` is not a known task; the message lists the valid ones.
     """
-    return task_class(name)(**kwargs)
+    cls = task_class(name)
+    import inspect
+
+    accepted = inspect.signature(cls.__init__).parameters
+    unknown = [key for key in kwargs if key not in accepted]
+    if unknown:
+        valid = [key for key in accepted if key != "self"]
+        raise ValueError(f"task {name!r} takes no option {unknown[0]!r}; its options: {valid}")
+    return cls(**kwargs)
 
 
 __all__ = ["Task", "make_task", "task_class", "task_names"]
