@@ -145,6 +145,11 @@ class SB3Agent(Agent):
         self.model = algorithm(
             self.policy, training, seed=self.seed, device="cpu", verbose=0, **options
         )
+        if "tensorboard_log" not in self.algo_options:
+            from stable_baselines3.common.logger import Logger
+
+            # SB3's default quiet logger still creates an empty /tmp/SB3-<date> folder per run
+            self.model.set_logger(Logger(folder=None, output_formats=[]))
         target = session.problem.target
         try:
             self.model.learn(total_timesteps=budget)
