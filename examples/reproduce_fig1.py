@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import time
 from pathlib import Path
 
@@ -32,19 +31,15 @@ from prunegym.tasks.mnist_classifier import (
     classifier_batches,
     classifier_metrics,
     cross_entropy,
+    fully_connected_width,
     train_classifier,
+    weight_count,
 )
 from prunegym.train import finetune
 
 RATIOS = [round(0.1 * k, 1) for k in range(1, 10)]
 CRITERIA = ["elimination-compensation", "magnitude", "gradient-magnitude", "random", "nonlinear"]
 EPOCHS = 15
-
-
-def _narrow_width(hidden: int, ratio: float) -> int:
-    """Largest h' with 784h' + h'² + 10h' ≤ (1 − r)·|W| (at least 1)."""
-    budget = (1 - ratio) * (784 * hidden + hidden * hidden + 10 * hidden)
-    return max(1, int((-794 + math.sqrt(794**2 + 4 * budget)) / 2))
 
 
 def _rows(path: Path) -> dict[tuple, dict]:
@@ -82,11 +77,11 @@ def run(hidden: int, seeds: int, out: Path) -> None:
                     if (criterion, ratio, seed) in done:
                         continue
                     if criterion == "fully-connected":
-                        width = _narrow_width(hidden, ratio)
+                        width = fully_connected_width(hidden, ratio)
                         model = _train_width(width, seed, batches)
                         before = classifier_metrics(model, *test)["loss"]
                         finetune(model, {}, EPOCHS, lambda e: batches(EPOCHS + e), cross_entropy)
-                        kept = 784 * width + width * width + 10 * width
+                        kept = weight_count(width)
                     else:
                         model = copy.deepcopy(dense)
                         twins = dict(zip(dense.modules(), model.modules(), strict=True))

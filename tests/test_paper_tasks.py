@@ -128,3 +128,14 @@ def test_convnet_prunes_by_bn_scale_on_its_shipped_checkpoint():
     assert [g.channels for g in env.groups] == [16, 32] and env.dense_metric > 0.9
     info = env.step(np.full(2, 0.5))[4]
     assert info["pruned_channels"] == [8, 16] and info["accuracy"] < env.dense_metric
+
+
+def test_the_fully_connected_reference_has_no_more_weights_than_the_pruned_network():
+    from prunegym.tasks.mnist_classifier import fully_connected_width, weight_count
+
+    assert weight_count(32) == 26_432 and weight_count(64) == 54_912  # Table 1
+    for hidden in (32, 64):
+        for ratio in (0.1, 0.5, 0.9):
+            width = fully_connected_width(hidden, ratio)
+            assert weight_count(width) <= (1 - ratio) * weight_count(hidden)
+            assert weight_count(width + 1) > (1 - ratio) * weight_count(hidden)

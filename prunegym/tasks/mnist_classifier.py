@@ -67,6 +67,22 @@ def train_classifier(hidden: int, seed: int = 0, epochs: int = 15, data_root=Non
     return model.eval()
 
 
+def weight_count(hidden: int) -> int:
+    """``|W|`` of 784-h-h-10 (biases and PReLU slopes excluded), as in Table 1."""
+    return 784 * hidden + hidden * hidden + 10 * hidden
+
+
+def fully_connected_width(hidden: int, ratio: float) -> int:
+    """The paper's "fully-connected" reference for pruning ratio ``r``: the largest width
+    ``h'`` with ``|W(h')| ≤ (1 − r)·|W(h)|``, so the narrower dense network has no more weights
+    than the pruned one (at least 1)."""
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"pruning ratio must lie in [0, 1), got {ratio!r}")
+    budget = (1 - ratio) * weight_count(hidden)
+    width = int((-794 + (794**2 + 4 * budget) ** 0.5) / 2)
+    return max(1, width + (weight_count(width + 1) <= budget))  # guard float rounding
+
+
 def shipped_checkpoint(hidden: int) -> Path:
     return Path(str(resources.files("prunegym.assets") / f"mnist_classifier_{hidden}.pt"))
 
