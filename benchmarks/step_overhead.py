@@ -2,8 +2,11 @@
 
     python benchmarks/step_overhead.py [--task mnist-ae] [--repeats 50]
 
-Both are measured on the same evaluation batch. A step changes the coefficients every time
-(alternating between two random vectors), so every step rewrites the masked parameters.
+Both are measured on the same evaluation batch. Two step patterns:
+
+- random: alternating between two random coefficient vectors, so most masked slices change;
+- one channel: finite-difference probes, each moving one group by one channel from a fixed
+  point (what FD momentum and grid neighbours do), so a step rewrites a few slices only.
 """
 
 from __future__ import annotations
@@ -46,6 +49,16 @@ def main() -> None:
     def step() -> None:
         env.step(actions[next(turn) % 2])
 
+    base = actions[0].astype(np.float64)
+    probes = []
+    for group in range(len(env.groups)):
+        probe = base.copy()
+        probe[group] = min(probe[group] + 1.0 / env.channels[group], 0.95)
+        probes += [probe, base]
+
+    def probe_step() -> None:
+        env.step(probes[next(turn) % len(probes)])
+
     batch = env.task.eval_images if hasattr(env.task, "eval_images") else env.task.inputs
 
     @torch.no_grad()
@@ -59,6 +72,7 @@ def main() -> None:
     forward_seconds = median_seconds(forward, args.repeats)
     evaluate_seconds = median_seconds(evaluate, args.repeats)
     step_seconds = median_seconds(step, args.repeats)
+    probe_seconds = median_seconds(probe_step, args.repeats)
     env.reset()
     forward_seconds = min(forward_seconds, median_seconds(forward, args.repeats))
     print(
@@ -67,8 +81,10 @@ def main() -> None:
     )
     print(f"dense forward     {forward_seconds * 1e3:8.3f} ms  (median of {args.repeats})")
     print(f"dense evaluate    {evaluate_seconds * 1e3:8.3f} ms  (forward + metric)")
-    print(f"env.step          {step_seconds * 1e3:8.3f} ms  (median of {args.repeats})")
-    print(f"step / forward    {step_seconds / forward_seconds:8.3f}")
+    print(f"env.step random   {step_seconds * 1e3:8.3f} ms  (median of {args.repeats})")
+    print(f"env.step 1 chan.  {probe_seconds * 1e3:8.3f} ms  (median of {args.repeats})")
+    print(f"step / forward    {step_seconds / forward_seconds:8.3f} random, "
+          f"{probe_seconds / forward_seconds:.3f} one channel")  # fmt: skip
 
 
 if __name__ == "__main__":

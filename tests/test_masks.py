@@ -70,3 +70,27 @@ def test_rounding_is_half_up():
     channels = np.array([10, 4, 512])
     assert pruned_counts(np.array([0.25, 0.125, 0.95]), channels).tolist() == [3, 1, 486]
     assert pruned_counts(np.zeros(3), channels).tolist() == [0, 0, 0]
+
+
+def test_incremental_masking_equals_a_fresh_mask_after_any_sequence(conv_net):
+    """Steps rewrite only the slices whose masks changed; after any sequence of steps the
+    parameters must equal restoring the dense model and masking once."""
+    from prunegym.pruning.soft_pruner import SoftPruner
+
+    model, components, inputs = conv_net
+    reference = copy.deepcopy(model)
+    pruner = SoftPruner(model, components, inputs, lambda: [inputs], lambda m, x: m(x))
+    dense = copy.deepcopy(model.state_dict())
+    mirrored = {name: getattr(reference, name) for name in components}
+    twin = SoftPruner(reference, mirrored, inputs, lambda: [inputs], lambda m, x: m(x))
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        coefficients = rng.choice([0.0, 0.2, 0.5, 0.9], size=len(pruner.groups))
+        pruner.apply(coefficients)
+        twin.restore()
+        twin.apply(coefficients)
+        other = reference.state_dict()
+        for name, value in model.state_dict().items():
+            assert torch.equal(value, other[name]), name
+    pruner.restore()
+    assert all(torch.equal(value, dense[name]) for name, value in model.state_dict().items())

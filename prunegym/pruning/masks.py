@@ -142,6 +142,7 @@ class ChannelMasker:
             for dim, layout in dims.items()
         }
         self._applied = np.zeros(len(groups), dtype=np.int64)
+        self._written: dict[tuple[str, int], torch.Tensor] = {}  # keep vectors now in the model
 
     @property
     def applied_counts(self) -> np.ndarray:
@@ -182,6 +183,9 @@ class ChannelMasker:
         for plan in self._plans:
             if not plan.depends_on & changed:
                 continue
+            if plan.shift is None and plan.live.dim() >= 2 and plan.dims:
+                self._rewrite_changed_slices(plan, dim_keep)
+                continue
             plan.live.copy_(plan.dense)
             if plan.shift is not None:
                 weight_name, in_dim = plan.shift_source
@@ -195,7 +199,40 @@ class ChannelMasker:
                     shape = [1] * plan.live.dim()
                     shape[dim] = size
                     plan.live.mul_(keep.view(shape).to(plan.live.dtype))
+        for (name, dim), keep in dim_keeps.items():
+            self._written[name, dim] = keep
         self._applied = counts.copy()
+
+    def _rewrite_changed_slices(self, plan: _ParameterPlan, dim_keep) -> None:
+        """Rewrite only the slices of a weight whose keep value changed since the last apply:
+        ``live[slice] = dense[slice] · Π_dims keep``. Every other entry keeps its product of
+        unchanged keep values, so the result equals a full rewrite. When more than a quarter of
+        a dimension changed, one full rewrite is cheaper than gathering slices."""
+        live = plan.live
+        keeps = {dim: dim_keep(plan.name, dim, live.shape[dim]).to(live.dtype) for dim in plan.dims}
+        moved = {}
+        for dim, keep in keeps.items():
+            before = self._written.get((plan.name, dim))  # None: dense since the last restore
+            before = torch.ones_like(keep) if before is None else before.to(keep.dtype)
+            moved[dim] = torch.nonzero(keep != before).flatten()
+        shapes = {}
+        for dim in keeps:
+            shape = [1] * live.dim()
+            shape[dim] = -1
+            shapes[dim] = shape
+        if any(len(index) * 4 > live.shape[dim] for dim, index in moved.items()):
+            live.copy_(plan.dense)
+            for dim, keep in keeps.items():
+                live.mul_(keep.view(shapes[dim]))
+            return
+        for dim, index in moved.items():
+            if index.numel() == 0:
+                continue
+            block = plan.dense.index_select(dim, index)
+            for other, factor in keeps.items():
+                factor = factor.index_select(0, index) if other == dim else factor
+                block.mul_(factor.view(shapes[other]))
+            live.index_copy_(dim, index, block)
 
     @torch.no_grad()
     def restore(self) -> None:
@@ -203,3 +240,4 @@ class ChannelMasker:
         for plan in self._plans:
             plan.live.copy_(plan.dense)
         self._applied = np.zeros(len(self.groups), dtype=np.int64)
+        self._written = {}
