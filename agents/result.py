@@ -103,7 +103,9 @@ class Result:
     ``coefficients`` are the best ones evaluated: the feasible evaluation with the best metric,
     or, when none was feasible, the one with the highest reward (and ``feasible=False``).
 
-    ``groups`` names the pruning group of each coefficient. Provenance, so that anyone can
+    ``groups`` names the pruning group of each coefficient. ``cache_hits`` of
+    ``cache_lookups`` evaluation requests were answered from a cache (the solver's or the
+    environment's), without a forward pass. Provenance, so that anyone can
     re-check the result (``prunegym validate``): ``task_options`` rebuild the task
     (``make_task(task, **task_options)``), ``env_options`` the environment (penalty, probes,
     seed); ``weights_sha256`` is the hash of the dense weights the result was found on;
@@ -132,6 +134,8 @@ class Result:
     message: str = ""
     details: dict[str, Any] = field(default_factory=dict)
     groups: list[str] = field(default_factory=list)
+    cache_hits: int = 0
+    cache_lookups: int = 0
     sparsity_estimate: float = math.nan
     seed: int | None = None
     budget: dict[str, Any] = field(default_factory=dict)

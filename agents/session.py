@@ -137,6 +137,7 @@ class Session:
         self.message = ""
         self.details: dict = {}
         self._cache: dict[bytes, Evaluation] = {}
+        self.lookups, self.hits = 0, 0  # requests, and those answered without a forward pass
         self.started = time.perf_counter()
         self.bar = tqdm(
             total=budget.evaluations,
@@ -173,7 +174,9 @@ class Session:
         problem = self.problem
         coefficients = np.clip(np.asarray(coefficients, dtype=np.float64), 0.0, problem.upper)
         key = problem.counts(coefficients).tobytes()
+        self.lookups += 1
         if key in self._cache:
+            self.hits += 1
             return self._cache[key]
         if self.exhausted and not force:
             raise BudgetExhausted
@@ -186,6 +189,8 @@ class Session:
     def observe(self, coefficients: np.ndarray, reward: float, info: dict) -> Evaluation:
         """Record an environment step made by someone else (e.g. a Stable-Baselines3 policy)."""
         metric = float(info["metric"])
+        if info.get("cache_hit"):  # the environment's own cache answered (e.g. an SB3 policy)
+            self.hits += 1
         feasible = bool(info["feasible"]) and self._meets_floor(metric)
         names = self.problem.core.dense_metrics
         evaluation = Evaluation(
@@ -264,6 +269,8 @@ class Session:
             message=message,
             details=dict(self.details),
             groups=[f"{group.index} {group.label}" for group in core.groups],
+            cache_hits=self.hits,
+            cache_lookups=max(self.lookups, len(self.history)),
             sparsity_estimate=float(core.sparsity_estimate_of(best.coefficients)),
             task_options=dict(core.task.options()),
             env_options=dict(getattr(core, "options", {})),

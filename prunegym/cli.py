@@ -30,7 +30,8 @@ def print_result(result) -> None:
         if key != metric:
             dense = result.dense_metrics.get(key, float("nan"))
             print(f"{key:<12} {value:.6g}  (dense {dense:.6g})")
-    print(f"evaluations  {result.evaluations} in {result.wall_seconds:.2f} s")
+    print(f"evaluations  {result.evaluations} in {result.wall_seconds:.2f} s"
+          f" ({result.cache_hits} of {result.cache_lookups} requests from the cache)")  # fmt: skip
     for key, value in result.details.items():
         if key != "trace":
             print(f"{key:<12} {value}")

@@ -74,6 +74,11 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``penalty``: ``μ`` of the sparsity penalty.
     - ``probes``: Rademacher probes per calibration batch for ``optimal`` compensation.
     - ``seed``: seed of the ``random`` criterion and of the probes.
+    - ``cache``: evaluate each distinct mask once (default ``True``); a step whose masked
+      channel counts were seen before reuses the metrics (the masks are still applied).
+      ``info["cache_hit"]`` and ``info["cache_hit_rate"]`` report it; ``reset(seed=...)``
+      clears it, so seeded runs repeat exactly. Turn it off for tasks whose evaluation is
+      random.
 
     ```python
     import gymnasium as gym
@@ -108,6 +113,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         probes: int = 8,
         seed: int = 0,
         granularity: str = "channel",
+        cache: bool = True,
     ) -> None:
         self.task = make_task(task) if isinstance(task, str) else task
         if not isinstance(self.task, Task):
@@ -161,6 +167,10 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         self.channels = self.pruner.channels.copy()
         # Mean per-channel L2 norm of each group in the dense model (the norm-based baseline).
         self.dense_group_norms = self.pruner.group_norms()
+        # Evaluation cache: masked-channel counts -> task metrics. The criterion, compensation
+        # and task are fixed per environment, so the counts alone identify the masked model.
+        self._cache: dict[bytes, dict[str, float]] | None = {} if cache else None
+        self.cache_hits, self.cache_lookups = 0, 0
         self.max_sparsity = float(self.sparsity_of(np.full(len(self.groups), MAX_COEFFICIENT)))
         self.dense_metrics = self.task.evaluate(self.model)
         self.dense_metric = float(self.dense_metrics[self.task.metric])
@@ -176,6 +186,8 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
+        if seed is not None:  # a seeded reset starts a reproducible run, cache counters included
+            self.clear_cache()
         options = dict(options or {})
         if "target" in options:
             self.target = _check_fraction("target", options.pop("target"))
@@ -189,15 +201,31 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         coefficients = self.check_action(action)
         previous = self.pruner.applied_counts
-        counts = self.pruner.apply(coefficients)
-        try:
-            metrics = self.task.evaluate(self.model)
-        except BaseException:
-            self.pruner.apply_counts(previous)  # never leave a half-finished step behind
-            raise
+        counts = self.pruner.apply(coefficients)  # always: env.model shows the step's masks
+        key = counts.astype(np.int64).tobytes()
+        metrics = self._cache.get(key) if self._cache is not None else None
+        hit = metrics is not None
+        if not hit:
+            try:
+                metrics = self.task.evaluate(self.model)
+            except BaseException:
+                self.pruner.apply_counts(previous)  # never leave a half-finished step behind
+                raise
+            if self._cache is not None:
+                self._cache[key] = dict(metrics)
+        self.cache_lookups += 1
+        self.cache_hits += hit
         self._coefficients = coefficients.astype(np.float32)
-        info = self._info(metrics, counts)
+        info = self._info(dict(metrics), counts)
+        info["cache_hit"] = hit
+        info["cache_hit_rate"] = self.cache_hits / self.cache_lookups
         return self._get_obs(), info["reward"], False, False, info
+
+    def clear_cache(self) -> None:
+        """Forget every cached evaluation and reset the hit counters."""
+        if self._cache is not None:
+            self._cache.clear()
+        self.cache_hits, self.cache_lookups = 0, 0
 
     def check_action(self, action) -> np.ndarray:
         """Validate an action and return it as float64 ``(m,)``; raise ``ValueError`` if bad."""

@@ -152,3 +152,21 @@ def test_the_users_model_is_never_modified():
 def test_package_exports():
     assert prunegym.PruneEnv is PruneEnv
     assert issubclass(ToyTask, prunegym.Task)
+
+
+def test_cache_hits_return_exactly_what_a_fresh_evaluation_returns():
+    cached, fresh = PruneEnv("toy", target=0.3), PruneEnv("toy", target=0.3, cache=False)
+    first, second = np.full(5, 0.3), np.array([0.1, 0.5, 0.2, 0.4, 0.0])
+    infos = [cached.step(c)[4] for c in (first, second, first, first + 1e-4)]
+    assert [i["cache_hit"] for i in infos] == [False, False, True, True]  # same counts
+    assert infos[-1]["cache_hit_rate"] == 0.5
+    again = fresh.step(first)[4]
+    for key, value in again.items():
+        if not key.startswith("cache"):
+            assert infos[2][key] == value, key
+    masked = {k: v.clone() for k, v in cached.model.state_dict().items()}
+    fresh.step(first + 1e-4)
+    assert all(torch.equal(v, fresh.model.state_dict()[k]) for k, v in masked.items())
+    assert [fresh.step(c)[4]["cache_hit"] for c in (first, first)] == [False, False]
+    cached.clear_cache()
+    assert cached.step(first)[4]["cache_hit"] is False and cached.cache_hits == 0

@@ -18,6 +18,8 @@ def test_a_result_records_where_it_came_from(toy_env):
     result = agent.run(toy_env, 40)
     assert result.weights_sha256 == toy_env.weights_sha256 and len(result.weights_sha256) == 64
     assert result.seed == 7 and result.budget == {"evaluations": 40, "seconds": None}
+    assert result.cache_lookups == result.evaluations + result.cache_hits  # no env-level hits
+    assert result.cache_hits > 0  # FD momentum's probes revisit masks; these cost nothing
     assert result.solver_settings["momentum"] == 0.8 and "progress" not in result.solver_settings
     assert result.task_options == {"seed": 0, "samples": 256}
     assert result.env_options == {

@@ -127,6 +127,7 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
             granularity=spec.granularity,
         )
     env = cache[cell.task]
+    env.clear_cache()  # every cell pays for its own evaluations: seconds stay comparable
     env.reset(seed=cell.seed, options={"target": cell.target})
     options = spec.solver_options(cell.solver)
     agent = make_agent(cell.solver, progress=False, seed=cell.seed, **options)
