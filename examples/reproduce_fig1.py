@@ -16,7 +16,6 @@ of fine-tuning with the masks fixed. "fully-connected" is the paper's reference:
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 
 from prunegym.data.mnist import load_mnist_split
-from prunegym.pruning.weight_masks import apply_weight_masks, global_masks, weight_scores
+from prunegym.pruning.weight_masks import pruned_copy, weight_scores
 from prunegym.tasks.mnist_classifier import (
     build_classifier,
     classifier_batches,
@@ -83,13 +82,7 @@ def run(hidden: int, seeds: int, out: Path) -> None:
                         finetune(model, {}, EPOCHS, lambda e: batches(EPOCHS + e), cross_entropy)
                         kept = weight_count(width)
                     else:
-                        model = copy.deepcopy(dense)
-                        twins = dict(zip(dense.modules(), model.modules(), strict=True))
-                        masks = {
-                            twins[layer]: m for layer, m in global_masks(scores, ratio).items()
-                        }
-                        moved = None if shifts is None else {twins[k]: v for k, v in shifts.items()}
-                        apply_weight_masks(masks, moved)
+                        model, masks = pruned_copy(dense, scores, shifts, ratio)
                         before = classifier_metrics(model, *test)["loss"]
                         finetune(model, masks, EPOCHS, batches, cross_entropy)
                         kept = sum(int(m.sum()) for m in masks.values())

@@ -14,7 +14,6 @@ fine-tuning with fixed masks. Rows go to ``OUT/pde_a<arch>.jsonl``; a re-run ski
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunegym.pruning.weight_masks import apply_weight_masks, global_masks, weight_scores
+from prunegym.pruning.weight_masks import pruned_copy, weight_scores
 from prunegym.tasks.diffusion_sorption import (
     NOISE_LEVELS,
     calibration_rows,
@@ -73,11 +72,7 @@ def run(architecture: int, seeds: int, out: Path) -> None:
                     for ratio in RATIOS:
                         if (noise, seed, criterion, ratio) in done:
                             continue
-                        model = copy.deepcopy(dense)
-                        twins = dict(zip(dense.modules(), model.modules(), strict=True))
-                        masks = {twins[k]: m for k, m in global_masks(scores, ratio).items()}
-                        moved = None if shifts is None else {twins[k]: v for k, v in shifts.items()}
-                        apply_weight_masks(masks, moved)
+                        model, masks = pruned_copy(dense, scores, shifts, ratio)
                         with torch.no_grad():
                             pruned = float(mse(model, (test_x, test_y)))
                         finetune(model, masks, FINETUNE_EPOCHS, epochs, mse)

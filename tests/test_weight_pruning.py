@@ -187,3 +187,19 @@ def test_finetuning_keeps_masked_weights_at_zero_and_lowers_the_loss():
     assert history[-1] < 0.8 * history[0]
     for layer, mask in masks.items():
         assert torch.all(layer.weight[~mask] == 0) and torch.any(layer.weight[mask] != 0)
+
+
+def test_pruned_copy_leaves_the_model_alone_and_masks_the_copy():
+    from prunegym.pruning.weight_masks import pruned_copy
+
+    model = _tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    inputs = torch.randn(40, 3)
+    scores, shifts = weight_scores(model, "elimination-compensation", [inputs], lambda m, x: m(x))
+    pruned, masks = pruned_copy(model, scores, shifts, 0.4)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert set(masks) == set(linear_layers(pruned)) and pruned_fraction(masks) == pytest.approx(
+        0.4, abs=1 / 42
+    )
+    for layer, keep in masks.items():
+        assert torch.all(layer.weight[~keep] == 0)

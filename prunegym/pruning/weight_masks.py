@@ -127,6 +127,23 @@ def apply_weight_masks(masks: Scores, shifts: Scores | None = None) -> None:
         layer.weight.mul_(keep.to(layer.weight.dtype))
 
 
+def pruned_copy(
+    model: nn.Module, scores: Scores, shifts: Scores | None, ratio: float
+) -> tuple[nn.Module, Scores]:
+    """A copy of ``model`` with the ``ratio`` lowest-scoring weights over all layers zeroed and
+    their bias shifts applied (``scores``/``shifts`` are keyed by ``model``'s layers); returns
+    the copy and its keep-masks, keyed by the copy's layers (for :func:`prunegym.train.finetune`).
+    ``model`` itself is not modified."""
+    import copy
+
+    pruned = copy.deepcopy(model)
+    twins = dict(zip(model.modules(), pruned.modules(), strict=True))
+    masks = {twins[layer]: keep for layer, keep in global_masks(scores, ratio).items()}
+    moved = None if shifts is None else {twins[layer]: s for layer, s in shifts.items()}
+    apply_weight_masks(masks, moved)
+    return pruned, masks
+
+
 def pruned_fraction(masks: Scores) -> float:
     """Fraction of all weights the masks remove."""
     total = sum(mask.numel() for mask in masks.values())
