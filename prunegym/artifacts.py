@@ -6,6 +6,8 @@
                          return bars with a frame strip (control tasks); absent for tasks with
                          neither
 ``DIR/model.pt2``        the physically pruned model, ``torch.export.load(path).module()``
+                         (weight granularity: ``DIR/masked_state_dict.pt`` instead, the masked
+                         and compensated weights, since no channel is removed)
 """
 
 from __future__ import annotations
@@ -74,11 +76,32 @@ def save_solve_outputs(env, result, directory: str | Path, pruned: nn.Module | N
     picture = save_task_picture(env, result, directory / "picture.png", pruned)
     if picture is not None:
         written["picture"] = picture
+    if getattr(core, "granularity", "channel") == "weight":
+        return written, _save_masked_weights(core, result, directory, written)
     if pruned is None:
         pruned = core.export(np.asarray(result.coefficients))
     written["model"] = save_exported(pruned, core.task.example_inputs, directory / "model.pt2")
     core.reset()
     return written, export_summary(core.model, pruned, core.task.example_inputs, written["model"])
+
+
+def _save_masked_weights(core, result, directory: Path, written: dict) -> list[str]:
+    """Weight-level masks remove no channel, so there is no smaller model: save the masked,
+    compensated state dict instead (``model.load_state_dict(torch.load(path))``)."""
+    import torch
+
+    core.reset()
+    core.step(np.asarray(result.coefficients))
+    state = {name: tensor.detach().clone() for name, tensor in core.model.state_dict().items()}
+    core.reset()
+    written["weights"] = directory / "masked_state_dict.pt"
+    torch.save(state, written["weights"])
+    zeros = sum(int((t == 0).sum()) for t in state.values())
+    total = sum(t.numel() for t in state.values())
+    return [
+        "weight-level masks remove no channel: no smaller model to export",
+        f"masked state dict: {zeros:,} of {total:,} entries zero ({written['weights'].name})",
+    ]
 
 
 def export_summary(dense: nn.Module, pruned: nn.Module, inputs, path: Path) -> list[str]:

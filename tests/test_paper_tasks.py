@@ -139,3 +139,27 @@ def test_the_fully_connected_reference_has_no_more_weights_than_the_pruned_netwo
             width = fully_connected_width(hidden, ratio)
             assert weight_count(width) <= (1 - ratio) * weight_count(hidden)
             assert weight_count(width + 1) > (1 - ratio) * weight_count(hidden)
+
+
+def test_solve_at_weight_granularity_writes_the_masked_weights_and_validates(tmp_path, capsys):
+    import torch
+
+    from prunegym.agents import Result
+    from prunegym.cli import main
+    from prunegym.data.mnist import load_mnist_split
+    from prunegym.tasks.mnist_classifier import build_classifier, classifier_metrics
+
+    out = tmp_path / "run"
+    argv = ["solve", "mnist-classifier", "--granularity", "weight", "--solver", "uniform"]
+    assert main([*argv, "--target", "0.5", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "coefficients.png", "masked_state_dict.pt", "result.json"]  # fmt: skip
+    result = Result.load(out / "result.json")
+    model = build_classifier(64)
+    model.load_state_dict(torch.load(out / "masked_state_dict.pt"))
+    split = load_mnist_split(None)
+    loss = classifier_metrics(model.eval(), split.test_images, split.test_labels)["loss"]
+    assert loss == pytest.approx(result.metric, rel=1e-6)
+    assert main(["validate", str(out / "result.json")]) == 0
+    assert main(["export", str(out / "result.json"), "--out", str(tmp_path / "m.pt2")]) == 2
+    assert "nothing smaller to export" in capsys.readouterr().err
