@@ -117,6 +117,32 @@ def compensation_statistics(
     return {layer: tuple(t / samples for t in sums[layer]) for layer in layers}
 
 
+def optimal_shift(layer: nn.Linear, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Eq. 7: ``Δb_ij = W_ij B_ij / A_i`` (weight-shaped, float32)."""
+    return (layer.weight.detach().double() * b / a.clamp_min(1e-30)[:, None]).float()
+
+
+@torch.no_grad()
+def mean_shifts(
+    model: nn.Module, inputs: torch.Tensor, layers: list[nn.Linear]
+) -> dict[nn.Linear, torch.Tensor]:
+    """Eq. 3's shift ``Δb_ij = W_ij E[z_j]``, with ``E[z_j]`` the mean input of each layer over
+    ``inputs`` (one forward pass)."""
+    means = {}
+    handles = [
+        layer.register_forward_hook(
+            lambda m, args, out: means.__setitem__(m, args[0].reshape(-1, m.in_features).mean(0))
+        )
+        for layer in layers
+    ]
+    try:
+        model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {layer: layer.weight.detach() * means[layer][None, :] for layer in layers}
+
+
 def elimination_compensation(
     model: nn.Module, batches: Iterable, forward, layers: list[nn.Linear] | None = None
 ) -> tuple[dict[nn.Linear, torch.Tensor], dict[nn.Linear, torch.Tensor]]:
@@ -125,9 +151,10 @@ def elimination_compensation(
     scores, shifts = {}, {}
     for layer, (a, b, c) in stats.items():
         weight = layer.weight.detach().double()
-        safe = a.clamp_min(1e-30)[:, None]
-        shifts[layer] = (weight * b / safe).float()
-        residual = (c - b**2 / safe).clamp_min(0.0)  # ≥ 0 by Cauchy–Schwarz; clamp rounding
+        shifts[layer] = optimal_shift(layer, a, b)
+        residual = (c - b**2 / a.clamp_min(1e-30)[:, None]).clamp_min(
+            0.0
+        )  # ≥ 0 by Cauchy–Schwarz; clamp rounding
         scores[layer] = (weight**2 * residual).float()
     return scores, shifts
 

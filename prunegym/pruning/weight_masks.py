@@ -16,6 +16,7 @@ from prunegym.pruning.weight_importance import (
     elimination_compensation,
     gradient_magnitude,
     linear_layers,
+    mean_shifts,
     nonlinear_importance,
 )
 
@@ -60,27 +61,8 @@ def weight_scores(
     if criterion == "nonlinear":
         if inputs is None:
             raise ValueError("criterion 'nonlinear' needs an input tensor")
-        scores = nonlinear_importance(model, inputs, layers)
-        means = _input_means(model, inputs, layers)
-        return scores, {layer: layer.weight.detach() * means[layer][None, :] for layer in layers}
+        return nonlinear_importance(model, inputs, layers), mean_shifts(model, inputs, layers)
     raise ValueError(f"unknown weight criterion {criterion!r}; choose one of {WEIGHT_CRITERIA}")
-
-
-@torch.no_grad()
-def _input_means(model, inputs, layers) -> dict[nn.Linear, torch.Tensor]:
-    means = {}
-    handles = [
-        layer.register_forward_hook(
-            lambda m, args, out: means.__setitem__(m, args[0].reshape(-1, m.in_features).mean(0))
-        )
-        for layer in layers
-    ]
-    try:
-        model(inputs)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return means
 
 
 def global_masks(scores: Scores, ratio: float) -> Scores:

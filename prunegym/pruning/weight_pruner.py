@@ -20,8 +20,10 @@ from prunegym.pruning.weight_importance import (
     WEIGHT_CRITERIA,
     compensation_statistics,
     linear_layers,
+    mean_shifts,
+    optimal_shift,
 )
-from prunegym.pruning.weight_masks import _input_means, weight_scores
+from prunegym.pruning.weight_masks import weight_scores
 
 WEIGHT_COMPENSATIONS = ("none", "mean", "optimal")
 
@@ -107,14 +109,10 @@ class WeightPruner:
             if self.criterion == "elimination-compensation":
                 return criterion_shifts
             stats = compensation_statistics(self.model, calibration_batches(), forward, self.layers)
-            return {
-                layer: (layer.weight.detach().double() * b / a.clamp_min(1e-30)[:, None]).float()
-                for layer, (a, b, _) in stats.items()
-            }
+            return {layer: optimal_shift(layer, a, b) for layer, (a, b, _) in stats.items()}
         if inputs is None:
             inputs = torch.cat([_first_tensor(b) for b in calibration_batches()])
-        means = _input_means(self.model, inputs, self.layers)
-        return {layer: layer.weight.detach() * means[layer][None, :] for layer in self.layers}
+        return mean_shifts(self.model, inputs, self.layers)
 
     def counts(self, coefficients: np.ndarray) -> np.ndarray:
         """Zeroed weights per layer, ``⌊c_i·n_i⌉``, for ``(m,)`` or ``(K, m)`` coefficients."""
