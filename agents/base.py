@@ -133,7 +133,7 @@ class AskTellAgent(Agent):
                     f"{self.name}.ask() must return finite (k, {session.problem.size}) "
                     f"coefficients, got shape {candidates.shape}"
                 )
-            evaluations = [session.evaluate(c) for c in candidates]
+            evaluations = session.evaluate_many(candidates)
             self.tell(candidates, evaluations)
 
 

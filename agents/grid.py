@@ -69,7 +69,7 @@ class GridSearch(AskTellAgent):
         points: int = 10,
         window: float | None = None,
         rule: str = "exact",
-        batch: int = 16,
+        batch: int = 256,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)

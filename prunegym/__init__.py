@@ -10,6 +10,10 @@ Importing the package registers the environment ids:
   scored by test cross-entropy, weight granularity by default;
 - ``prunegym/DiffusionSorption-v0``: its PDE regression MLP, scored by test MSE;
 - ``prunegym/MNISTConvNet-v0``: a small BatchNorm CNN for network slimming, scored by accuracy.
+
+Every PruneEnv id also has a vector entry point: ``gym.make_vec(id, num_envs=K,
+vectorization_mode="vector_entry_point")`` gives a :class:`prunegym.vector_env.PruneVectorEnv`
+whose step evaluates the K candidates in one batch.
 """
 
 from gymnasium.envs.registration import register
@@ -21,27 +25,37 @@ __version__ = "0.1.0"
 register(
     id="prunegym/MNISTAutoencoder-v0",
     entry_point="prunegym.env:mnist_autoencoder_env",
+    vector_entry_point="prunegym.vector_env:mnist_autoencoder_vector_env",
     max_episode_steps=50,
 )
-register(id="prunegym/Toy-v0", entry_point="prunegym.env:toy_env", max_episode_steps=50)
+register(
+    id="prunegym/Toy-v0",
+    entry_point="prunegym.env:toy_env",
+    vector_entry_point="prunegym.vector_env:toy_vector_env",
+    max_episode_steps=50,
+)
 register(
     id="prunegym/TDMPCPendulum-v0",
     entry_point="prunegym.env:tdmpc_pendulum_env",
+    vector_entry_point="prunegym.vector_env:tdmpc_pendulum_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/MNISTClassifier-v0",
     entry_point="prunegym.env:mnist_classifier_env",
+    vector_entry_point="prunegym.vector_env:mnist_classifier_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/DiffusionSorption-v0",
     entry_point="prunegym.env:diffusion_sorption_env",
+    vector_entry_point="prunegym.vector_env:diffusion_sorption_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/MNISTConvNet-v0",
     entry_point="prunegym.env:mnist_convnet_env",
+    vector_entry_point="prunegym.vector_env:mnist_convnet_vector_env",
     max_episode_steps=50,
 )
 register(  # the time limit (200 simulator steps) sits inside, below the action repeat

@@ -79,6 +79,10 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
       ``info["cache_hit"]`` and ``info["cache_hit_rate"]`` report it; ``reset(seed=...)``
       clears it, so seeded runs repeat exactly. Turn it off for tasks whose evaluation is
       random.
+    - ``batching``: how :meth:`evaluate_batch` evaluates many candidates: ``"auto"``
+      (default: the fastest the task supports), ``"sliced"`` (physically sliced layer chains
+      sharing common prefixes), ``"stacked"`` (the task's vmapped ``evaluate_stacked``) or
+      ``"sequential"``. ``env.unwrapped.batch_strategy`` names the one in use.
 
     ```python
     import gymnasium as gym
@@ -114,6 +118,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         seed: int = 0,
         granularity: str = "channel",
         cache: bool = True,
+        batching: str = "auto",
     ) -> None:
         self.task = make_task(task) if isinstance(task, str) else task
         if not isinstance(self.task, Task):
@@ -158,6 +163,12 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
                 seed=seed,
             )
         self.criterion, self.compensation = criterion, compensation
+        from prunegym.batch_evaluation import STRATEGIES
+
+        if batching not in STRATEGIES:
+            raise ValueError(f"batching must be one of {STRATEGIES}, got {batching!r}")
+        self.batching = batching
+        self._batch_evaluator = None  # built on the first evaluate_batch
         self.options = {
             "penalty": self.penalty, "probes": int(probes), "seed": int(seed),
             "granularity": granularity,
@@ -227,6 +238,83 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             self._cache.clear()
         self.cache_hits, self.cache_lookups = 0, 0
 
+    def evaluate_batch(self, coefficients) -> list[dict[str, Any]]:
+        """Evaluate K candidates ``(K, m)`` at once; returns K ``info`` dicts as :meth:`step`
+        gives (``metric``, ``reward``, ``sparsity``, ``feasible``, ``cache_hit``, ...).
+
+        Candidates answered by the cache, or repeated within the batch, are evaluated once.
+        The rest go through :attr:`batch_strategy`; their metrics equal sequential steps' to
+        float tolerance and enter the cache. The environment's state (its coefficients and the
+        masks on its model) is left as it was. Every row is validated as :meth:`step` does
+        before anything is evaluated.
+        """
+        rows = self.check_actions(coefficients)
+        counts = self.pruner.counts(rows)
+        keys = [row.astype(np.int64).tobytes() for row in counts]
+        found: dict[bytes, dict[str, float]] = {}
+        hits = [False] * len(rows)
+        missing: dict[bytes, None] = {}  # distinct keys to evaluate, in order
+        for k, key in enumerate(keys):
+            cached = self._cache.get(key) if self._cache is not None else None
+            if cached is not None:
+                found[key] = cached
+            hits[k] = cached is not None or key in missing  # a repeat costs nothing either
+            if cached is None:
+                missing[key] = None
+        missing = list(missing)
+        if missing:
+            todo = np.stack([np.frombuffer(key, dtype=np.int64) for key in missing])
+            for key, metrics in zip(missing, self._batch(todo), strict=True):
+                found[key] = dict(metrics)
+                if self._cache is not None:
+                    self._cache[key] = dict(metrics)
+        infos = []
+        for k, key in enumerate(keys):
+            self.cache_lookups += 1
+            self.cache_hits += hits[k]
+            info = self._info(dict(found[key]), counts[k], rows[k])
+            info["cache_hit"] = hits[k]
+            info["cache_hit_rate"] = self.cache_hits / self.cache_lookups
+            infos.append(info)
+        return infos
+
+    @property
+    def batch_strategy(self) -> str:
+        """The strategy :meth:`evaluate_batch` uses: ``sliced``, ``stacked`` or
+        ``sequential``."""
+        return self._batcher().name
+
+    def _batcher(self):
+        if self._batch_evaluator is None:
+            from prunegym.batch_evaluation import make_batch_evaluator
+
+            self._batch_evaluator = make_batch_evaluator(
+                self.batching, self.task, self.model, self.pruner, self.dense_metrics
+            )
+        return self._batch_evaluator
+
+    def _batch(self, counts: np.ndarray) -> list[dict[str, float]]:
+        return self._batcher()(counts)
+
+    def check_actions(self, actions) -> np.ndarray:
+        """Validate a batch of actions ``(K, m)``; returns float64 ``(K, m)``."""
+        size = len(self.groups)
+        try:
+            rows = np.asarray(actions, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"actions must be numeric with shape (K, {size}): {error}") from error
+        if rows.ndim != 2 or rows.shape[1] != size:
+            raise ValueError(
+                f"actions must have shape (K, {size}), one row of coefficients per candidate; "
+                f"got shape {rows.shape}"
+            )
+        for k, row in enumerate(rows):
+            try:
+                self.check_action(row)
+            except ValueError as error:
+                raise ValueError(f"candidate {k}: {error}") from None
+        return rows
+
     def check_action(self, action) -> np.ndarray:
         """Validate an action and return it as float64 ``(m,)``; raise ``ValueError`` if bad."""
         size = len(self.groups)
@@ -293,7 +381,10 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         """Masked channels per group, ``⌊c_i·n_i⌉`` (int64), for ``(m,)`` or ``(K, m)``."""
         return self.pruner.counts(coefficients)
 
-    def _info(self, metrics: dict[str, float], counts: np.ndarray) -> dict[str, Any]:
+    def _info(
+        self, metrics: dict[str, float], counts: np.ndarray, coefficients: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        coefficients = self._coefficients if coefficients is None else coefficients
         zeroed = int(self.pruner.zeroed(counts))
         total = self.pruner.total_parameters
         sparsity = zeroed / total
@@ -303,7 +394,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             **{key: float(value) for key, value in metrics.items()},
             "dense_metric": self.dense_metric,
             "sparsity": sparsity,
-            "sparsity_estimate": float(self.pruner.sparsity_estimate(self._coefficients)),
+            "sparsity_estimate": float(self.pruner.sparsity_estimate(coefficients)),
             "target": self.target,
             "tolerance": self.tolerance,
             "feasible": bool(abs(sparsity - self.target) <= self.tolerance),

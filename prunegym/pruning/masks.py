@@ -136,6 +136,7 @@ class ChannelMasker:
             plan.depends_on = plan.depends_on | frozenset(source.groups.tolist())
             plans[bias_name] = plan
         self._plans = list(plans.values())
+        self._plan_by_name = plans
         self._owners = {
             (name, dim): layout.by_group
             for name, dims in self.layout.items()
@@ -160,9 +161,43 @@ class ChannelMasker:
 
     def _dim_keep(self, name: str, dim: int, size: int, keeps: list[torch.Tensor]) -> torch.Tensor:
         vector = torch.ones(size)
-        for group, positions, roots in self._owners[name, dim]:
+        for group, positions, roots in self._owners.get((name, dim), ()):
             vector[positions] = keeps[group][roots]
         return vector
+
+    def dim_keep(self, name: str, dim: int, size: int, keeps: list[torch.Tensor]) -> torch.Tensor:
+        """``(size,)`` 0/1 keep vector of dimension ``dim`` of parameter ``name`` for the per-group
+        ``keeps`` of :meth:`keep_vectors` (all ones where no group owns the dimension)."""
+        return self._dim_keep(name, dim, size, keeps)
+
+    def dependencies(self, name: str) -> frozenset[int]:
+        """Groups whose counts change parameter ``name`` (masks and bias compensation)."""
+        plan = self._plan_by_name.get(name)
+        return plan.depends_on if plan is not None else frozenset()
+
+    def dense_value(self, name: str, live: torch.Tensor) -> torch.Tensor:
+        """The dense value of parameter ``name`` (its bit-exact copy; ``live`` itself, detached,
+        for a parameter no mask ever touches)."""
+        plan = self._plan_by_name.get(name)
+        return plan.dense if plan is not None else live.detach()
+
+    def masked_value(self, name: str, dense: torch.Tensor, keeps: list[torch.Tensor]):
+        """Parameter ``name`` masked and compensated for ``keeps``, computed out of place
+        (the model is not touched); ``dense`` is its dense value, used where no plan exists."""
+        plan = self._plan_by_name.get(name)
+        if plan is None:
+            return dense
+        value = plan.dense.clone()
+        if plan.shift is not None:
+            weight_name, in_dim = plan.shift_source
+            removed = 1.0 - self._dim_keep(weight_name, in_dim, plan.shift.shape[1], keeps)
+            if removed.any():
+                value.add_(plan.shift @ removed.to(plan.shift.dtype))
+        for dim in plan.dims:
+            shape = [1] * value.dim()
+            shape[dim] = value.shape[dim]
+            value.mul_(self._dim_keep(name, dim, value.shape[dim], keeps).view(shape))
+        return value
 
     @torch.no_grad()
     def apply(self, counts: np.ndarray) -> None:

@@ -29,6 +29,10 @@ class Task:
     metric: str = "metric"
     higher_is_better: bool = True
     metric_scale: float = 1.0
+    #: Whether :meth:`evaluate_stacked` reproduces :meth:`evaluate` to float tolerance; if not
+    #: (a closed loop that amplifies rounding differences), ``PruneEnv`` uses it only when
+    #: asked for with ``batching="stacked"``.
+    stacked_matches_evaluate: bool = True
 
     def build_model(self) -> nn.Module:
         """Return a fresh pretrained model in eval mode (loads the shipped checkpoint)."""
@@ -76,6 +80,30 @@ class Task:
         Returns:
             A dict of metric names to floats; it contains ``self.metric``.
         """
+        raise NotImplementedError
+
+    # -- optional: faster evaluation of many candidates (PruneEnv.evaluate_batch) ------------
+    def evaluation_chain(self, model: nn.Module) -> tuple[torch.Tensor, list[nn.Module]] | None:
+        """Optional: ``(inputs, modules)`` such that applying ``modules`` in order to ``inputs``
+        gives the outputs that :meth:`metrics_of_outputs` scores, i.e. ``evaluate(model) ==
+        metrics_of_outputs(chain(inputs))``. Modules are ``nn.Linear`` layers of ``model`` and
+        elementwise activations. ``PruneEnv.evaluate_batch`` then evaluates channel-pruned
+        candidates as physically sliced chains sharing their common prefixes.
+        ``None`` (the default): not a chain."""
+        return None
+
+    def metrics_of_outputs(self, outputs: torch.Tensor) -> dict[str, float]:
+        """The metrics of the outputs of :meth:`evaluation_chain` (needed only with it)."""
+        raise NotImplementedError
+
+    def evaluate_stacked(
+        self, model: nn.Module, parameters: dict[str, torch.Tensor]
+    ) -> list[dict[str, float]]:
+        """Optional: evaluate ``K`` parameter sets at once. ``parameters`` maps every parameter
+        name of ``model`` to a ``(K, *shape)`` stack; returns K metric dicts, each equal (to
+        float tolerance) to :meth:`evaluate` of ``model`` holding that set. Implement it with
+        ``torch.func.functional_call`` and ``torch.func.vmap`` so that the K candidates share
+        each network call; ``model`` itself must not be modified."""
         raise NotImplementedError
 
     def options(self) -> dict[str, object]:

@@ -146,6 +146,12 @@ class MNISTAutoencoderTask(Task):
         return options
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        reconstructions = self.reconstruct(model)
-        mse = float(torch.mean((reconstructions - self._eval_images) ** 2).item())
+        return self.metrics_of_outputs(self.reconstruct(model))
+
+    def evaluation_chain(self, model: nn.Module) -> tuple[torch.Tensor, list[nn.Module]]:
+        return self._eval_images, [*model.encoder, *model.decoder]
+
+    def metrics_of_outputs(self, outputs: torch.Tensor) -> dict[str, float]:
+        """PSNR (dB) and MSE of reconstructions ``(N, 784)`` of the evaluation digits."""
+        mse = float(torch.mean((outputs - self._eval_images) ** 2).item())
         return {"psnr": psnr_db(mse), "mse": mse}

@@ -40,6 +40,17 @@ def default_checkpoint() -> Path:
     return Path(str(resources.files("prunegym.assets") / "tdmpc_pendulum.pt"))
 
 
+class _PolicyActor(nn.Module):
+    """``frames (B, frames, size, size) uint8 -> π(h(frames)) (B, 1)``, for ``functional_call``."""
+
+    def __init__(self, model: WorldModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.model.pi(self.model.encode(frames))
+
+
 def load_world_model(checkpoint: str | Path | None = None) -> WorldModel:
     """The world model stored in a TD-MPC checkpoint (``agent.pt`` or the shipped one)."""
     path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
@@ -73,6 +84,10 @@ class TDMPCPendulumTask(Task):
     metric = "return"
     higher_is_better = True
     metric_scale = 100.0
+    # The vmapped network call of evaluate_stacked rounds differently from a plain call (about
+    # 1e-5 in the actions), and the closed loop can amplify that into a different trajectory:
+    # returns of single candidates then differ. PruneEnv uses it only with batching="stacked".
+    stacked_matches_evaluate = False
 
     def __init__(
         self,
@@ -134,7 +149,40 @@ class TDMPCPendulumTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        returns = self._returns(model)
+        return self._metrics(self._returns(model))
+
+    @torch.no_grad()
+    def evaluate_stacked(
+        self, model: nn.Module, parameters: dict[str, torch.Tensor]
+    ) -> list[dict[str, float]]:
+        """All K parameter sets' episodes run in lockstep: per decision, one ``vmap``-ed
+        network call on ``(K, episodes, frames, size, size)`` frames. In ``plan`` mode each set
+        is evaluated on a copy of the model, one after the other."""
+        count = len(next(iter(parameters.values())))
+        if self.mode != "policy":
+            return [self._evaluate_copy(model, parameters, k) for k in range(count)]
+        actor = _PolicyActor(model)
+        named = {f"model.{name}": value for name, value in parameters.items()}
+        episodes = self.episodes
+
+        def one(params: dict[str, torch.Tensor], frames: torch.Tensor) -> torch.Tensor:
+            return torch.func.functional_call(actor, params, (frames,))
+
+        batched = torch.func.vmap(one)
+
+        def act(frames: torch.Tensor) -> torch.Tensor:
+            actions = batched(named, frames.reshape(count, episodes, *frames.shape[1:]))
+            return actions.reshape(count * episodes, -1)
+
+        returns = self.runner.run(network_controller(act), copies=count)
+        return [self._metrics(row) for row in returns.reshape(count, episodes)]
+
+    def _evaluate_copy(self, model, parameters, k: int) -> dict[str, float]:
+        copy = load_world_model(self.checkpoint)
+        copy.load_state_dict({name: value[k] for name, value in parameters.items()}, strict=False)
+        return self.evaluate(copy)
+
+    def _metrics(self, returns: np.ndarray) -> dict[str, float]:
         mean = float(returns.mean())
         span = self.dense_return - self.random_return
         return {

@@ -70,5 +70,12 @@ class ToyTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        mse = float((model(self.inputs) - self.reference).pow(2).mean())
+        return self.metrics_of_outputs(model(self.inputs))
+
+    # Optional: lets PruneEnv.evaluate_batch run candidates as sliced chains.
+    def evaluation_chain(self, model: nn.Module):
+        return self.inputs, [*model.encoder, *model.decoder]
+
+    def metrics_of_outputs(self, outputs: torch.Tensor) -> dict[str, float]:
+        mse = float((outputs - self.reference).pow(2).mean())
         return {"mse": mse, "relative_error": mse / self.metric_scale}

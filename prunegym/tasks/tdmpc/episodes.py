@@ -35,8 +35,16 @@ class EpisodeRunner:
             for _ in self.seeds
         ]
 
-    def run(self, controller: Controller) -> np.ndarray:
-        """Returns ``(K,)`` episode returns (sum of Pendulum-v1 rewards over 200 steps)."""
+    def run(self, controller: Controller, copies: int = 1) -> np.ndarray:
+        """Episode returns (sum of Pendulum-v1 rewards over 200 steps): ``(K,)``, or
+        ``(copies, K)`` for ``copies > 1`` (the controller then sees ``copies·K`` rows).
+        The pendulums step as arrays (:class:`LockstepPendulums`), exactly as
+        :meth:`run_wrapped` steps the Gymnasium environments."""
+        returns = LockstepPendulums(self, copies).run(controller)
+        return returns[0] if copies == 1 else returns
+
+    def run_wrapped(self, controller: Controller) -> np.ndarray:
+        """``(K,)`` returns, stepping each Gymnasium wrapper stack (the reference)."""
         observations = np.stack(
             [env.reset(seed=seed)[0] for env, seed in zip(self.envs, self.seeds, strict=True)]
         )
@@ -51,6 +59,71 @@ class EpisodeRunner:
             returns += [r[1] for r in results]
             done = any(r[2] or r[3] for r in results)
         return returns
+
+
+class LockstepPendulums:
+    """``copies × K`` pixel pendulums stepped as arrays, for evaluating many controllers at once.
+
+    It reproduces :class:`EpisodeRunner` (Gymnasium's Pendulum-v1 equations with the same float
+    types, the action repeat, the 200-step limit, the shared frame cache and frame stacking)
+    without one wrapper stack per pendulum; ``benchmarks/batched_candidates.py`` and the tests
+    check that its returns equal the wrapped environments'. Copy ``j`` of episode ``i`` starts
+    from the state that ``seeds[i]`` gives.
+    """
+
+    def __init__(self, runner: EpisodeRunner, copies: int) -> None:
+        self.runner, self.copies = runner, copies
+        inner = runner.envs[0].unwrapped
+        self.g, self.m, self.l, self.dt = inner.g, inner.m, inner.l, inner.dt
+        self.max_speed, self.max_torque = inner.max_speed, inner.max_torque
+        self.steps, self.renderer, wrapper = None, None, runner.envs[0]
+        while wrapper is not inner:  # the time limit and the frame cache of the wrapper stack
+            self.steps = getattr(wrapper, "_max_episode_steps", self.steps)
+            self.renderer = getattr(wrapper, "renderer", self.renderer)
+            wrapper = wrapper.env
+        if self.steps is None or self.renderer is None:
+            raise ValueError("the runner's environments are not pixel pendulums")
+
+    def run(self, controller: Controller) -> np.ndarray:
+        """Returns ``(copies, K)`` episode returns; ``controller`` sees ``copies·K`` rows,
+        copy-major."""
+        config, runner = self.runner.config, self.runner
+        starts = []
+        for env, seed in zip(runner.envs, runner.seeds, strict=True):
+            env.reset(seed=seed)
+            starts.append(np.array(env.unwrapped.state, dtype=np.float64))
+        state = np.tile(np.stack(starts), (self.copies, 1))
+        theta, speed = state[:, 0].copy(), state[:, 1].copy()
+        first = np.stack([self.renderer.frame(float(angle)) for angle in theta])
+        stack = np.repeat(first[:, None], config.frames, axis=1)
+        returns = np.zeros(len(theta))
+        for _ in range(self.steps // config.action_repeat):
+            actions = np.asarray(controller(stack, np.stack([theta, speed], axis=1)))
+            actions = actions.astype(np.float32).reshape(len(theta))
+            torque = np.clip(np.clip(actions, -1.0, 1.0) * MAX_TORQUE, -self.max_torque,
+                             self.max_torque)  # fmt: skip
+            total = np.zeros(len(theta))
+            for _ in range(config.action_repeat):
+                theta, speed, reward = self._physics(theta, speed, torque)
+                total += reward
+            returns += total
+            frames = np.stack([self.renderer.frame(float(angle)) for angle in theta])
+            stack = np.concatenate([stack[:, 1:], frames[:, None]], axis=1)
+        return returns.reshape(self.copies, len(runner.seeds))
+
+    def _physics(self, theta, speed, torque):
+        """One Pendulum-v1 step for arrays, in the float types of Gymnasium's scalar code."""
+        g, m, length, dt = self.g, self.m, self.l, self.dt
+        normalised = ((theta + np.pi) % (2 * np.pi)) - np.pi
+        # Element by element: NumPy squares scalars with pow() and arrays with x·x, which differ
+        # in the last bit now and then; Gymnasium squares scalars.
+        costs = np.array([
+            n**2 + 0.1 * v**2 + 0.001 * (u**2) for n, v, u in zip(normalised, speed, torque, strict=True)
+        ])  # fmt: skip
+        new_speed = speed + (3 * g / (2 * length) * np.sin(theta) + 3.0 / (m * length**2)
+                             * torque) * dt  # fmt: skip
+        new_speed = np.clip(new_speed, -self.max_speed, self.max_speed)
+        return theta + new_speed * dt, new_speed, -costs
 
 
 def record_episode(

@@ -1,0 +1,137 @@
+"""``PruneVectorEnv``: K pruning episodes on one model, every step one batched evaluation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from prunegym import env as env_module
+from prunegym.env import PruneEnv, make_task_env
+
+
+class PruneVectorEnv(VectorEnv):
+    """K copies of a :class:`PruneEnv` episode that share one model and one evaluation cache.
+
+    ``step(actions)`` with ``actions (K, m)`` evaluates all K coefficient vectors with one
+    :meth:`PruneEnv.evaluate_batch` call (sliced chains or stacked parameter sets, whichever
+    the task supports), so a vectorised agent gets K candidates for about the price of the
+    batched forward. Observations ``(K, m)`` are each copy's current coefficients; rewards,
+    ``terminations`` (never) and ``truncations`` (after ``max_episode_steps``) are ``(K,)``;
+    ``infos`` holds every key of :meth:`PruneEnv.step`'s ``info`` as a ``(K,)`` array with
+    Gymnasium's ``_key`` masks. A finished copy is reset on its next step
+    (``AutoresetMode.NEXT_STEP``, Gymnasium's default): that step ignores its action and
+    returns the dense observation with reward 0.
+
+    ```python
+    import gymnasium as gym
+    import prunegym
+    envs = gym.make_vec("prunegym/MNISTAutoencoder-v0", num_envs=8,
+                        vectorization_mode="vector_entry_point")
+    observations, infos = envs.reset(seed=0)
+    observations, rewards, terminations, truncations, infos = envs.step(envs.action_space.sample())
+    ```
+
+    Args:
+        env: A :class:`PruneEnv` to share (it is reset, and its state belongs to the vector
+            env from then on).
+        num_envs: K.
+        max_episode_steps: Steps before a copy is truncated (the registered ids use 50).
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(self, env: PruneEnv, num_envs: int, max_episode_steps: int | None = 50) -> None:
+        if not isinstance(env, PruneEnv):
+            raise TypeError(f"env must be a prunegym PruneEnv, got {type(env).__name__}")
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if max_episode_steps is not None and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1 or None, got {max_episode_steps}")
+        self.env, self.num_envs, self.max_episode_steps = env, num_envs, max_episode_steps
+        self.single_action_space = env.action_space
+        self.single_observation_space = env.observation_space
+        self.action_space = batch_space(env.action_space, num_envs)
+        self.observation_space = batch_space(env.observation_space, num_envs)
+        size = env.action_space.shape[0]
+        self._coefficients = np.zeros((num_envs, size), dtype=np.float32)
+        self._steps = np.zeros(num_envs, dtype=np.int64)
+        self._autoreset = np.zeros(num_envs, dtype=bool)
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every copy to the dense model. ``seed``: an int (or a list whose first entry
+        is used: the copies share one model) clears the evaluation cache as
+        :meth:`PruneEnv.reset` does; ``options`` as there (``{"target": ρ}``)."""
+        if isinstance(seed, list | tuple):
+            seed = seed[0] if seed else None
+        _, info = self.env.reset(seed=seed, options=options)
+        self._dense_info = info
+        self._coefficients[:] = 0.0
+        self._steps[:] = 0
+        self._autoreset[:] = False
+        infos: dict[str, Any] = {}
+        for k in range(self.num_envs):
+            infos = self._add_info(infos, info, k)
+        return self._coefficients.copy(), infos
+
+    def step(self, actions):
+        """One batched evaluation of the copies' actions ``(K, m)``; see the class docstring."""
+        actions = np.asarray(actions)
+        expected = (self.num_envs, *self.single_action_space.shape)
+        if actions.shape != expected:
+            raise ValueError(f"actions must have shape {expected}, got {actions.shape}")
+        rewards = np.zeros(self.num_envs)
+        terminations = np.zeros(self.num_envs, dtype=bool)
+        truncations = np.zeros(self.num_envs, dtype=bool)
+        active = np.flatnonzero(~self._autoreset)
+        evaluated = self.env.evaluate_batch(actions[active]) if len(active) else []
+        infos: dict[str, Any] = {}
+        for k in np.flatnonzero(self._autoreset):  # finished last step: reset, ignore action
+            self._coefficients[k] = 0.0
+            self._steps[k] = 0
+            infos = self._add_info(infos, self._dense_info, int(k))
+        for k, info in zip(active, evaluated, strict=True):
+            self._coefficients[k] = np.asarray(actions[k], dtype=np.float32)
+            self._steps[k] += 1
+            rewards[k] = info["reward"]
+            if self.max_episode_steps is not None and self._steps[k] >= self.max_episode_steps:
+                truncations[k] = True
+            infos = self._add_info(infos, info, int(k))
+        self._autoreset = terminations | truncations
+        return self._coefficients.copy(), rewards, terminations, truncations, infos
+
+    def close_extras(self, **kwargs) -> None:
+        self.env.close()
+
+
+def make_vector_env(
+    task_name: str,
+    num_envs: int,
+    task_kwargs: dict | None = None,
+    max_episode_steps: int | None = 50,
+    **env_kwargs,
+) -> PruneVectorEnv:
+    """A :class:`PruneVectorEnv` of K copies for a named task."""
+    env = make_task_env(task_name, task_kwargs, **env_kwargs)
+    return PruneVectorEnv(env, num_envs, max_episode_steps)
+
+
+def _vector_entry(name: str):
+    def make(num_envs: int = 1, max_episode_steps: int | None = 50, **kwargs) -> PruneVectorEnv:
+        return PruneVectorEnv(getattr(env_module, name)(**kwargs), num_envs, max_episode_steps)
+
+    make.__doc__ = f"Vector entry point of the id whose entry point is ``prunegym.env:{name}``."
+    return make
+
+
+# The registered ids' vector_entry_point (gym.make_vec(..., vectorization_mode=...)).
+mnist_autoencoder_vector_env = _vector_entry("mnist_autoencoder_env")
+toy_vector_env = _vector_entry("toy_env")
+tdmpc_pendulum_vector_env = _vector_entry("tdmpc_pendulum_env")
+mnist_classifier_vector_env = _vector_entry("mnist_classifier_env")
+diffusion_sorption_vector_env = _vector_entry("diffusion_sorption_env")
+mnist_convnet_vector_env = _vector_entry("mnist_convnet_env")
