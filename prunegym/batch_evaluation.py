@@ -101,7 +101,6 @@ class SlicedBatch:
         results: list[dict[str, float] | None] = [None] * len(counts)
         for k, outputs in self.chain.outputs(counts):
             results[k] = self.task.metrics_of_outputs(outputs)
-        self.chain.clear()
         return results  # type: ignore[return-value]
 
 

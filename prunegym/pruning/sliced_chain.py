@@ -19,6 +19,7 @@ Nothing here writes to the model; the masked parameters come from :class:`Channe
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -46,9 +47,7 @@ class _LinearStep:
     after: list[nn.Module] = field(default_factory=list)  # elementwise modules that follow
     own: tuple[int, ...] = ()  # groups whose counts change this layer's weight or bias
     prefix: tuple[int, ...] = ()  # groups that reach this layer's output (cumulative)
-    sliced: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(
-        default_factory=dict
-    )
+    sliced: OrderedDict = field(default_factory=OrderedDict)  # counts -> sliced layer (LRU)
 
     def activate(self, values: torch.Tensor) -> torch.Tensor:
         for module in self.after:
@@ -64,6 +63,8 @@ class SlicedChain:
         masker: The model's :class:`ChannelMasker` (groups, orders, compensation).
         chain: The evaluation forward as modules applied in order to ``inputs``.
         inputs: ``(N, features)`` evaluation inputs of the first layer.
+        keep_layers: Sliced versions kept per layer (least recently used dropped first); at
+            most this many copies of each weight stay in memory.
 
     Raises:
         UnsupportedChain: if the chain holds other modules, or a layer's input mask is not its
@@ -71,11 +72,17 @@ class SlicedChain:
     """
 
     def __init__(
-        self, model: nn.Module, masker: ChannelMasker, chain: list[nn.Module], inputs: torch.Tensor
+        self,
+        model: nn.Module,
+        masker: ChannelMasker,
+        chain: list[nn.Module],
+        inputs: torch.Tensor,
+        keep_layers: int = 16,
     ) -> None:
         names = {id(module): name for name, module in model.named_modules()}
         self.masker = masker
         self.inputs = inputs
+        self.keep_layers = keep_layers
         self.steps: list[_LinearStep] = []
         for module in chain:
             if isinstance(module, nn.Linear):
@@ -129,7 +136,9 @@ class SlicedChain:
         of the groups that change it; ``keeps()`` gives the candidate's per-group keep vectors."""
         key = tuple(int(counts[g]) for g in step.own)
         cached = step.sliced.get(key)
-        if cached is None:
+        if cached is not None:
+            step.sliced.move_to_end(key)
+        else:
             weight_name, bias_name = f"{step.name}.weight", f"{step.name}.bias"
             weight, masker = step.module.weight, self.masker
             kept_out = torch.nonzero(masker.dim_keep(weight_name, 0, weight.shape[0], keeps()))
@@ -148,6 +157,8 @@ class SlicedChain:
                 if len(kept_out) < weight.shape[0]:
                     sliced_bias = sliced_bias.index_select(0, kept_out)
             cached = step.sliced[key] = (sliced_weight, sliced_bias, kept_out)
+            if len(step.sliced) > self.keep_layers:
+                step.sliced.popitem(last=False)
         return cached
 
     @torch.no_grad()
@@ -200,6 +211,7 @@ class SlicedChain:
         return self._first_dense
 
     def clear(self) -> None:
-        """Drop the cached sliced layers (they are kept across calls)."""
+        """Drop the cached sliced layers (up to ``keep_layers`` per layer are kept across
+        calls)."""
         for step in self.steps:
             step.sliced.clear()

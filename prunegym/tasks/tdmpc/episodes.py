@@ -117,9 +117,8 @@ class LockstepPendulums:
         normalised = ((theta + np.pi) % (2 * np.pi)) - np.pi
         # Element by element: NumPy squares scalars with pow() and arrays with x·x, which differ
         # in the last bit now and then; Gymnasium squares scalars.
-        costs = np.array([
-            n**2 + 0.1 * v**2 + 0.001 * (u**2) for n, v, u in zip(normalised, speed, torque, strict=True)
-        ])  # fmt: skip
+        rows = zip(normalised, speed, torque, strict=True)
+        costs = np.array([n**2 + 0.1 * v**2 + 0.001 * (u**2) for n, v, u in rows])
         new_speed = speed + (3 * g / (2 * length) * np.sin(theta) + 3.0 / (m * length**2)
                              * torque) * dt  # fmt: skip
         new_speed = np.clip(new_speed, -self.max_speed, self.max_speed)

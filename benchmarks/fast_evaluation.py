@@ -1,0 +1,177 @@
+"""Fast evaluation, measured in one run for each task: step cost over a forward pass,
+candidates per second sequential against batched, grid search and FD momentum wall times.
+
+    python benchmarks/fast_evaluation.py [--tasks mnist-ae tdmpc-pendulum] [--repeats 30]
+
+Three ways to evaluate, all on the same environment settings (cache off unless stated):
+
+- ``masked``: ``PruneEnv(batching="sequential")``: the masks are written into the model in
+  place and the task evaluates the masked model (full-size layers), one candidate per step;
+- ``step``: ``PruneEnv()`` (``batching="auto"``), one ``env.step`` per candidate; for a Linear
+  chain this evaluates the physically sliced model;
+- ``batch``: one ``env.unwrapped.evaluate_batch(C)`` call for all candidates (``auto``, and
+  for TD-MPC also the opt-in ``stacked``: every candidate's episodes in lockstep, one vmapped
+  network call per decision).
+
+"forward" is one dense forward pass over the evaluation data: ``model(images)`` for the MNIST
+autoencoder; for TD-MPC, where the evaluation data are closed-loop episodes, the dense
+evaluation itself (100 decisions of 8 episodes, one batched network call each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from functools import partial
+
+import numpy as np
+import torch
+
+from prunegym.agents import make_agent
+from prunegym.agents.grid import prefilter
+from prunegym.agents.session import Problem
+from prunegym.env import PruneEnv
+from prunegym.tasks import make_task
+
+
+def median_seconds(function, repeats: int) -> float:
+    function()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def seconds(function) -> tuple[float, object]:
+    started = time.perf_counter()
+    value = function()
+    return time.perf_counter() - started, value
+
+
+def step_patterns(env: PruneEnv, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
+    """Random: two random vectors in turn (every group changes); one channel: FD probes."""
+    size = len(env.groups)
+    pair = [rng.uniform(0.0, 0.6, size) for _ in range(2)]
+    probes = []
+    for group in range(size):
+        probe = pair[0].copy()
+        probe[group] = min(probe[group] + 1.0 / env.channels[group], 0.95)
+        probes += [probe, pair[0]]
+    return {"random": pair, "one channel": probes}
+
+
+def cycle_steps(env: PruneEnv, actions: list[np.ndarray]):
+    """A function that steps ``env`` with the next of ``actions`` on each call."""
+    turn = iter(range(10**9))
+    return lambda: env.step(actions[next(turn) % len(actions)])
+
+
+def measure_steps(envs: dict[str, PruneEnv], forward, repeats: int, rng) -> None:
+    forward_seconds = median_seconds(forward, repeats)
+    print(f"  dense forward            {forward_seconds * 1e3:9.2f} ms (median of {repeats})")
+    patterns = step_patterns(envs["step"], rng)
+    for label, env in envs.items():
+        for name, actions in patterns.items():
+            env.reset()
+            step = median_seconds(cycle_steps(env, actions), repeats)
+            print(f"  {label:<6} {name:<12}     {step * 1e3:9.2f} ms   step/forward "
+                  f"{step / forward_seconds:.3f}")  # fmt: skip
+    forward_seconds = min(forward_seconds, median_seconds(forward, repeats))
+
+
+def measure_candidates(envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], key: str,
+                       stacked: PruneEnv | None) -> None:  # fmt: skip
+    for name, rows in sets.items():
+        timings, values = {}, {}
+        for label, env in envs.items():
+            env.reset()
+            timings[label], infos = seconds(partial(list, map(partial(step_info, env), rows)))
+            values[label] = [info[key] for info in infos]
+        batch_env = envs["step"]
+        batches = {"batch": batch_env} | ({"stacked": stacked} if stacked is not None else {})
+        for label, env in batches.items():
+            timings[label], infos = seconds(partial(env.evaluate_batch, rows))
+            values[label] = [info[key] for info in infos]
+        rate = {label: len(rows) / t for label, t in timings.items()}
+        print(f"  {len(rows)} {name} candidates ({batch_env.batch_strategy} batch):")
+        reference = np.asarray(values["masked"])
+        tolerance = 1e-5 * np.maximum(1.0, np.abs(reference))
+        for label in rate:
+            difference = np.abs(np.asarray(values[label]) - reference)
+            close = int((difference <= tolerance).sum())
+            masked, step = rate[label] / rate["masked"], rate[label] / rate["step"]
+            print(
+                f"    {label:<8} {rate[label]:8.2f} candidates/s  {masked:5.2f}x masked  "
+                f"{step:5.2f}x step  max |Δ{key}| vs masked "
+                f"{difference.max():.2e} ({close}/{len(rows)} within 1e-5)"
+            )
+
+
+def step_info(env: PruneEnv, row: np.ndarray) -> dict:
+    return env.step(row)[4]
+
+
+def run_solver(env: PruneEnv, name: str, **settings):
+    env.reset(seed=0)
+    return make_agent(name, progress=False, **settings).run(env)
+
+
+def measure_solvers(envs: dict[str, PruneEnv], solvers: list[str], stacked) -> None:
+    runs = dict(envs)
+    if stacked is not None:
+        runs["stacked"] = stacked
+    for solver in solvers:
+        for label, env in runs.items():
+            result = run_solver(env, solver)
+            print(f"  {solver:<12} {label:<8} {result.wall_seconds:7.2f} s   "
+                  f"{result.metric_name} {result.metric:.4f}   sparsity {result.sparsity:.4f}   "
+                  f"feasible {result.feasible}   {result.evaluations} evaluations")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=["mnist-ae", "tdmpc-pendulum"])
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--candidates", type=int, default=32)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for task_name in args.tasks:
+        task = make_task(task_name)
+        envs = {
+            "masked": PruneEnv(task, target=0.2, cache=False, batching="sequential"),
+            "step": PruneEnv(task, target=0.2, cache=False),
+        }
+        tdmpc = task_name == "tdmpc-pendulum"
+        stacked = PruneEnv(task, target=0.2, cache=False, batching="stacked") if tdmpc else None
+        print(f"\n== {task_name}: {len(envs['step'].groups)} groups, step strategy "
+              f"{envs['step'].batch_strategy}")  # fmt: skip
+        model = envs["masked"].model
+        if tdmpc:
+            forward = partial(task.evaluate, model)
+        else:
+            forward = torch.no_grad()(partial(model, task.eval_images))
+        rng = np.random.default_rng(0)
+        repeats = max(3, args.repeats // 5) if tdmpc else args.repeats
+        measure_steps(envs, forward, repeats, rng)
+        size = len(envs["step"].groups)
+        count = args.candidates // 2 if tdmpc else args.candidates
+        sets = {"random": rng.uniform(0.1, 0.3, (count, size))}
+        if not tdmpc:
+            survivors, _ = prefilter(Problem(envs["step"]), np.linspace(0, 0.95, 10), 0.01)
+            sets["grid"] = survivors[: 4 * count]
+        measure_candidates(envs, sets, task.metric, stacked)
+        for env in (*envs.values(), stacked):  # solvers run with the evaluation cache on
+            if env is not None:
+                env.use_cache(True)
+        solvers = ["fd-momentum"] if tdmpc else ["grid", "fd-momentum"]
+        print("  solvers at 20 % ± 1 % (grid: n = 10), evaluation cache on:")
+        if tdmpc:
+            print(f"  grid           n/a: 10^{size} combinations at n = 10")
+        measure_solvers(envs, solvers, stacked)
+
+
+if __name__ == "__main__":
+    main()
