@@ -85,6 +85,7 @@ def measure_steps(envs: dict[str, PruneEnv], forward, repeats: int, rng) -> None
 def measure_candidates(envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], key: str,
                        stacked: PruneEnv | None) -> None:  # fmt: skip
     for name, rows in sets.items():
+        envs["step"].evaluate_batch(rows)  # warm-up (TD-MPC: fills the pendulum frame cache)
         timings, values = {}, {}
         for label, env in envs.items():
             env.reset()
