@@ -50,8 +50,15 @@ class _LinearStep:
     sliced: OrderedDict = field(default_factory=OrderedDict)  # counts -> sliced layer (LRU)
 
     def activate(self, values: torch.Tensor) -> torch.Tensor:
+        """The activations after the layer, in place on ``values`` (a fresh layer output)
+        where the module is ReLU or Sigmoid."""
         for module in self.after:
-            values = module(values)
+            if type(module) is nn.ReLU:
+                values = values.relu_()
+            elif type(module) is nn.Sigmoid:
+                values = values.sigmoid_()
+            else:
+                values = module(values)
         return values
 
 

@@ -153,5 +153,6 @@ class MNISTAutoencoderTask(Task):
 
     def metrics_of_outputs(self, outputs: torch.Tensor) -> dict[str, float]:
         """PSNR (dB) and MSE of reconstructions ``(N, 784)`` of the evaluation digits."""
-        mse = float(torch.mean((outputs - self._eval_images) ** 2).item())
+        squared = torch.sub(outputs, self._eval_images).square_()
+        mse = float(squared.mean().item())
         return {"psnr": psnr_db(mse), "mse": mse}
