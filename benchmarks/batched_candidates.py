@@ -130,6 +130,7 @@ def measure(env: PruneEnv, shipped: PruneEnv, args: argparse.Namespace) -> None:
           f"{torch.get_num_threads()} torch threads")  # fmt: skip
     print(f"sequential env.step   {args.candidates / seconds_sequential:8.1f} candidates/s")
     print(f"prepare stacked sets  {seconds_prepare * 1e3:8.1f} ms for all candidates")
+
     def batch():
         return [info["psnr"] for info in shipped.evaluate_batch(np.array(candidates))]
 

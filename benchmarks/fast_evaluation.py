@@ -9,9 +9,12 @@ Three ways to evaluate, all on the same environment settings (cache off unless s
   place and the task evaluates the masked model (full-size layers), one candidate per step;
 - ``step``: ``PruneEnv()`` (``batching="auto"``), one ``env.step`` per candidate; for a Linear
   chain this evaluates the physically sliced model;
-- ``batch``: one ``env.unwrapped.evaluate_batch(C)`` call for all candidates (``auto``, and
-  for TD-MPC also the opt-in ``stacked``: every candidate's episodes in lockstep, one vmapped
-  network call per decision).
+- ``batch``: one ``env.unwrapped.evaluate_batch(C)`` call for all candidates (``auto``: the
+  MNIST autoencoder as sliced chains sharing prefixes; TD-MPC ``stacked``, every candidate's
+  episodes in lockstep with one stacked policy call per decision).
+
+The solvers ask for many candidates at once (grid: up to 256 survivors, FD: the 2m + 1 probes);
+on ``step`` environments they go through ``evaluate_batch``.
 
 "forward" is one dense forward pass over the evaluation data: ``model(images)`` for the MNIST
 autoencoder; for TD-MPC, where the evaluation data are closed-loop episodes, the dense
@@ -82,8 +85,7 @@ def measure_steps(envs: dict[str, PruneEnv], forward, repeats: int, rng) -> None
     forward_seconds = min(forward_seconds, median_seconds(forward, repeats))
 
 
-def measure_candidates(envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], key: str,
-                       stacked: PruneEnv | None) -> None:  # fmt: skip
+def measure_candidates(envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], key: str) -> None:
     for name, rows in sets.items():
         envs["step"].evaluate_batch(rows)  # warm-up (TD-MPC: fills the pendulum frame cache)
         timings, values = {}, {}
@@ -92,10 +94,8 @@ def measure_candidates(envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], k
             timings[label], infos = seconds(partial(list, map(partial(step_info, env), rows)))
             values[label] = [info[key] for info in infos]
         batch_env = envs["step"]
-        batches = {"batch": batch_env} | ({"stacked": stacked} if stacked is not None else {})
-        for label, env in batches.items():
-            timings[label], infos = seconds(partial(env.evaluate_batch, rows))
-            values[label] = [info[key] for info in infos]
+        timings["batch"], infos = seconds(partial(batch_env.evaluate_batch, rows))
+        values["batch"] = [info[key] for info in infos]
         rate = {label: len(rows) / t for label, t in timings.items()}
         print(f"  {len(rows)} {name} candidates ({batch_env.batch_strategy} batch):")
         reference = np.asarray(values["masked"])
@@ -120,12 +120,9 @@ def run_solver(env: PruneEnv, name: str, **settings):
     return make_agent(name, progress=False, **settings).run(env)
 
 
-def measure_solvers(envs: dict[str, PruneEnv], solvers: list[str], stacked) -> None:
-    runs = dict(envs)
-    if stacked is not None:
-        runs["stacked"] = stacked
+def measure_solvers(envs: dict[str, PruneEnv], solvers: list[str]) -> None:
     for solver in solvers:
-        for label, env in runs.items():
+        for label, env in envs.items():
             result = run_solver(env, solver)
             print(f"  {solver:<12} {label:<8} {result.wall_seconds:7.2f} s   "
                   f"{result.metric_name} {result.metric:.4f}   sparsity {result.sparsity:.4f}   "
@@ -146,7 +143,6 @@ def main() -> None:
             "step": PruneEnv(task, target=0.2, cache=False),
         }
         tdmpc = task_name == "tdmpc-pendulum"
-        stacked = PruneEnv(task, target=0.2, cache=False, batching="stacked") if tdmpc else None
         print(f"\n== {task_name}: {len(envs['step'].groups)} groups, step strategy "
               f"{envs['step'].batch_strategy}")  # fmt: skip
         model = envs["masked"].model
@@ -163,15 +159,14 @@ def main() -> None:
         if not tdmpc:
             survivors, _ = prefilter(Problem(envs["step"]), np.linspace(0, 0.95, 10), 0.01)
             sets["grid"] = survivors[: 4 * count]
-        measure_candidates(envs, sets, task.metric, stacked)
-        for env in (*envs.values(), stacked):  # solvers run with the evaluation cache on
-            if env is not None:
-                env.use_cache(True)
+        measure_candidates(envs, sets, task.metric)
+        for env in envs.values():  # solvers run with the evaluation cache on
+            env.use_cache(True)
         solvers = ["fd-momentum"] if tdmpc else ["grid", "fd-momentum"]
         print("  solvers at 20 % ± 1 % (grid: n = 10), evaluation cache on:")
         if tdmpc:
             print(f"  grid           n/a: 10^{size} combinations at n = 10")
-        measure_solvers(envs, solvers, stacked)
+        measure_solvers(envs, solvers)
 
 
 if __name__ == "__main__":

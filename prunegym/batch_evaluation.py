@@ -6,10 +6,10 @@ dicts and leaves the model's masks as it found them.
 - ``sliced``: the task's model is a chain of Linear layers and activations
   (:meth:`Task.evaluation_chain`); candidates run as physically sliced chains that share the
   activations of their common prefixes (:class:`prunegym.pruning.sliced_chain.SlicedChain`).
-- ``stacked``: the task evaluates K parameter sets in one go (:meth:`Task.evaluate_stacked`,
-  e.g. the TD-MPC agent's episodes for all candidates step together, one vmapped network call
-  per time step). ``"auto"`` picks it only for tasks whose stacked metrics match
-  :meth:`Task.evaluate` (``Task.stacked_matches_evaluate``); TD-MPC's do not (see there).
+- ``stacked``: the task evaluates K parameter sets in one go (:meth:`Task.evaluate_stacked`:
+  the TD-MPC agent's episodes for all candidates step together in lockstep, with one stacked
+  policy call per decision, bit-identical to sequential evaluation). ``"auto"`` picks it only
+  for tasks that declare ``Task.stacked_matches_evaluate``.
 - ``sequential``: mask in place and evaluate, one candidate after the other.
 
 ``benchmarks/batched_candidates.py`` measures them against each other.

@@ -85,7 +85,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
       random.
     - ``batching``: how :meth:`evaluate_batch` evaluates many candidates: ``"auto"``
       (default: the fastest the task supports), ``"sliced"`` (physically sliced layer chains
-      sharing common prefixes), ``"stacked"`` (the task's vmapped ``evaluate_stacked``) or
+      sharing common prefixes), ``"stacked"`` (the task's ``evaluate_stacked``) or
       ``"sequential"``. ``env.unwrapped.batch_strategy`` names the one in use.
 
     ```python

@@ -151,29 +151,36 @@ def test_lockstep_pendulums_equal_the_wrapped_environments():
     assert copies.shape == (2, 3) and np.array_equal(copies[0], copies[1])
 
 
-def test_tdmpc_stacked_network_call_matches_per_candidate_calls():
-    from prunegym.tasks.tdmpc_pendulum import _PolicyActor, load_world_model
+def test_stacked_policy_is_bit_identical_to_plain_calls():
+    from prunegym.tasks.tdmpc.stacked_policy import StackedPolicy
+    from prunegym.tasks.tdmpc_pendulum import load_world_model
 
     models = [load_world_model() for _ in range(3)]
     generator = torch.Generator().manual_seed(0)
-    for model in models[1:]:  # zero random rows and columns, as masks do
+    for model in models[1:]:  # zero random entries, as masks do
         for parameter in model.parameters():
             parameter.data.mul_((torch.rand(parameter.shape, generator=generator) > 0.2).float())
     stacked = {
         name: torch.stack([dict(m.named_parameters())[name].detach() for m in models])
         for name, _ in models[0].named_parameters()
     }
-    frames = torch.randint(0, 256, (3, 4, 3, 28, 28), dtype=torch.uint8, generator=generator)
-    actor = _PolicyActor(models[0])
-
-    def one(params, batch):
-        named = {f"model.{name}": value for name, value in params.items()}
-        return torch.func.functional_call(actor, named, (batch,))
-
+    frames = torch.randint(0, 256, (3 * 4, 3, 28, 28), dtype=torch.uint8, generator=generator)
     with torch.no_grad():
-        batched = torch.func.vmap(one)(stacked, frames)
-        plain = torch.stack([m.pi(m.encode(f)) for m, f in zip(models, frames, strict=True)])
-    torch.testing.assert_close(batched, plain, atol=1e-4, rtol=1e-4)
+        batched = StackedPolicy(models[0], stacked)(frames)
+        plain = torch.cat([m.pi(m.encode(f)) for m, f in zip(models, frames.chunk(3), strict=True)])
+    assert torch.equal(batched, plain)
+
+
+def test_tdmpc_batch_equals_sequential_steps_exactly():
+    from prunegym.tasks.tdmpc_pendulum import TDMPCPendulumTask
+
+    env = PruneEnv(TDMPCPendulumTask(episodes=2, calibration_episodes=1), cache=False)
+    rows = _candidates(env, 4, high=0.5)
+    reference = _sequential(env, rows, "return")
+    infos = env.evaluate_batch(rows)
+    assert env.batch_strategy == "stacked"
+    assert [info["return"] for info in infos] == reference.tolist()
+    assert infos[1]["return"] == env.dense_metric
 
 
 def test_vector_env_matches_gymnasium_sync_vector_env():

@@ -29,9 +29,9 @@ class Task:
     metric: str = "metric"
     higher_is_better: bool = True
     metric_scale: float = 1.0
-    #: Whether :meth:`evaluate_stacked` reproduces :meth:`evaluate` to float tolerance; if not
-    #: (a closed loop that amplifies rounding differences), ``PruneEnv`` uses it only when
-    #: asked for with ``batching="stacked"``.
+    #: Whether :meth:`evaluate_stacked` reproduces :meth:`evaluate` to float tolerance. Set it
+    #: to ``False`` if not (e.g. vmapped kernels in a closed loop that amplifies rounding
+    #: differences): ``PruneEnv`` then uses it only when asked with ``batching="stacked"``.
     stacked_matches_evaluate: bool = True
 
     def build_model(self) -> nn.Module:
@@ -101,9 +101,10 @@ class Task:
     ) -> list[dict[str, float]]:
         """Optional: evaluate ``K`` parameter sets at once. ``parameters`` maps every parameter
         name of ``model`` to a ``(K, *shape)`` stack; returns K metric dicts, each equal (to
-        float tolerance) to :meth:`evaluate` of ``model`` holding that set. Implement it with
-        ``torch.func.functional_call`` and ``torch.func.vmap`` so that the K candidates share
-        each network call; ``model`` itself must not be modified."""
+        float tolerance) to :meth:`evaluate` of ``model`` holding that set, so that the K
+        candidates share each network call (``torch.func.functional_call`` with
+        ``torch.func.vmap``, or grouped convolutions as the TD-MPC task does where rounding
+        must match exactly); ``model`` itself must not be modified."""
         raise NotImplementedError
 
     def options(self) -> dict[str, object]:
