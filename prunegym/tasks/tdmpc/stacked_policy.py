@@ -2,10 +2,12 @@
 
 Closed-loop returns amplify rounding differences, so a batched evaluation has to compute exactly
 what the sequential one does. ``torch.func.vmap`` does not (its batched kernels round
-differently, about 1e-5 in the actions). Here, each convolution runs as one grouped convolution
-over the K sets when that reproduces the plain convolution bit for bit on this machine (checked
-on every call, on the real shapes); every other layer runs per set, on the same shapes and
-kernels as :meth:`WorldModel.pi` of :meth:`WorldModel.encode`.
+differently, about 1e-5 in the actions). Here every layer runs once for all K sets, as a
+grouped convolution, a batched matmul (``baddbmm``) or one elementwise call on the stacked
+activations, wherever that reproduces the per-set computation bit for bit on this machine;
+that is checked once per layer on a random probe of the real shapes. Layers that fail the check
+(on the development machine: the first convolution and the 1-unit output layer) run per set,
+on the same shapes and kernels as :meth:`WorldModel.pi` of :meth:`WorldModel.encode`.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from torch.nn import functional
 
 from prunegym.tasks.tdmpc.world_model import WorldModel
 
+ELEMENTWISE = nn.ReLU | nn.ELU | nn.Tanh
+
 
 class StackedPolicy:
-    """Actions of K parameter sets of ``model`` for their own frames.
+    """Actions of K parameter sets of ``model``, each for its own frames.
 
     Args:
         model: The world model (its modules give the layer types and hyper-parameters; its own
@@ -28,67 +32,74 @@ class StackedPolicy:
 
     def __init__(self, model: WorldModel, parameters: dict[str, torch.Tensor]) -> None:
         self.model = model
+        self.parameters = parameters
         self.count = len(next(iter(parameters.values())))
-        self.sets = [
-            {name: value[k] for name, value in parameters.items()} for k in range(self.count)
-        ]
         self.names = {id(module): name for name, module in model.named_modules()}
-        self._grouped: dict[int, bool] = {}
+        self._exact: dict[tuple[int, tuple[int, ...]], bool] = {}
+        self._tanh = nn.Tanh()  # π's squashing, as WorldModel.pi applies it
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """``frames (K·E, frames, size, size)`` uint8, set-major -> actions ``(K·E, 1)``."""
-        inputs = WorldModel.preprocess(frames).chunk(self.count)
-        values = [x.contiguous() for x in inputs]
-        for module in self.model.encoder:
+        values = WorldModel.preprocess(frames)
+        values = values.reshape(self.count, -1, *values.shape[1:])  # (K, E, ...)
+        for module in (*self.model.encoder, *self.model.pi_head, self._tanh):
             values = self._layer(module, values)
-        for module in self.model.pi_head:
-            values = self._layer(module, values)
-        return torch.cat([torch.tanh(v) for v in values])
+        return values.reshape(-1, values.shape[-1])
 
-    def _layer(self, module: nn.Module, values: list[torch.Tensor]) -> list[torch.Tensor]:
-        name = self.names[id(module)]
-        if isinstance(module, nn.Conv2d):
-            if self._grouped_is_exact(module, name, values):
-                return self._grouped_conv(module, name, values)
-            return [self._conv(module, p, name, v) for p, v in zip(self.sets, values, strict=True)]
+    def _layer(self, module: nn.Module, values: torch.Tensor) -> torch.Tensor:
+        if isinstance(module, nn.Flatten):
+            return values.flatten(2)  # per set: flatten(1) of (E, C, H, W)
+        if not isinstance(module, nn.Conv2d | nn.Linear | ELEMENTWISE):
+            raise TypeError(f"StackedPolicy does not support {type(module).__name__}")
+        key = (id(module), tuple(values.shape))
+        if key not in self._exact:
+            probe = torch.randn(values.shape, generator=torch.Generator().manual_seed(0))
+            together, apart = self._together(module, probe), self._apart(module, probe)
+            self._exact[key] = torch.equal(together, apart)
+        if self._exact[key]:
+            return self._together(module, values)
+        return self._apart(module, values)
+
+    def _params(self, module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+        name = self.names.get(id(module))
+        weight = self.parameters[f"{name}.weight"]
+        return weight, self.parameters.get(f"{name}.bias")
+
+    def _apart(self, module: nn.Module, values: torch.Tensor) -> torch.Tensor:
+        """Set by set, exactly as a plain call of the module with that set's parameters."""
+        if isinstance(module, ELEMENTWISE):
+            return torch.stack([module(v) for v in values])
+        weight, bias = self._params(module)
+        outputs = []
+        for k, value in enumerate(values):
+            b = None if bias is None else bias[k]
+            if isinstance(module, nn.Linear):
+                outputs.append(functional.linear(value, weight[k], b))
+            else:
+                outputs.append(functional.conv2d(
+                    value, weight[k], b, module.stride, module.padding, module.dilation,
+                    module.groups,
+                ))  # fmt: skip
+        return torch.stack(outputs)
+
+    def _together(self, module: nn.Module, values: torch.Tensor) -> torch.Tensor:
+        """All sets in one call: elementwise, ``baddbmm`` or a grouped convolution."""
+        if isinstance(module, ELEMENTWISE):
+            return module(values)
+        weight, bias = self._params(module)
+        count = self.count
         if isinstance(module, nn.Linear):
-            return [
-                functional.linear(v, p[f"{name}.weight"], p.get(f"{name}.bias"))
-                for p, v in zip(self.sets, values, strict=True)
-            ]
-        if isinstance(module, nn.ReLU | nn.ELU | nn.Tanh | nn.Flatten):
-            return [module(v) for v in values]  # parameter-free, the same shapes as alone
-        raise TypeError(f"StackedPolicy does not support {type(module).__name__} ({name})")
-
-    @staticmethod
-    def _conv(module: nn.Conv2d, params: dict, name: str, value: torch.Tensor) -> torch.Tensor:
-        weight, bias = params[f"{name}.weight"], params.get(f"{name}.bias")
-        return functional.conv2d(
-            value, weight, bias, module.stride, module.padding, module.dilation, module.groups
-        )
-
-    def _grouped_conv(self, module: nn.Conv2d, name: str, values: list[torch.Tensor]):
-        weight = torch.cat([p[f"{name}.weight"] for p in self.sets])
-        bias = None
-        if module.bias is not None:
-            bias = torch.cat([p[f"{name}.bias"] for p in self.sets])
-        stacked = torch.cat(values, dim=1)  # (E, K·C_in, H, W)
+            if bias is None:
+                return torch.bmm(values, weight.transpose(1, 2))
+            return torch.baddbmm(bias[:, None, :], values, weight.transpose(1, 2))
+        if module.groups != 1 or module.padding_mode != "zeros":
+            return self._apart(module, values)
+        episodes = values.shape[1]
+        stacked = values.transpose(0, 1).reshape(episodes, -1, *values.shape[-2:])
         out = functional.conv2d(
-            stacked, weight, bias, module.stride, module.padding, module.dilation,
-            module.groups * self.count,
+            stacked, weight.reshape(-1, *weight.shape[2:]),
+            None if bias is None else bias.reshape(-1), module.stride, module.padding,
+            module.dilation, count,
         )  # fmt: skip
-        return [part.contiguous() for part in out.chunk(self.count, dim=1)]
-
-    def _grouped_is_exact(self, module: nn.Conv2d, name: str, values: list[torch.Tensor]):
-        """Whether the grouped convolution equals the per-set ones bit for bit on these
-        shapes (one random probe per layer and set count)."""
-        if module.groups != 1 or module.padding_mode != "zeros" or self.count == 1:
-            return False
-        key = id(module)
-        if key not in self._grouped:
-            generator = torch.Generator().manual_seed(0)
-            probe = [torch.randn(v.shape, generator=generator) for v in values]
-            grouped = self._grouped_conv(module, name, probe)
-            alone = [self._conv(module, p, name, v) for p, v in zip(self.sets, probe, strict=True)]
-            self._grouped[key] = all(torch.equal(a, b) for a, b in zip(grouped, alone, strict=True))
-        return self._grouped[key]
+        out = out.reshape(episodes, count, -1, *out.shape[-2:]).transpose(0, 1)
+        return out.contiguous()
