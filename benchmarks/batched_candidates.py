@@ -17,6 +17,11 @@ Measured in one run on the same K random coefficient vectors (20 % ± a little p
 Every strategy's PSNRs are checked against the sequential ones (max difference printed).
 The masked parameter sets are prepared before the timers start for the batched strategies and
 timed separately ("prepare").
+
+Then, for ``evaluate_batch`` on these random candidates and on the first ``4K`` grid survivors
+(n = 10, 20 % ± 1 %): the multiply-adds its matmuls make per candidate, as a fraction of one
+dense forward's (the compute bound of its speed-up), and a ``torch.profiler`` table of where
+its time goes.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunegym.agents.grid import prefilter
+from prunegym.agents.session import Problem
 from prunegym.env import PruneEnv
 from prunegym.tasks.mnist_autoencoder import psnr_db
 
@@ -141,6 +148,40 @@ def measure(env: PruneEnv, shipped: PruneEnv, args: argparse.Namespace) -> None:
         ratio = seconds_sequential / seconds
         print(f"{label:<21} {args.candidates / seconds:8.1f} candidates/s  "
               f"({ratio:.2f}× sequential; max |Δpsnr| {error:.2e})")  # fmt: skip
+    survivors, _ = prefilter(Problem(shipped), np.linspace(0.0, 0.95, 10), 0.01)
+    for name, rows in (("random", np.array(candidates)),
+                       ("grid", survivors[: 4 * args.candidates])):  # fmt: skip
+        fraction = multiply_add_fraction(shipped, rows)
+        print(f"{name} candidates: multiply-adds per candidate / dense forward {fraction:.3f} "
+              f"(compute bound {1 / fraction:.2f}× a dense forward)")  # fmt: skip
+    with torch.profiler.profile() as profile:
+        shipped.evaluate_batch(np.array(candidates))
+    print(f"torch.profiler, evaluate_batch of the {len(candidates)} random candidates:")
+    print(profile.key_averages().table(sort_by="self_cpu_time_total", row_limit=8))
+
+
+def multiply_add_fraction(env: PruneEnv, rows: np.ndarray) -> float:
+    """Multiply-adds of ``env.evaluate_batch(rows)``'s matmuls per candidate, over those of
+    one dense forward (counted by wrapping ``torch.nn.functional.linear``)."""
+    from prunegym.pruning import sliced_chain
+
+    chain = env._batcher().chain
+    chain._first_dense = None  # count the shared first layer once per batch, as it runs
+    dense = sum(m.in_features * m.out_features for m in env.model.modules()
+                if isinstance(m, nn.Linear)) * len(chain.inputs)  # fmt: skip
+    counted = [0]
+    linear = sliced_chain.nn.functional.linear
+
+    def counting(x, weight, bias=None):
+        counted[0] += x.shape[0] * weight.shape[0] * weight.shape[1]
+        return linear(x, weight, bias)
+
+    sliced_chain.nn.functional.linear = counting
+    try:
+        env.evaluate_batch(rows)
+    finally:
+        sliced_chain.nn.functional.linear = linear
+    return counted[0] / len(rows) / dense
 
 
 if __name__ == "__main__":
