@@ -104,6 +104,21 @@ def test_unsupported_chain_is_a_clear_error():
                     env.task.inputs)  # fmt: skip
 
 
+def test_a_chain_that_does_not_reproduce_evaluate_is_refused():
+    from prunegym.tasks.toy import ToyTask
+
+    class WrongChain(ToyTask):
+        def evaluation_chain(self, model):  # drops the last layer
+            return self.inputs, [*model.encoder, *model.decoder[:-1]]
+
+        def metrics_of_outputs(self, outputs):
+            return {"mse": float(outputs.pow(2).mean()) + 1.0, "relative_error": 0.0}
+
+    env = PruneEnv(WrongChain())
+    with pytest.raises(RuntimeError, match="evaluation_chain"):
+        env.evaluate_batch(np.zeros((1, 5)))
+
+
 def test_bad_batches_name_the_problem_and_change_nothing():
     env = PruneEnv("toy")
     env.step(np.full(5, 0.2))
