@@ -223,3 +223,32 @@ def test_vector_env_matches_gymnasium_sync_vector_env():
         ours.step(np.zeros((2, 5)))
     ours.close()
     sync.close()
+
+
+def test_vector_env_passes_the_checks_gymnasium_applies_to_single_envs():
+    """Gymnasium 1.x has no vector env checker; these are check_env's checks that apply:
+    observations in their space, reset and step determinism, returned data not reused."""
+    from gymnasium.utils.env_checker import data_equivalence
+    from gymnasium.utils.passive_env_checker import check_obs
+
+    def make():
+        return gym.make_vec("prunegym/Toy-v0", num_envs=4, vectorization_mode="vector_entry_point")
+
+    first, second = make(), make()
+    actions = np.random.default_rng(0).uniform(0, 0.95, (3, 4, 5)).astype(np.float32)
+    runs = []
+    for envs in (first, second):
+        obs, info = envs.reset(seed=7)
+        check_obs(obs, envs.observation_space, "reset")
+        trace = [(obs, info)]
+        for action in actions:
+            step = envs.step(action)
+            check_obs(step[0], envs.observation_space, "step")
+            assert step[0] is not trace[-1][0]  # a fresh array each time
+            trace.append(step)
+        runs.append(trace)
+    assert data_equivalence(runs[0], runs[1])
+    again = first.reset(seed=7)
+    assert data_equivalence(again, runs[0][0])
+    _, info = first.reset(seed=7, options={"target": 0.4})
+    assert np.all(info["target"] == 0.4)
