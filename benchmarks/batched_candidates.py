@@ -18,10 +18,10 @@ Every strategy's PSNRs are checked against the sequential ones (max difference p
 The masked parameter sets are prepared before the timers start for the batched strategies and
 timed separately ("prepare").
 
-Then, for ``evaluate_batch`` on these random candidates and on the first ``4K`` grid survivors
-(n = 10, 20 % ± 1 %): the multiply-adds its matmuls make per candidate, as a fraction of one
-dense forward's (the compute bound of its speed-up), and a ``torch.profiler`` table of where
-its time goes.
+Then, for ``evaluate_batch`` on these random candidates, on the first ``4K`` grid survivors
+(n = 10, 20 % ± 1 %) and on all of them: the multiply-adds its matmuls make per candidate, as
+a fraction of one dense forward's (the compute bound of its speed-up), and a
+``torch.profiler`` table of where its time goes.
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ def measure(env: PruneEnv, shipped: PruneEnv, args: argparse.Namespace) -> None:
               f"({ratio:.2f}× sequential; max |Δpsnr| {error:.2e})")  # fmt: skip
     survivors, _ = prefilter(Problem(shipped), np.linspace(0.0, 0.95, 10), 0.01)
     for name, rows in (("random", np.array(candidates)),
-                       ("grid", survivors[: 4 * args.candidates])):  # fmt: skip
+                       (f"first {4 * args.candidates} grid", survivors[: 4 * args.candidates]),
+                       (f"all {len(survivors)} grid", survivors)):  # fmt: skip
         fraction = multiply_add_fraction(shipped, rows)
         print(f"{name} candidates: multiply-adds per candidate / dense forward {fraction:.3f} "
               f"(compute bound {1 / fraction:.2f}× a dense forward)")  # fmt: skip
