@@ -82,10 +82,11 @@ def measure_steps(envs: dict[str, PruneEnv], forward, repeats: int, rng) -> None
             step = median_seconds(cycle_steps(env, actions), repeats)
             print(f"  {label:<6} {name:<12}     {step * 1e3:9.2f} ms   step/forward "
                   f"{step / forward_seconds:.3f}")  # fmt: skip
-    forward_seconds = min(forward_seconds, median_seconds(forward, repeats))
 
 
-def measure_candidates(envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], key: str) -> None:
+def measure_candidates(envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], key: str) -> dict:
+    """Candidates per second of each way, per candidate set; prints them with the agreement."""
+    rates = {}
     for name, rows in sets.items():
         envs["step"].evaluate_batch(rows)  # warm-up (TD-MPC: fills the pendulum frame cache)
         timings, values = {}, {}
@@ -96,7 +97,7 @@ def measure_candidates(envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], k
         batch_env = envs["step"]
         timings["batch"], infos = seconds(partial(batch_env.evaluate_batch, rows))
         values["batch"] = [info[key] for info in infos]
-        rate = {label: len(rows) / t for label, t in timings.items()}
+        rate = rates[f"{len(rows)} {name}"] = {label: len(rows) / t for label, t in timings.items()}
         print(f"  {len(rows)} {name} candidates ({batch_env.batch_strategy} batch):")
         reference = np.asarray(values["masked"])
         tolerance = 1e-5 * np.maximum(1.0, np.abs(reference))
@@ -109,6 +110,7 @@ def measure_candidates(envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], k
                 f"{step:5.2f}x step  max |Δ{key}| vs masked "
                 f"{difference.max():.2e} ({close}/{len(rows)} within 1e-5)"
             )
+    return rates
 
 
 def step_info(env: PruneEnv, row: np.ndarray) -> dict:
@@ -120,13 +122,61 @@ def run_solver(env: PruneEnv, name: str, **settings):
     return make_agent(name, progress=False, **settings).run(env)
 
 
-def measure_solvers(envs: dict[str, PruneEnv], solvers: list[str]) -> None:
+def measure_solvers(envs: dict[str, PruneEnv], solvers: list[str]) -> dict:
+    """Wall seconds of each solver on each environment; prints them with the results."""
+    walls: dict[str, dict[str, float]] = {}
     for solver in solvers:
         for label, env in envs.items():
             result = run_solver(env, solver)
+            walls.setdefault(solver, {})[label] = result.wall_seconds
             print(f"  {solver:<12} {label:<8} {result.wall_seconds:7.2f} s   "
                   f"{result.metric_name} {result.metric:.4f}   sparsity {result.sparsity:.4f}   "
                   f"feasible {result.feasible}   {result.evaluations} evaluations")  # fmt: skip
+    return walls
+
+
+def plot(figures: dict, path: str) -> None:
+    """Candidates per second (left) and solver wall times (right), masked against batched."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4))
+    colours = {"masked": "tab:gray", "step": "tab:blue", "batch": "tab:green"}
+    groups = [(task, name, rate) for task, f in figures.items()
+              for name, rate in f["candidates"].items()]  # fmt: skip
+    for offset, label in enumerate(colours):
+        heights = [rate[label] for _, _, rate in groups]
+        left.bar(np.arange(len(groups)) + (offset - 1) * 0.27, heights, 0.27,
+                 color=colours[label], label=label)  # fmt: skip
+    for x, (_, _, rate) in enumerate(groups):
+        left.annotate(f"{rate['batch'] / rate['masked']:.2f}× masked", (x + 0.27, rate["batch"]),
+                      ha="center", va="bottom", fontsize=8)  # fmt: skip
+    left.set_xticks(range(len(groups)), [f"{task}\n{name}" for task, name, _ in groups])
+    left.set_ylabel("candidates per second")
+    left.set_yscale("log")
+    left.legend()
+    runs = [(task, solver, walls) for task, f in figures.items()
+            for solver, walls in f["solvers"].items()]  # fmt: skip
+    for offset, label in enumerate(("masked", "step")):
+        heights = [walls[label] for _, _, walls in runs]
+        right.bar(np.arange(len(runs)) + (offset - 0.5) * 0.4, heights, 0.4,
+                  color=colours["batch" if label == "step" else label],
+                  label="batched (shipped)" if label == "step" else label)  # fmt: skip
+    for x, (_, _, walls) in enumerate(runs):
+        for offset, label in ((-0.2, "masked"), (0.2, "step")):
+            right.annotate(f"{walls[label]:.1f} s", (x + offset, walls[label]), ha="center",
+                           va="bottom", fontsize=8)  # fmt: skip
+    right.set_xticks(range(len(runs)), [f"{task}\n{solver}" for task, solver, _ in runs])
+    right.set_ylabel("solver wall time at 20 % (s)")
+    right.legend()
+    figure.suptitle(
+        "prunegym evaluation: masked in place vs sliced / stacked batches (2 CPU cores)"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    print(f"plot: {path}")
 
 
 def main() -> None:
@@ -134,7 +184,9 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["mnist-ae", "tdmpc-pendulum"])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--candidates", type=int, default=32)
+    parser.add_argument("--plot", help="write a bar chart of the results to this PNG")
     args = parser.parse_args()
+    figures = {}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for task_name in args.tasks:
         task = make_task(task_name)
@@ -151,22 +203,24 @@ def main() -> None:
         else:
             forward = torch.no_grad()(partial(model, task.eval_images))
         rng = np.random.default_rng(0)
-        repeats = max(3, args.repeats // 5) if tdmpc else args.repeats
+        repeats = max(3, args.repeats // 3) if tdmpc else args.repeats
         measure_steps(envs, forward, repeats, rng)
         size = len(envs["step"].groups)
         count = args.candidates // 2 if tdmpc else args.candidates
         sets = {"random": rng.uniform(0.1, 0.3, (count, size))}
         if not tdmpc:
             survivors, _ = prefilter(Problem(envs["step"]), np.linspace(0, 0.95, 10), 0.01)
-            sets["grid"] = survivors[: 4 * count]
-        measure_candidates(envs, sets, task.metric)
+            sets["grid survivors"] = survivors[: 4 * count]
+        rates = measure_candidates(envs, sets, task.metric)
         for env in envs.values():  # solvers run with the evaluation cache on
             env.use_cache(True)
         solvers = ["fd-momentum"] if tdmpc else ["grid", "fd-momentum"]
         print("  solvers at 20 % ± 1 % (grid: n = 10), evaluation cache on:")
         if tdmpc:
             print(f"  grid           n/a: 10^{size} combinations at n = 10")
-        measure_solvers(envs, solvers)
+        figures[task_name] = {"candidates": rates, "solvers": measure_solvers(envs, solvers)}
+    if args.plot:
+        plot(figures, args.plot)
 
 
 if __name__ == "__main__":
