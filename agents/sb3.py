@@ -80,11 +80,13 @@ class _Recorder(gym.Wrapper):
         return observation, reward, terminated, truncated, info
 
 
-def _defaults(algo: str, budget: int) -> dict[str, Any]:
-    """Small-budget hyper-parameters; any of them can be overridden by ``algo_options``."""
+def _defaults(algo: str, budget: int, n_envs: int = 1) -> dict[str, Any]:
+    """Small-budget hyper-parameters; any of them can be overridden by ``algo_options``.
+    PPO's rollout (``n_steps`` per environment times ``n_envs``) stays about the same size."""
     if algo == "PPO":
-        n_steps = int(2 ** np.clip(np.floor(np.log2(max(budget, 1) / 8)), 4, 8))
-        return {"n_steps": n_steps, "batch_size": min(64, n_steps), "n_epochs": 10}
+        rollout = int(2 ** np.clip(np.floor(np.log2(max(budget, 1) / 8)), 4, 8))
+        n_steps = max(2, rollout // n_envs)
+        return {"n_steps": n_steps, "batch_size": min(64, n_steps * n_envs), "n_epochs": 10}
     return {"learning_starts": int(np.clip(budget // 10, 10, 200)), "batch_size": 64}
 
 
@@ -98,6 +100,9 @@ class SB3Agent(Agent):
         target_range: ``(low, high)`` turns on episode mode (target in the observation).
         seed: Seed of the algorithm and of the target draws.
         algo_options: Keyword arguments for the SB3 algorithm (override the defaults).
+        n_envs: Parallel episodes (fixed-target mode only). With ``n_envs > 1`` the algorithm
+            trains on a :class:`BatchedPruneVecEnv`: each of its steps evaluates the
+            ``n_envs`` actions with one ``env.unwrapped.evaluate_batch`` call.
     """
 
     terminates = False
@@ -110,6 +115,7 @@ class SB3Agent(Agent):
         target_range: tuple[float, float] | None = None,
         seed: int = 0,
         algo_options: dict | None = None,
+        n_envs: int = 1,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -118,6 +124,14 @@ class SB3Agent(Agent):
             raise ValueError(f"unknown SB3 algorithm {algo!r}; choose one of {ALGORITHMS}")
         if episode_length < 1:
             raise ValueError(f"episode_length must be >= 1, got {episode_length}")
+        if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+            raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
+        if n_envs > 1 and target_range is not None:
+            raise ValueError(
+                "n_envs > 1 needs fixed-target mode: the copies share one environment and "
+                "its target, so target_range must be None"
+            )
+        self.n_envs = n_envs
         self.algo, self.policy, self.episode_length = algo, policy, int(episode_length)
         self.target_range, self.seed = target_range, seed
         self.algo_options = dict(algo_options or {})
@@ -139,8 +153,13 @@ class SB3Agent(Agent):
         import stable_baselines3
 
         budget = session.budget.evaluations or 10_000_000
-        options = {**_defaults(self.algo, budget), **self.algo_options}
-        training = self.wrap(session.env, session)
+        options = {**_defaults(self.algo, budget, self.n_envs), **self.algo_options}
+        if self.n_envs > 1:
+            from prunegym.agents.sb3_vector import BatchedPruneVecEnv
+
+            training = BatchedPruneVecEnv(session, self.n_envs, self.episode_length)
+        else:
+            training = self.wrap(session.env, session)
         algorithm = getattr(stable_baselines3, self.algo)
         self.model = algorithm(
             self.policy, training, seed=self.seed, device="cpu", verbose=0, **options

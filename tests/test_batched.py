@@ -252,3 +252,20 @@ def test_vector_env_passes_the_checks_gymnasium_applies_to_single_envs():
     assert data_equivalence(again, runs[0][0])
     _, info = first.reset(seed=7, options={"target": 0.4})
     assert np.all(info["target"] == 0.4)
+
+
+def test_sb3_agents_train_on_batched_copies_within_the_budget():
+    from prunegym.agents import make_agent
+
+    env = PruneEnv("toy", target=0.3, tolerance=0.05)
+    result = make_agent("ppo", n_envs=4, progress=False).run(env, 30)
+    assert result.evaluations == 30 and result.solver_settings["n_envs"] == 4
+    check = PruneEnv("toy", target=0.3, tolerance=0.05)
+    for record in result.history[::7]:  # every recorded row is what its coefficients score
+        info = check.step(np.asarray(record["coefficients"]))[4]
+        assert record["metric"] == pytest.approx(info["mse"], rel=1e-5, abs=1e-9)
+        assert record["sparsity"] == info["sparsity"]
+    with pytest.raises(ValueError, match="fixed-target mode"):
+        make_agent("ppo", n_envs=2, target_range=(0.1, 0.5))
+    with pytest.raises(ValueError, match="n_envs must be an integer >= 1"):
+        make_agent("sac", n_envs=0)
