@@ -162,28 +162,13 @@ def measure(env: PruneEnv, shipped: PruneEnv, args: argparse.Namespace) -> None:
 
 
 def multiply_add_fraction(env: PruneEnv, rows: np.ndarray) -> float:
-    """Multiply-adds of ``env.evaluate_batch(rows)``'s matmuls per candidate, over those of
-    one dense forward (counted by wrapping ``torch.nn.functional.linear``)."""
-    from prunegym.pruning import sliced_chain
-
+    """Multiply-adds of ``env.evaluate_batch(rows)``'s matmuls per candidate (the sliced
+    chain's own count, the shared dense layers included once), over those of one dense
+    forward."""
     chain = env._batcher().chain
-    chain._first_dense = None  # count the shared first layer once per batch, as it runs
+    chain._first_dense = chain._second_dense = None  # count the shared layers once per batch
     dense = sum(m.in_features * m.out_features for m in env.model.modules()
                 if isinstance(m, nn.Linear)) * len(chain.inputs)  # fmt: skip
-    counted = [0]
-    linear = sliced_chain.nn.functional.linear
-
-    def counting(x, weight, bias=None):
-        counted[0] += x.shape[0] * weight.shape[0] * weight.shape[1]
-        return linear(x, weight, bias)
-
-    sliced_chain.nn.functional.linear = counting
-    try:
-        env.evaluate_batch(rows)
-    finally:
-        sliced_chain.nn.functional.linear = linear
-    return counted[0] / len(rows) / dense
-
-
-if __name__ == "__main__":
-    main()
+    before = chain.multiply_adds
+    env.evaluate_batch(rows)
+    return (chain.multiply_adds - before) / len(rows) / dense
