@@ -172,3 +172,7 @@ def multiply_add_fraction(env: PruneEnv, rows: np.ndarray) -> float:
     before = chain.multiply_adds
     env.evaluate_batch(rows)
     return (chain.multiply_adds - before) / len(rows) / dense
+
+
+if __name__ == "__main__":
+    main()
