@@ -50,12 +50,20 @@ class SequentialBatch:
 
 
 class StackedBatch(SequentialBatch):
-    """All candidates' masked parameters, stacked ``(K, *shape)``, for
-    :meth:`Task.evaluate_stacked`."""
+    """The candidates' masked parameters, stacked ``(k, *shape)``, for
+    :meth:`Task.evaluate_stacked`, ``chunk`` candidates at a time (memory: ``chunk`` copies of
+    the parameters)."""
 
     name = "stacked"
+    chunk = 32
 
     def __call__(self, counts: np.ndarray) -> list[dict[str, float]]:
+        results: list[dict[str, float]] = []
+        for start in range(0, len(counts), self.chunk):
+            results += self._stacked(counts[start : start + self.chunk])
+        return results
+
+    def _stacked(self, counts: np.ndarray) -> list[dict[str, float]]:
         previous = self.pruner.applied_counts
         names = [name for name, _ in self.model.named_parameters()]
         sets: dict[str, list[torch.Tensor]] = {name: [] for name in names}

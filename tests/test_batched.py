@@ -186,9 +186,11 @@ def test_stacked_policy_is_bit_identical_to_plain_calls():
     assert torch.equal(batched, plain)
 
 
-def test_tdmpc_batch_equals_sequential_steps_exactly():
+def test_tdmpc_batch_equals_sequential_steps_exactly(monkeypatch):
+    from prunegym.batch_evaluation import StackedBatch
     from prunegym.tasks.tdmpc_pendulum import TDMPCPendulumTask
 
+    monkeypatch.setattr(StackedBatch, "chunk", 3)  # 4 candidates: two stacked chunks
     env = PruneEnv(TDMPCPendulumTask(episodes=2, calibration_episodes=1), cache=False)
     rows = _candidates(env, 4, high=0.5)
     reference = _sequential(env, rows, "return")
