@@ -14,42 +14,14 @@ is ``PruneEnv()`` as shipped (sliced chains where the task allows), ``masked`` i
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from functools import partial
 
 import numpy as np
 import torch
+from fast_evaluation import cycle_steps, median_seconds, step_patterns
 
 from prunegym.env import PruneEnv
 from prunegym.tasks import make_task, task_names
-
-
-def median_seconds(function, repeats: int) -> float:
-    for _ in range(2):
-        function()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
-
-
-def cycle_steps(env: PruneEnv, actions: list[np.ndarray]):
-    turn = iter(range(10**9))
-    return lambda: env.step(actions[next(turn) % len(actions)])
-
-
-def patterns(env: PruneEnv) -> dict[str, list[np.ndarray]]:
-    rng = np.random.default_rng(0)
-    pair = [rng.uniform(0.0, 0.6, len(env.groups)) for _ in range(2)]
-    probes = []
-    for group in range(len(env.groups)):
-        probe = pair[0].copy()
-        probe[group] = min(probe[group] + 1.0 / env.channels[group], 0.95)
-        probes += [probe, pair[0]]
-    return {"random": pair, "one channel": probes}
 
 
 def measure(task_name: str, repeats: int) -> None:
@@ -70,7 +42,7 @@ def measure(task_name: str, repeats: int) -> None:
           f"step strategy {envs['step'].batch_strategy}")  # fmt: skip
     for label, env in envs.items():
         ratios = []
-        for name, actions in patterns(env).items():
+        for name, actions in step_patterns(env, np.random.default_rng(0)).items():
             env.reset()
             seconds = median_seconds(cycle_steps(env, actions), repeats)
             ratios.append(f"{name} {seconds * 1e3:.3f} ms ({seconds / forward_seconds:.3f})")

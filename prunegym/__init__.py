@@ -24,38 +24,38 @@ __version__ = "0.1.0"
 
 register(
     id="prunegym/MNISTAutoencoder-v0",
-    entry_point="prunegym.env:mnist_autoencoder_env",
-    vector_entry_point="prunegym.vector_env:mnist_autoencoder_vector_env",
+    entry_point="prunegym.entry_points:mnist_autoencoder_env",
+    vector_entry_point="prunegym.entry_points:mnist_autoencoder_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/Toy-v0",
-    entry_point="prunegym.env:toy_env",
-    vector_entry_point="prunegym.vector_env:toy_vector_env",
+    entry_point="prunegym.entry_points:toy_env",
+    vector_entry_point="prunegym.entry_points:toy_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/TDMPCPendulum-v0",
-    entry_point="prunegym.env:tdmpc_pendulum_env",
-    vector_entry_point="prunegym.vector_env:tdmpc_pendulum_vector_env",
+    entry_point="prunegym.entry_points:tdmpc_pendulum_env",
+    vector_entry_point="prunegym.entry_points:tdmpc_pendulum_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/MNISTClassifier-v0",
-    entry_point="prunegym.env:mnist_classifier_env",
-    vector_entry_point="prunegym.vector_env:mnist_classifier_vector_env",
+    entry_point="prunegym.entry_points:mnist_classifier_env",
+    vector_entry_point="prunegym.entry_points:mnist_classifier_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/DiffusionSorption-v0",
-    entry_point="prunegym.env:diffusion_sorption_env",
-    vector_entry_point="prunegym.vector_env:diffusion_sorption_vector_env",
+    entry_point="prunegym.entry_points:diffusion_sorption_env",
+    vector_entry_point="prunegym.entry_points:diffusion_sorption_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/MNISTConvNet-v0",
-    entry_point="prunegym.env:mnist_convnet_env",
-    vector_entry_point="prunegym.vector_env:mnist_convnet_vector_env",
+    entry_point="prunegym.entry_points:mnist_convnet_env",
+    vector_entry_point="prunegym.entry_points:mnist_convnet_vector_env",
     max_episode_steps=50,
 )
 register(  # the time limit (200 simulator steps) sits inside, below the action repeat

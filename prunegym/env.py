@@ -317,10 +317,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     def check_actions(self, actions) -> np.ndarray:
         """Validate a batch of actions ``(K, m)``; returns float64 ``(K, m)``."""
         size = len(self.groups)
-        try:
-            rows = np.asarray(actions, dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"actions must be numeric with shape (K, {size}): {error}") from error
+        rows = _numeric(actions, "actions", f"(K, {size})")
         if rows.ndim != 2 or rows.shape[1] != size:
             raise ValueError(
                 f"actions must have shape (K, {size}), one row of coefficients per candidate; "
@@ -336,10 +333,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     def check_action(self, action) -> np.ndarray:
         """Validate an action and return it as float64 ``(m,)``; raise ``ValueError`` if bad."""
         size = len(self.groups)
-        try:
-            coefficients = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"action must be numeric with shape ({size},): {error}") from error
+        coefficients = _numeric(action, "action", f"({size},)")
         if coefficients.shape != (size,):
             raise ValueError(
                 f"action must have shape ({size},), one coefficient per pruning group; "
@@ -423,6 +417,14 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         }
 
 
+def _numeric(values, name: str, shape: str) -> np.ndarray:
+    """``values`` as a float64 array, or ``ValueError`` naming ``name`` and the ``shape``."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be numeric with shape {shape}: {error}") from error
+
+
 def _check_fraction(name: str, value: float) -> float:
     try:
         value = float(value)
@@ -431,43 +433,3 @@ def _check_fraction(name: str, value: float) -> float:
     if not (math.isfinite(value) and 0.0 <= value < 1.0):
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return value
-
-
-def make_task_env(task_name: str, task_kwargs: dict | None = None, **env_kwargs) -> PruneEnv:
-    """Build a :class:`PruneEnv` for a named task (the registered ids' entry point)."""
-    return PruneEnv(make_task(task_name, **(task_kwargs or {})), **env_kwargs)
-
-
-def mnist_autoencoder_env(data_root=None, checkpoint=None, **env_kwargs) -> PruneEnv:
-    """Entry point of ``prunegym/MNISTAutoencoder-v0``."""
-    return make_task_env(
-        "mnist-ae", {"data_root": data_root, "checkpoint": checkpoint}, **env_kwargs
-    )
-
-
-def toy_env(**env_kwargs) -> PruneEnv:
-    """Entry point of ``prunegym/Toy-v0`` (a milliseconds-per-step test task)."""
-    return make_task_env("toy", **env_kwargs)
-
-
-def tdmpc_pendulum_env(checkpoint=None, episodes=8, mode="policy", **env_kwargs) -> PruneEnv:
-    """Entry point of ``prunegym/TDMPCPendulum-v0``."""
-    task_kwargs = {"checkpoint": checkpoint, "episodes": episodes, "mode": mode}
-    return make_task_env("tdmpc-pendulum", task_kwargs, **env_kwargs)
-
-
-def mnist_classifier_env(hidden=64, checkpoint=None, granularity="weight", **env_kwargs):
-    """Entry point of ``prunegym/MNISTClassifier-v0`` (weight granularity by default)."""
-    task_kwargs = {"hidden": hidden, "checkpoint": checkpoint}
-    return make_task_env("mnist-classifier", task_kwargs, granularity=granularity, **env_kwargs)
-
-
-def diffusion_sorption_env(architecture=1, noise=0.0, granularity="weight", **env_kwargs):
-    """Entry point of ``prunegym/DiffusionSorption-v0`` (weight granularity by default)."""
-    task_kwargs = {"architecture": architecture, "noise": noise}
-    return make_task_env("diffusion-sorption", task_kwargs, granularity=granularity, **env_kwargs)
-
-
-def mnist_convnet_env(checkpoint=None, **env_kwargs):
-    """Entry point of ``prunegym/MNISTConvNet-v0`` (channel granularity)."""
-    return make_task_env("mnist-convnet", {"checkpoint": checkpoint}, **env_kwargs)

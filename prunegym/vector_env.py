@@ -8,8 +8,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from prunegym import env as env_module
-from prunegym.env import PruneEnv, make_task_env
+from prunegym.env import PruneEnv
 
 
 class PruneVectorEnv(VectorEnv):
@@ -106,32 +105,3 @@ class PruneVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs) -> None:
         self.env.close()
-
-
-def make_vector_env(
-    task_name: str,
-    num_envs: int,
-    task_kwargs: dict | None = None,
-    max_episode_steps: int | None = 50,
-    **env_kwargs,
-) -> PruneVectorEnv:
-    """A :class:`PruneVectorEnv` of K copies for a named task."""
-    env = make_task_env(task_name, task_kwargs, **env_kwargs)
-    return PruneVectorEnv(env, num_envs, max_episode_steps)
-
-
-def _vector_entry(name: str):
-    def make(num_envs: int = 1, max_episode_steps: int | None = 50, **kwargs) -> PruneVectorEnv:
-        return PruneVectorEnv(getattr(env_module, name)(**kwargs), num_envs, max_episode_steps)
-
-    make.__doc__ = f"Vector entry point of the id whose entry point is ``prunegym.env:{name}``."
-    return make
-
-
-# The registered ids' vector_entry_point (gym.make_vec(..., vectorization_mode=...)).
-mnist_autoencoder_vector_env = _vector_entry("mnist_autoencoder_env")
-toy_vector_env = _vector_entry("toy_env")
-tdmpc_pendulum_vector_env = _vector_entry("tdmpc_pendulum_env")
-mnist_classifier_vector_env = _vector_entry("mnist_classifier_env")
-diffusion_sorption_vector_env = _vector_entry("diffusion_sorption_env")
-mnist_convnet_vector_env = _vector_entry("mnist_convnet_env")

@@ -1,0 +1,77 @@
+"""Entry points of the registered environment ids: ``gym.make`` (one :class:`PruneEnv`) and
+``gym.make_vec(..., vectorization_mode="vector_entry_point")`` (a :class:`PruneVectorEnv`)."""
+
+from __future__ import annotations
+
+from prunegym.env import PruneEnv
+from prunegym.tasks import make_task
+from prunegym.vector_env import PruneVectorEnv
+
+
+def make_task_env(task_name: str, task_kwargs: dict | None = None, **env_kwargs) -> PruneEnv:
+    """Build a :class:`PruneEnv` for a named task (the registered ids' entry point)."""
+    return PruneEnv(make_task(task_name, **(task_kwargs or {})), **env_kwargs)
+
+
+def mnist_autoencoder_env(data_root=None, checkpoint=None, **env_kwargs) -> PruneEnv:
+    """Entry point of ``prunegym/MNISTAutoencoder-v0``."""
+    return make_task_env(
+        "mnist-ae", {"data_root": data_root, "checkpoint": checkpoint}, **env_kwargs
+    )
+
+
+def toy_env(**env_kwargs) -> PruneEnv:
+    """Entry point of ``prunegym/Toy-v0`` (a milliseconds-per-step test task)."""
+    return make_task_env("toy", **env_kwargs)
+
+
+def tdmpc_pendulum_env(checkpoint=None, episodes=8, mode="policy", **env_kwargs) -> PruneEnv:
+    """Entry point of ``prunegym/TDMPCPendulum-v0``."""
+    task_kwargs = {"checkpoint": checkpoint, "episodes": episodes, "mode": mode}
+    return make_task_env("tdmpc-pendulum", task_kwargs, **env_kwargs)
+
+
+def mnist_classifier_env(hidden=64, checkpoint=None, granularity="weight", **env_kwargs):
+    """Entry point of ``prunegym/MNISTClassifier-v0`` (weight granularity by default)."""
+    task_kwargs = {"hidden": hidden, "checkpoint": checkpoint}
+    return make_task_env("mnist-classifier", task_kwargs, granularity=granularity, **env_kwargs)
+
+
+def diffusion_sorption_env(architecture=1, noise=0.0, granularity="weight", **env_kwargs):
+    """Entry point of ``prunegym/DiffusionSorption-v0`` (weight granularity by default)."""
+    task_kwargs = {"architecture": architecture, "noise": noise}
+    return make_task_env("diffusion-sorption", task_kwargs, granularity=granularity, **env_kwargs)
+
+
+def mnist_convnet_env(checkpoint=None, **env_kwargs):
+    """Entry point of ``prunegym/MNISTConvNet-v0`` (channel granularity)."""
+    return make_task_env("mnist-convnet", {"checkpoint": checkpoint}, **env_kwargs)
+
+
+def make_vector_env(
+    task_name: str,
+    num_envs: int,
+    task_kwargs: dict | None = None,
+    max_episode_steps: int | None = 50,
+    **env_kwargs,
+) -> PruneVectorEnv:
+    """A :class:`PruneVectorEnv` of K copies for a named task."""
+    env = make_task_env(task_name, task_kwargs, **env_kwargs)
+    return PruneVectorEnv(env, num_envs, max_episode_steps)
+
+
+def _vector_entry(name: str):
+    def make(num_envs: int = 1, max_episode_steps: int | None = 50, **kwargs) -> PruneVectorEnv:
+        return PruneVectorEnv(globals()[name](**kwargs), num_envs, max_episode_steps)
+
+    make.__doc__ = f"Vector entry point of the id whose entry point is ``{name}``."
+    return make
+
+
+# The registered ids' vector_entry_point (gym.make_vec(..., vectorization_mode=...)).
+mnist_autoencoder_vector_env = _vector_entry("mnist_autoencoder_env")
+toy_vector_env = _vector_entry("toy_env")
+tdmpc_pendulum_vector_env = _vector_entry("tdmpc_pendulum_env")
+mnist_classifier_vector_env = _vector_entry("mnist_classifier_env")
+diffusion_sorption_vector_env = _vector_entry("diffusion_sorption_env")
+mnist_convnet_vector_env = _vector_entry("mnist_convnet_env")
