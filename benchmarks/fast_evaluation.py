@@ -48,12 +48,6 @@ def median_seconds(function, repeats: int) -> float:
     return statistics.median(samples)
 
 
-def seconds(function) -> tuple[float, object]:
-    started = time.perf_counter()
-    value = function()
-    return time.perf_counter() - started, value
-
-
 def step_patterns(env: PruneEnv, rng: np.random.Generator) -> dict[str, list[np.ndarray]]:
     """Random: two random vectors in turn (every group changes); one channel: FD probes."""
     size = len(env.groups)
@@ -102,21 +96,30 @@ def measure_steps(envs: dict[str, PruneEnv], forward, repeats: int, rng) -> None
               f"{seconds / forward_seconds:.3f}")  # fmt: skip
 
 
-def measure_candidates(envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], key: str) -> dict:
-    """Candidates per second of each way, per candidate set; prints them with the agreement."""
+def measure_candidates(
+    envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], key: str, repeats: int = 3
+) -> dict:
+    """Candidates per second of each way, per candidate set (median of ``repeats`` rounds,
+    the ways timed in turn within each round); prints them with the agreement."""
     rates = {}
     for name, rows in sets.items():
-        envs["step"].evaluate_batch(rows)  # warm-up (TD-MPC: fills the pendulum frame cache)
-        timings, values = {}, {}
-        for label, env in envs.items():
+        values: dict[str, list[float]] = {}
+
+        def one_by_one(label: str, env: PruneEnv, rows=rows, values=values) -> None:
             env.reset()
-            timings[label], infos = seconds(partial(list, map(partial(step_info, env), rows)))
-            values[label] = [info[key] for info in infos]
-        batch_env = envs["step"]
-        timings["batch"], infos = seconds(partial(batch_env.evaluate_batch, rows))
-        values["batch"] = [info[key] for info in infos]
-        rate = rates[f"{len(rows)} {name}"] = {label: len(rows) / t for label, t in timings.items()}
-        print(f"  {len(rows)} {name} candidates ({batch_env.batch_strategy} batch):")
+            values[label] = [env.step(row)[4][key] for row in rows]
+
+        def batched(env: PruneEnv = envs["step"], rows=rows, values=values) -> None:
+            values["batch"] = [info[key] for info in env.evaluate_batch(rows)]
+
+        functions = {label: partial(one_by_one, label, env) for label, env in envs.items()}
+        functions["batch"] = batched
+        medians = interleaved_medians(functions, repeats)
+        rate = rates[f"{len(rows)} {name}"] = {
+            label: len(rows) / seconds for label, seconds in medians.items()
+        }
+        strategy = envs["step"].batch_strategy
+        print(f"  {len(rows)} {name} candidates ({strategy} batch, median of {repeats}):")
         reference = np.asarray(values["masked"])
         tolerance = 1e-5 * np.maximum(1.0, np.abs(reference))
         for label in rate:
@@ -129,10 +132,6 @@ def measure_candidates(envs: dict[str, PruneEnv], sets: dict[str, np.ndarray], k
                 f"{difference.max():.2e} ({close}/{len(rows)} within 1e-5)"
             )
     return rates
-
-
-def step_info(env: PruneEnv, row: np.ndarray) -> dict:
-    return env.step(row)[4]
 
 
 def run_solver(env: PruneEnv, name: str, **settings):
