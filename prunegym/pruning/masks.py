@@ -187,17 +187,26 @@ class ChannelMasker:
         plan = self._plan_by_name.get(name)
         if plan is None:
             return dense
-        value = plan.dense.clone()
+        return self._write_masked(
+            plan, torch.empty_like(plan.dense), lambda n, d, size: self._dim_keep(n, d, size, keeps)
+        )
+
+    def _write_masked(self, plan: _ParameterPlan, out: torch.Tensor, dim_keep) -> torch.Tensor:
+        """``out = (dense + M·removed)·Π_dims keep``: one parameter masked and compensated."""
+        out.copy_(plan.dense)
         if plan.shift is not None:
             weight_name, in_dim = plan.shift_source
-            removed = 1.0 - self._dim_keep(weight_name, in_dim, plan.shift.shape[1], keeps)
+            removed = 1.0 - dim_keep(weight_name, in_dim, plan.shift.shape[1])
             if removed.any():
-                value.add_(plan.shift @ removed.to(plan.shift.dtype))
+                out.add_(plan.shift @ removed.to(plan.shift.dtype))
         for dim in plan.dims:
-            shape = [1] * value.dim()
-            shape[dim] = value.shape[dim]
-            value.mul_(self._dim_keep(name, dim, value.shape[dim], keeps).view(shape))
-        return value
+            size = out.shape[dim]
+            keep = dim_keep(plan.name, dim, size)
+            if bool((keep == 0).any()):
+                shape = [1] * out.dim()
+                shape[dim] = size
+                out.mul_(keep.view(shape).to(out.dtype))
+        return out
 
     @torch.no_grad()
     def apply(self, counts: np.ndarray) -> None:
@@ -221,19 +230,7 @@ class ChannelMasker:
             if plan.shift is None and plan.live.dim() >= 2 and plan.dims:
                 self._rewrite_changed_slices(plan, dim_keep)
                 continue
-            plan.live.copy_(plan.dense)
-            if plan.shift is not None:
-                weight_name, in_dim = plan.shift_source
-                removed = 1.0 - dim_keep(weight_name, in_dim, plan.shift.shape[1])
-                if removed.any():
-                    plan.live.add_(plan.shift @ removed.to(plan.shift.dtype))
-            for dim in plan.dims:
-                size = plan.live.shape[dim]
-                keep = dim_keep(plan.name, dim, size)
-                if bool((keep == 0).any()):
-                    shape = [1] * plan.live.dim()
-                    shape[dim] = size
-                    plan.live.mul_(keep.view(shape).to(plan.live.dtype))
+            self._write_masked(plan, plan.live, dim_keep)
         for (name, dim), keep in dim_keeps.items():
             self._written[name, dim] = keep
         self._applied = counts.copy()

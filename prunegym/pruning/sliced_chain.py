@@ -259,9 +259,3 @@ class SlicedChain:
             self._first_dense = nn.functional.linear(self.inputs, weight, bias)
             self.multiply_adds += self.inputs.shape[0] * weight.shape[0] * weight.shape[1]
         return self._first_dense
-
-    def clear(self) -> None:
-        """Drop the cached sliced layers (up to ``keep_layers`` per layer are kept across
-        calls)."""
-        for step in self.steps:
-            step.sliced.clear()
