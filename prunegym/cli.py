@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from prunegym.cli_common import (
     ArgumentParser,
@@ -55,7 +56,7 @@ def _run_agent(args: argparse.Namespace, env, agent) -> int:
         from prunegym.artifacts import save_solve_outputs
 
         say(f"writing {args.out}/ (result, pictures, exported model)...")
-        written, summary = save_solve_outputs(env, result, args.out, getattr(agent, "model", None))
+        written, summary = save_solve_outputs(env, result, args.out, agent.pruned_model)
         for line in summary:
             say(line)
         for path in written.values():
@@ -177,8 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """prunegym's own warnings as one line on stderr; others as Python shows them."""
+    if category.__module__.startswith("prunegym"):
+        print(f"prunegym: warning: {message}", file=sys.stderr)
+    else:
+        _PYTHON_SHOW_WARNING(message, category, filename, lineno, file, line)
+
+
+_PYTHON_SHOW_WARNING = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command as typed, for reports
     try:

@@ -37,7 +37,7 @@ def test_missing_and_corrupt_checkpoints_give_clear_errors(tmp_path):
         MNISTAutoencoderTask(checkpoint=tmp_path / "absent.pt").build_model()
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"not a checkpoint at all")
-    with pytest.raises(CheckpointError, match="corrupt"):
+    with pytest.raises(CheckpointError, match="corrupt.pt is not a PyTorch checkpoint"):
         MNISTAutoencoderTask(checkpoint=corrupt).build_model()
     wrong = tmp_path / "wrong.pt"
     torch.save({"state_dict": {"encoder.0.weight": torch.zeros(3, 3)}, "config": {}}, wrong)

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from pickle import UnpicklingError
 
 import numpy as np
 import torch
 from torch import nn
 
 from prunegym.tasks.base import Task
-from prunegym.tasks.checkpoints import CheckpointError, load_state_into
+from prunegym.tasks.checkpoints import CheckpointError, load_state_into, safe_load
 from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.controllers import random_controller
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller, record_episode
@@ -44,14 +43,14 @@ def default_checkpoint() -> Path:
 def load_world_model(checkpoint: str | Path | None = None) -> WorldModel:
     """The world model stored in a TD-MPC checkpoint (``agent.pt`` or the shipped one)."""
     path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
-    if not path.exists():
-        raise FileNotFoundError(f"TD-MPC checkpoint not found: {path}")
+    state = safe_load(path, "TD-MPC checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         config = TDMPCConfig.from_dict(state["config"])
         weights = state["model"]
-    except (RuntimeError, KeyError, TypeError, ValueError, EOFError, UnpicklingError) as error:
-        raise CheckpointError(f"{path} is not a TD-MPC checkpoint: {error}") from error
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"TD-MPC checkpoint {path} lacks a valid 'config' and 'model' entry: {error!r}"
+        ) from None
     model = WorldModel(config)
     load_state_into(model, weights, path)
     return model.eval()

@@ -55,19 +55,20 @@ class EpisodeBuffer:
         )
 
     def state_dict(self) -> dict:
+        """Tensors and plain values only, so that resuming loads with ``weights_only=True``."""
         count = len(self)
         return {
-            "observations": self.observations[:count].copy(),
-            "actions": self.actions[:count].copy(),
-            "rewards": self.rewards[:count].copy(),
+            "observations": torch.from_numpy(self.observations[:count].copy()),
+            "actions": torch.from_numpy(self.actions[:count].copy()),
+            "rewards": torch.from_numpy(self.rewards[:count].copy()),
             "episodes": self.episodes,
             "rng": self.rng.bit_generator.state,
         }
 
     def load_state_dict(self, state: dict) -> None:
         count = len(state["observations"])
-        self.observations[:count] = state["observations"]
-        self.actions[:count] = state["actions"]
-        self.rewards[:count] = state["rewards"]
+        self.observations[:count] = np.asarray(state["observations"])
+        self.actions[:count] = np.asarray(state["actions"])
+        self.rewards[:count] = np.asarray(state["rewards"])
         self.episodes = int(state["episodes"])
         self.rng.bit_generator.state = state["rng"]

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.buffer import EpisodeBuffer
 from prunegym.tasks.tdmpc.config import TDMPCConfig
@@ -110,7 +111,7 @@ class Trainer:
     def load_checkpoint(self) -> None:
         if not self.checkpoint_path.exists():
             raise FileNotFoundError(f"no checkpoint to resume from at {self.checkpoint_path}")
-        state = torch.load(self.checkpoint_path, weights_only=False)
+        state = safe_load(self.checkpoint_path, "training checkpoint")
         self.agent.load_state_dict(state["agent"])
         self.buffer.load_state_dict(state["buffer"])
         self.env_step, self.episode = state["env_step"], state["episode"]
