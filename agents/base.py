@@ -42,6 +42,10 @@ class Agent:
     name = "agent"
     #: Whether the solver stops by itself; if not, ``run`` refuses an unlimited budget.
     terminates = True
+    #: A physically pruned network the solver built itself (an ``nn.Module``, set by its last
+    #: run), or None: then outputs (``solve --out``, ``export``) are made from the best
+    #: coefficients.
+    pruned_model = None
 
     def __init__(
         self, metric_floor: float | None = None, progress: bool = True, seed: int | None = None

@@ -106,7 +106,7 @@ class TorchPruningBaseline(Agent):
             note="Torch-Pruning's own ranking, no compensation; the env's criterion is unused",
         )
         session.observe(coefficients, core.reward(metric, achieved), info)
-        self.model = model
+        self.pruned_model = model
 
     @staticmethod
     def _coefficients(groups, dense: nn.Module, pruned: nn.Module):

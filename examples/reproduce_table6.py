@@ -120,7 +120,7 @@ def main(args: Args) -> list:
                 continue
             label = f"{name} at {target:.0%}"
             if name == "torch-pruning":
-                pictures[label] = task.reconstruct(agent.model)
+                pictures[label] = task.reconstruct(agent.pruned_model)
             elif target != args.target:
                 main_env.step(result.coefficients)
                 pictures[label] = task.reconstruct(main_env.model)

@@ -88,7 +88,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if result.solver == "torch-pruning":
         from prunegym.agents.replay import rerun_solver
 
-        pruned = rerun_solver(result, env)[0].model
+        pruned = rerun_solver(result, env)[0].pruned_model
     else:
         pruned = env.export(np.asarray(result.coefficients))
     inputs = env.task.example_inputs

@@ -202,7 +202,7 @@ def test_torch_pruning_baseline_prunes_physically_and_leaves_the_env_alone():
     before = {k: v.clone() for k, v in env.model.state_dict().items()}
     agent = make_agent("torch-pruning", progress=False)
     result = agent.run(env)
-    kept = sum(p.numel() for p in agent.model.parameters())
+    kept = sum(p.numel() for p in agent.pruned_model.parameters())
     assert result.details["parameters_kept"] == kept
     assert result.sparsity == pytest.approx(1 - kept / result.details["parameters_dense"])
     assert all(np.array_equal(before[k], v) for k, v in env.model.state_dict().items())
