@@ -10,7 +10,12 @@ from prunegym.agents.base import Agent, AskTellAgent
 from prunegym.agents.baselines import Fixed, NormBased, RandomSearch, Uniform
 from prunegym.agents.fd_momentum import FDMomentum
 from prunegym.agents.grid import GridSearch
-from prunegym.agents.replay import IncompatibleResult, check_compatible, environment_for
+from prunegym.agents.replay import (
+    IncompatibleResult,
+    OtherWeights,
+    check_compatible,
+    environment_for,
+)
 from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, Problem, Session
 
@@ -74,6 +79,7 @@ __all__ = [
     "GridSearch",
     "IncompatibleResult",
     "NormBased",
+    "OtherWeights",
     "OptunaAgent",
     "SB3Agent",
     "TargetInObservation",

@@ -101,7 +101,17 @@ class Agent:
         result.solver_settings = self.settings()
         result.seed = self.seed
         result.budget = {"evaluations": budget.evaluations, "seconds": budget.seconds}
+        if env.unwrapped.task.test_episodes:
+            self._score_on_test_episodes(result, env.unwrapped)
         return result
+
+    def _score_on_test_episodes(self, result: Result, core) -> None:
+        """Score the chosen result, and the dense model, on the task's held-out test episodes,
+        which the search never saw (the search episodes' best is biased upwards)."""
+        metrics, values = core.test_evaluation(result.coefficients, model=self.pruned_model)
+        dense_metrics, dense_values = core.test_evaluation()
+        result.test_metrics, result.test_values = metrics, values.tolist()
+        result.dense_test_metrics, result.dense_test_values = dense_metrics, dense_values.tolist()
 
     def solve(self, session: Session) -> None:
         """Drive ``session.evaluate`` until done; ``BudgetExhausted`` ends the run cleanly."""

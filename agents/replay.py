@@ -9,6 +9,10 @@ class IncompatibleResult(ValueError):
     """The result was found on other weights (or another task) than the ones loaded now."""
 
 
+class OtherWeights(IncompatibleResult):
+    """The result records a hash of the dense weights that differs from the loaded weights'."""
+
+
 def check_compatible(result: Result, env) -> None:
     """Raise :class:`IncompatibleResult` unless ``env`` holds the task and dense weights that
     ``result`` records (its ``weights_sha256``) and the same number of pruning groups."""
@@ -24,7 +28,7 @@ def check_compatible(result: Result, env) -> None:
         )
     if result.weights_sha256 != core.weights_sha256:
         options = result.task_options.get("checkpoint", "the shipped checkpoint")
-        raise IncompatibleResult(
+        raise OtherWeights(
             f"incompatible checkpoint: the result was found on weights with sha256 "
             f"{result.weights_sha256[:16]}… ({options}), but task {result.task!r} now loads "
             f"weights with sha256 {core.weights_sha256[:16]}…; pass the checkpoint it used"

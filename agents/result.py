@@ -112,6 +112,15 @@ class Result:
     ``solver_settings``, ``seed`` and ``budget`` rebuild the solver run; ``versions`` and
     ``machine`` say what it ran with. ``sparsity`` is exact (zeroed over all
     parameters), ``sparsity_estimate`` the paper's eq. (1b).
+
+    Tasks whose metric is a mean over random episodes (``task.test_episodes > 0``: TD-MPC)
+    search on a few episodes, so ``metric`` is biased upwards by the selection; the chosen
+    coefficients are then scored on held-out test episodes: ``test_metrics`` (``<metric>``,
+    ``<metric>_ci95``: the half-width of its 95 % interval, ``episodes``, and the paired
+    difference from the dense model on the same episodes, ``<metric>_vs_dense`` ±
+    ``<metric>_vs_dense_ci95``), ``dense_test_metrics`` likewise for the dense model, and the
+    per-episode values ``test_values`` and ``dense_test_values`` (same seeds, same order) for
+    paired comparisons between results. All four are empty for deterministic tasks.
     """
 
     solver: str
@@ -145,6 +154,10 @@ class Result:
     weights_sha256: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    dense_test_metrics: dict[str, float] = field(default_factory=dict)
+    test_values: list[float] = field(default_factory=list)
+    dense_test_values: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,6 +11,7 @@ import time
 
 import torch
 
+from prunegym.intervals import describe_difference, mean_ci95, paired_difference
 from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller
 from prunegym.tasks.tdmpc_pendulum import EVALUATION_SEEDS_START, load_world_model
@@ -32,13 +33,23 @@ def main() -> None:
         runs[f"MPPI, horizon {horizon}"] = lambda obs, p=planner, h=horizon: p.act(
             obs, plan=True, horizon=h
         )
-    print(f"| controller | mean return ({args.episodes} episodes) | seconds |")
-    print("|---|---|---|")
+    print(
+        f"| controller | mean return ({args.episodes} episodes, 95 % interval) | "
+        "paired difference from π | seconds |"
+    )
+    print("|---|---|---|---|")
+    prior = None
     with torch.no_grad():
         for name, act in runs.items():
             started = time.perf_counter()
             returns = runner.run(network_controller(act))
-            print(f"| {name} | {returns.mean():.1f} | {time.perf_counter() - started:.1f} |")
+            seconds = time.perf_counter() - started
+            prior = returns if prior is None else prior
+            mean, half_width = mean_ci95(returns)
+            versus = "–" if returns is prior else describe_difference(
+                *paired_difference(returns, prior)
+            )  # fmt: skip
+            print(f"| {name} | {mean:.1f} ± {half_width:.1f} | {versus} | {seconds:.1f} |")
 
 
 if __name__ == "__main__":

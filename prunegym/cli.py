@@ -26,11 +26,15 @@ def print_result(result) -> None:
     print(f"target       {result.target:.3f} ± {result.tolerance:.3f}")
     print(f"sparsity     {result.sparsity:.4f} exact, {result.sparsity_estimate:.4f} estimate")
     print(f"feasible     {result.feasible}" + (f"  ({result.message})" if result.message else ""))
-    print(f"{metric:<12} {result.metric:.4f}  (dense {result.dense_metric:.4f})")
+    where = "  on the search episodes" if result.test_metrics else ""
+    print(f"{metric:<12} {result.metric:.4f}  (dense {result.dense_metric:.4f}){where}")
     for key, value in result.metrics.items():
         if key != metric:
             dense = result.dense_metrics.get(key, float("nan"))
             print(f"{key:<12} {value:.6g}  (dense {dense:.6g})")
+    if result.test_metrics:
+        for line in test_lines(result):
+            print(line)
     print(f"evaluations  {result.evaluations} in {result.wall_seconds:.2f} s"
           f" ({result.cache_hits} of {result.cache_lookups} requests from the cache)")  # fmt: skip
     for key, value in result.details.items():
@@ -39,6 +43,28 @@ def print_result(result) -> None:
     print("coefficients")
     for label, value in zip(result.groups, result.coefficients, strict=True):
         print(f"  {label:<22} c={value:.4f}")
+
+
+def test_lines(result) -> list[str]:
+    """The held-out test episodes' lines of a result: its mean and 95 % interval, the dense
+    model's, and the paired difference (stated only where its interval excludes zero)."""
+    from prunegym.intervals import describe_difference
+
+    name, test, dense = result.metric_name, result.test_metrics, result.dense_test_metrics
+    lines = [
+        f"test {name:<7} {test[name]:.4f} ± {test[name + '_ci95']:.4f}  (dense "
+        f"{dense[name]:.4f} ± {dense[name + '_ci95']:.4f}; {int(test['episodes'])} held-out "
+        "episodes, 95 % intervals)",
+        "vs dense     "
+        + describe_difference(test[f"{name}_vs_dense"], test[f"{name}_vs_dense_ci95"], 4)
+        + "  (paired, same test episodes)",
+    ]
+    if "normalized" in test:
+        lines.append(
+            f"test score   {test['normalized']:.4f} ± {test['normalized_ci95']:.4f}  "
+            "(random policy 0, dense 1)"
+        )
+    return lines
 
 
 def _run_agent(args: argparse.Namespace, env, agent) -> int:
@@ -163,7 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="re-evaluate a result file's coefficients and compare"
     )
     validate.add_argument("result", help="a result JSON written by solve --out or --json")
-    validate.add_argument("--rtol", type=float, default=1e-4, help="relative metric tolerance")
+    validate.add_argument(
+        "--rtol", type=float, default=1e-4,
+        help="relative metric tolerance (closed-loop tasks: within their 95 %% intervals instead)",
+    )  # fmt: skip
     validate.add_argument("--atol", type=float, default=1e-9, help="absolute metric tolerance")
     validate.set_defaults(run=cmd_validate)
 

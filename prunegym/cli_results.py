@@ -33,34 +33,90 @@ def _environment(result):
 
 
 def _replay(result, env) -> dict:
-    """The metric, sparsity and feasibility of ``result``'s coefficients, measured again."""
+    """The metrics, sparsity and feasibility of ``result``'s coefficients, measured again, and
+    for tasks with held-out test episodes the test metrics of the result and the dense model."""
     if result.solver == "torch-pruning":
         from prunegym.agents.replay import rerun_solver
 
         say("torch-pruning chose its own channels: re-running it with the recorded settings")
         _, again = rerun_solver(result, env)
-        return {"metric": again.metric, "sparsity": again.sparsity, "feasible": again.feasible}
+        return {
+            **again.metrics, "metric": again.metric, "sparsity": again.sparsity,
+            "feasible": again.feasible, "test": again.test_metrics,
+            "dense_test": again.dense_test_metrics,
+        }  # fmt: skip
     env.reset()
     _, _, _, _, info = env.step(np.asarray(result.coefficients))
+    if result.test_metrics:
+        say(f"scoring on {int(result.test_metrics['episodes'])} held-out test episodes...")
+        info["test"] = env.test_evaluation(np.asarray(result.coefficients))[0]
+        info["dense_test"] = env.test_evaluation()[0]
     return info
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    if args.rtol < 0 or args.atol < 0:
-        raise ValueError(f"--rtol and --atol must be >= 0, got {args.rtol} and {args.atol}")
-    result = load_result(args.result)
-    env = _environment(result)
+def _within_intervals(label, name, replayed, recorded, replayed_ci, recorded_ci) -> list[str]:
+    """A problem line unless ``|replayed − recorded| ≤ recorded_ci + replayed_ci``."""
+    if abs(replayed - recorded) <= recorded_ci + replayed_ci:
+        return []
+    return [
+        f"{label} {name} is {replayed:.6g} ± {replayed_ci:.3g}, the result recorded "
+        f"{recorded:.6g} ± {recorded_ci:.3g}: further apart than the two 95 % intervals"
+    ]
+
+
+def _statistical_problems(result, env, info) -> list[str]:
+    """Closed-loop tasks: each replayed mean must lie within the recorded 95 % interval plus
+    the replay's own (last-bit differences between CPUs change trajectories)."""
+    name, interval = result.metric_name, f"{result.metric_name}_ci95"
+    problems = _within_intervals(
+        "dense", name, env.dense_metric, result.dense_metric,
+        env.dense_metrics.get(interval, 0.0), result.dense_metrics.get(interval, 0.0),
+    )  # fmt: skip
+    problems += _within_intervals(
+        "search", name, info["metric"], result.metric,
+        info.get(interval, 0.0), result.metrics.get(interval, 0.0),
+    )  # fmt: skip
+    for label, replayed, recorded in (
+        ("test", info["test"], result.test_metrics),
+        ("dense test", info["dense_test"], result.dense_test_metrics),
+    ):
+        problems += _within_intervals(
+            label, name, replayed[name], recorded[name], replayed[interval], recorded[interval]
+        )
+    return problems
+
+
+def _exact_problems(result, env, info, rtol: float, atol: float) -> list[str]:
+    """Feed-forward tasks: the metrics must agree to ``rtol``/``atol`` (they agree to about
+    1e-6 across CPUs)."""
     problems = []
-    if not np.isclose(env.dense_metric, result.dense_metric, rtol=args.rtol, atol=args.atol):
+    if not np.isclose(env.dense_metric, result.dense_metric, rtol=rtol, atol=atol):
         problems.append(
             f"dense {result.metric_name} is {env.dense_metric:.6g}, the result recorded "
             f"{result.dense_metric:.6g}: a different data set or library version"
         )
-    info = _replay(result, env)
-    if not np.isclose(info["metric"], result.metric, rtol=args.rtol, atol=args.atol):
+    if not np.isclose(info["metric"], result.metric, rtol=rtol, atol=atol):
         problems.append(
             f"{result.metric_name} is {info['metric']:.6g}, the result recorded {result.metric:.6g}"
         )
+    return problems
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from prunegym.agents import OtherWeights
+
+    if args.rtol < 0 or args.atol < 0:
+        raise ValueError(f"--rtol and --atol must be >= 0, got {args.rtol} and {args.atol}")
+    result = load_result(args.result)
+    try:
+        env = _environment(result)
+    except OtherWeights as error:
+        return _failed(args.result, [str(error)])
+    info = _replay(result, env)
+    if result.test_metrics:
+        problems = _statistical_problems(result, env, info)
+    else:
+        problems = _exact_problems(result, env, info, args.rtol, args.atol)
     if abs(info["sparsity"] - result.sparsity) > 1e-12:
         problems.append(
             f"sparsity is {info['sparsity']:.6f}, the result recorded {result.sparsity:.6f}"
@@ -68,15 +124,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if info["feasible"] != result.feasible and result.message == "":
         problems.append(f"feasible is {info['feasible']}, the result recorded {result.feasible}")
     if problems:
-        print(f"prunegym: validation failed for {args.result}:", file=sys.stderr)
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return 1
+        return _failed(args.result, problems)
     print(
         f"validated {args.result}: {result.metric_name} {info['metric']:.6g} "
         f"(recorded {result.metric:.6g}), sparsity {info['sparsity']:.6f}"
     )
+    if result.test_metrics:
+        name, test = result.metric_name, info["test"]
+        print(
+            f"  test episodes: {name} {test[name]:.6g} ± {test[name + '_ci95']:.3g} (recorded "
+            f"{result.test_metrics[name]:.6g} ± {result.test_metrics[name + '_ci95']:.3g}); "
+            "checked within the 95 % intervals"
+        )
     return 0
+
+
+def _failed(path: str, problems: list[str]) -> int:
+    print(f"prunegym: validation failed for {path}:", file=sys.stderr)
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -188,6 +188,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         self.cache_hits, self.cache_lookups = 0, 0
         self.max_sparsity = float(self.sparsity_of(np.full(len(self.groups), MAX_COEFFICIENT)))
         self.dense_metrics = self.task.evaluate(self.model)
+        self._dense_test_values: np.ndarray | None = None  # see test_evaluation
         self.dense_metric = float(self.dense_metrics[self.task.metric])
         size = len(self.groups)
         self.action_space = spaces.Box(0.0, MAX_COEFFICIENT, (size,), np.float32)
@@ -382,6 +383,44 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             return physically_prune(
                 self.model, self.groups, self.pruner.orders, counts, self.task.example_inputs
             )
+        finally:
+            self.pruner.apply_counts(previous)
+
+    def test_evaluation(
+        self, coefficients: np.ndarray | None = None, model: torch.nn.Module | None = None
+    ) -> tuple[dict[str, float], np.ndarray]:
+        """Score ``coefficients`` ``(m,)`` (or a ``model`` pruned elsewhere; neither: the dense
+        model) on the task's held-out test episodes, for tasks whose metric is a mean over
+        random episodes (``task.test_episodes > 0``).
+
+        Returns:
+            The task's summary (mean, 95 % interval, episodes, paired difference from the dense
+            model on the same episodes; :meth:`prunegym.Task.summarize_test`) and the
+            ``(test_episodes,)`` per-episode metrics. The environment's state is left as it
+            was; the dense model's test episodes are run once and kept.
+        """
+        if not self.task.test_episodes:
+            raise ValueError(
+                f"task {self.task.name!r} has no test episodes: its metric is deterministic"
+            )
+        if self._dense_test_values is None:
+            self._dense_test_values = self._test_values_at(np.zeros(len(self.groups)))
+        dense = self._dense_test_values
+        if model is not None:
+            values = np.asarray(self.task.test_episode_metrics(model), dtype=np.float64)
+        elif coefficients is None:
+            values = dense
+        else:
+            values = self._test_values_at(self.check_action(coefficients))
+        return self.task.summarize_test(values, dense), values
+
+    def _test_values_at(self, coefficients: np.ndarray) -> np.ndarray:
+        """Per-episode test metrics of the model masked at ``coefficients``; the masks that
+        were applied before are put back afterwards."""
+        previous = self.pruner.applied_counts
+        self.pruner.apply(coefficients)
+        try:
+            return np.asarray(self.task.test_episode_metrics(self.model), dtype=np.float64)
         finally:
             self.pruner.apply_counts(previous)
 

@@ -8,7 +8,15 @@ from importlib import metadata
 
 import torch
 
-PACKAGES = ("prunegym", "torch", "torch-pruning", "gymnasium", "numpy")
+PACKAGES = (
+    "prunegym",
+    "torch",
+    "torchvision",
+    "torch-pruning",
+    "gymnasium",
+    "stable-baselines3",
+    "numpy",
+)
 
 
 def versions() -> dict[str, str]:
@@ -22,12 +30,25 @@ def versions() -> dict[str, str]:
     return found
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else the architecture."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict[str, object]:
-    """Operating system, CPU, core count, torch threads and whether CUDA was visible (no host
-    name: result files get shared)."""
+    """Operating system, CPU model, the vector instructions PyTorch's kernels use, core count,
+    torch threads and whether CUDA was visible (no host name: result files get shared)."""
     return {
         "system": f"{platform.system()} {platform.release()}",
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.is_available(),

@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from prunegym import plots
+from prunegym.intervals import describe_difference, paired_difference
 from prunegym.tasks import task_class
 
 CSV_COLUMNS = [
     "task", "solver", "target", "seed", "metric_name", "metric", "dense_metric", "sparsity",
     "sparsity_estimate", "feasible", "evaluations", "wall_seconds", "coefficients",
+    "test_metric", "test_metric_ci95", "test_episodes",
 ]  # fmt: skip
 
 
@@ -58,10 +60,13 @@ def _write_csv(results: list, path: Path) -> None:
                 "feasible": r.feasible, "evaluations": r.evaluations,
                 "wall_seconds": round(r.wall_seconds, 4),
                 "coefficients": " ".join(f"{c:.4f}" for c in r.coefficients),
+                "test_metric": r.test_metrics.get(r.metric_name, ""),
+                "test_metric_ci95": r.test_metrics.get(f"{r.metric_name}_ci95", ""),
+                "test_episodes": int(r.test_metrics.get("episodes", 0)) or "",
             })  # fmt: skip
 
 
-def _markdown(rows: list[dict], spec, command: str) -> str:
+def _markdown(rows: list[dict], results: list, spec, command: str) -> str:
     lines = ["# prunegym benchmark", ""]
     if command:
         lines += ["```", command, "```", ""]
@@ -102,8 +107,47 @@ def _markdown(rows: list[dict], spec, command: str) -> str:
                 f"{r['feasible']}/{r['seeds']} | {r['evaluations_mean']:.0f} | "
                 f"{r['seconds_mean']:.2f} |"
             )
+        lines += _test_section([r for r in results if r.task == task])
         lines += ["", f"![{name} against sparsity](metric_vs_sparsity_{task}.png)", ""]
     return "\n".join(lines) + "\n"
+
+
+def _test_section(results: list) -> list[str]:
+    """For tasks whose metric is a mean over random episodes: every cell's result on the
+    held-out test episodes, its paired difference from the dense model and from the best
+    solver at its target and seed (same episodes), stated only where the interval excludes
+    zero."""
+    runs = [r for r in results if r.test_values]
+    if not runs:
+        return []
+    name = runs[0].metric_name
+    sign = 1.0 if task_class(runs[0].task).higher_is_better else -1.0
+    lines = [
+        "", f"### Held-out test episodes ({int(runs[0].test_metrics['episodes'])} per result)",
+        "", f"The search metric above is the best of many candidates on the same few episodes, "
+        f"so it is biased upwards. Here each result's {name} on held-out episodes, with its "
+        "95 % interval, and paired differences on the same episodes; a difference is stated "
+        "only where its interval excludes zero.", "",
+        f"| solver | target | seed | test {name} | vs dense | vs the best at this target |",
+        "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for key in sorted({(r.target, r.seed) for r in runs}):
+        at = [r for r in runs if (r.target, r.seed) == key]
+        best = max(at, key=lambda r: sign * r.test_metrics[name])
+        for r in at:
+            test = r.test_metrics
+            versus = describe_difference(test[f"{name}_vs_dense"], test[f"{name}_vs_dense_ci95"])
+            if r is best:
+                against_best = "best"
+            else:
+                against_best = describe_difference(
+                    *paired_difference(r.test_values, best.test_values)
+                )
+            lines.append(
+                f"| {r.solver} | {r.target:.0%} | {r.seed} | {test[name]:.4g} ± "
+                f"{test[name + '_ci95']:.2g} | {versus} | {against_best} |"
+            )
+    return lines
 
 
 def _plots(results: list, rows: list[dict], out: Path) -> list[Path]:
@@ -138,7 +182,7 @@ def write_reports(spec, out: str | Path, command: str = "") -> dict[str, Path]:
     rows = summarise(results)
     written = {"csv": out / "results.csv", "report": out / "report.md"}
     _write_csv(results, written["csv"])
-    written["report"].write_text(_markdown(rows, spec, command))
+    written["report"].write_text(_markdown(rows, results, spec, command))
     for path in _plots(results, rows, out):
         written[path.stem] = path
     return written

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 
+import numpy as np
 import torch
 from torch import nn
+
+from prunegym.intervals import mean_ci95, paired_difference
 
 
 class Task:
@@ -33,6 +36,11 @@ class Task:
     #: to ``False`` if not (e.g. vmapped kernels in a closed loop that amplifies rounding
     #: differences): ``PruneEnv`` then uses it only when asked with ``batching="stacked"``.
     stacked_matches_evaluate: bool = True
+    #: Held-out test episodes, for tasks whose metric is a mean over random episodes (closed-loop
+    #: returns); 0 (the default) for deterministic metrics. Solvers search on the episodes of
+    #: :meth:`evaluate`; the chosen result is then scored on these others
+    #: (:meth:`test_episode_metrics`), so that selection does not inflate its score.
+    test_episodes: int = 0
 
     def build_model(self) -> nn.Module:
         """Return a fresh pretrained model in eval mode (loads the shipped checkpoint)."""
@@ -106,6 +114,29 @@ class Task:
         ``torch.func.vmap``, or grouped convolutions as the TD-MPC task does where rounding
         must match exactly); ``model`` itself must not be modified."""
         raise NotImplementedError
+
+    # -- optional: metrics that are means over random episodes ----------------------------------
+    def test_episode_metrics(self, model: nn.Module) -> np.ndarray:
+        """The main metric of each held-out test episode, ``(test_episodes,)`` float64, episode
+        ``i`` always from the same seed, none of them among :meth:`evaluate`'s episodes.
+        Needed when :attr:`test_episodes` > 0."""
+        raise NotImplementedError
+
+    def summarize_test(self, values: np.ndarray, dense_values: np.ndarray) -> dict[str, float]:
+        """Summary of per-episode test metrics ``values`` against the dense model's on the same
+        episodes: ``<metric>`` (the mean), ``<metric>_ci95`` (half-width of its 95 %
+        interval), ``episodes``, and the paired difference from the dense model
+        ``<metric>_vs_dense`` with ``<metric>_vs_dense_ci95`` (:mod:`prunegym.intervals`)."""
+        mean, half_width = mean_ci95(values)
+        delta, delta_half_width = paired_difference(values, dense_values)
+        name = self.metric
+        return {
+            name: mean,
+            f"{name}_ci95": half_width,
+            "episodes": float(len(values)),
+            f"{name}_vs_dense": delta,
+            f"{name}_vs_dense_ci95": delta_half_width,
+        }
 
     def options(self) -> dict[str, object]:
         """The constructor arguments that rebuild this task: ``make_task(name, **options)``.
