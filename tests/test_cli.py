@@ -166,8 +166,8 @@ def test_train_writes_a_checkpoint_that_solve_and_validate_use(capsys, tmp_path)
     del record["task_options"]["checkpoint"]  # now it points at the shipped checkpoint
     (tmp_path / "shipped.json").write_text(json.dumps(record))
     capsys.readouterr()
-    assert main(["validate", str(tmp_path / "shipped.json")]) == 2
-    assert "incompatible checkpoint" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "shipped.json")]) == 1  # a failed validation
+    assert "  - incompatible checkpoint" in capsys.readouterr().err
 
 
 def test_train_tdmpc_runs_and_refuses_to_overwrite(capsys, tmp_path):
