@@ -194,24 +194,28 @@ def _plot(path: Path, curve: dict, rows: list, task) -> None:
             yerr=[r.test_metrics["return_ci95"] for r in results], fmt="o-", capsize=3,
             label=label,
         )  # fmt: skip
-    markers = {"compensated + mean": "*", "l2 + none": "D"}
+    styles = {"compensated + mean": ("*", 15, -0.006), "l2 + none": ("D", 8, 0.006)}
     for result, setup, _ in rows:
         if result.solver == "fd-momentum":
+            marker, size, shift = styles[setup]  # side by side, so that neither hides the other
             axis.errorbar(
-                result.sparsity, result.test_metrics["return"],
-                yerr=result.test_metrics["return_ci95"], fmt=markers[setup], markersize=11,
-                capsize=3, label=f"FD momentum, {setup}, {result.target:.0%}",
+                result.sparsity + shift, result.test_metrics["return"],
+                yerr=result.test_metrics["return_ci95"], fmt=marker, markersize=size,
+                capsize=3, label=f"FD momentum, {setup}, {result.target:.0%}", zorder=3,
             )  # fmt: skip
     dense = rows[0][0].dense_test_metrics
-    axis.axhline(dense["return"], color="gray", linestyle="--", label="dense")
+    axis.axhline(dense["return"], color="gray", linestyle="--", label="dense (95 % band)")
     axis.axhspan(
         dense["return"] - dense["return_ci95"], dense["return"] + dense["return_ci95"],
         color="gray", alpha=0.15,
     )  # fmt: skip
-    axis.axhline(dense["random_return"], color="red", linestyle=":", label="random policy")
     axis.set_xlabel("achieved sparsity")
     axis.set_ylabel("test return, 95 % interval (policy prior π)")
-    axis.set_title("Pruning the TD-MPC pendulum agent")
+    episodes = int(dense["episodes"])
+    axis.set_title(
+        f"Pruning the TD-MPC pendulum agent: {episodes} held-out episodes\n"
+        f"(random policy: {dense['random_return']:.0f})", fontsize=10,
+    )  # fmt: skip
     axis.legend(fontsize=7)
     axis.grid(alpha=0.3)
     figure.tight_layout()

@@ -56,7 +56,7 @@ def test_lines(result) -> list[str]:
         f"{dense[name]:.4f} ± {dense[name + '_ci95']:.4f}; {int(test['episodes'])} held-out "
         "episodes, 95 % intervals)",
         "vs dense     "
-        + describe_difference(test[f"{name}_vs_dense"], test[f"{name}_vs_dense_ci95"], 4)
+        + describe_difference(test[f"{name}_vs_dense"], test[f"{name}_vs_dense_ci95"], ".4g")
         + "  (paired, same test episodes)",
     ]
     if "normalized" in test:

@@ -25,9 +25,14 @@ def toy_env(**env_kwargs) -> PruneEnv:
     return make_task_env("toy", **env_kwargs)
 
 
-def tdmpc_pendulum_env(checkpoint=None, episodes=8, mode="policy", **env_kwargs) -> PruneEnv:
+def tdmpc_pendulum_env(
+    checkpoint=None, episodes=8, mode="policy", test_episodes=100, **env_kwargs
+) -> PruneEnv:
     """Entry point of ``prunegym/TDMPCPendulum-v0``."""
-    task_kwargs = {"checkpoint": checkpoint, "episodes": episodes, "mode": mode}
+    task_kwargs = {
+        "checkpoint": checkpoint, "episodes": episodes, "mode": mode,
+        "test_episodes": test_episodes,
+    }  # fmt: skip
     return make_task_env("tdmpc-pendulum", task_kwargs, **env_kwargs)
 
 

@@ -46,8 +46,9 @@ def significant(mean: float, half_width: float) -> bool:
     return abs(mean) > half_width
 
 
-def describe_difference(mean: float, half_width: float, digits: int = 1) -> str:
+def describe_difference(mean: float, half_width: float, fmt: str = ".1f") -> str:
     """``"+12.3 ± 4.5"`` when the interval excludes zero, else ``"no significant difference"``
-    (followed by the interval in brackets)."""
-    text = f"{mean:+.{digits}f} ± {half_width:.{digits}f}"
+    followed by the interval in brackets; ``fmt`` formats both numbers (``".3g"`` for metrics
+    of any scale)."""
+    text = f"{mean:+{fmt}} ± {half_width:{fmt}}"
     return text if significant(mean, half_width) else f"no significant difference ({text})"

@@ -98,3 +98,28 @@ def test_deterministic_tasks_have_no_test_episodes(toy_env):
     assert result.test_metrics == {} and result.test_values == []
     with pytest.raises(ValueError, match="no test episodes"):
         toy_env.test_evaluation()
+
+
+def test_the_bench_report_compares_results_by_paired_differences_on_test_episodes():
+    from prunegym.agents import make_agent
+    from prunegym.bench.report import _test_section
+
+    env = PruneEnv(NoisyToy(), target=0.3, tolerance=0.05, batching="sequential")
+    results = [make_agent(name, progress=False, seed=0).run(env) for name in ("uniform", "norm")]
+    results.append(make_agent("uniform", progress=False, seed=0).run(env))  # a tie with itself
+    results[2].solver = "uniform-again"
+    lines = _test_section(results)
+    assert lines[1].startswith("### Held-out test episodes (40 per result)")
+    rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ")}
+    best = min(results[:2], key=lambda r: r.test_metrics["mse"])  # lower mse is better
+    assert rows[best.solver].endswith("| best |")
+    other = results[1] if best is results[0] else results[0]
+    delta, half_width = paired_difference(other.test_values, best.test_values)
+    expected = describe_difference(delta, half_width, ".3g")
+    assert rows[other.solver].endswith(f"| {expected} |")
+    tie = rows["uniform-again"]  # scored exactly as uniform, episode by episode
+    if best.solver == "uniform":
+        assert tie.endswith("| no significant difference (+0 ± 0) |")
+    else:
+        assert tie.split(" | ")[-1] == rows["uniform"].split(" | ")[-1]
+    assert _test_section([make_agent("uniform", progress=False).run(PruneEnv("toy"))]) == []

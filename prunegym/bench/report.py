@@ -136,12 +136,14 @@ def _test_section(results: list) -> list[str]:
         best = max(at, key=lambda r: sign * r.test_metrics[name])
         for r in at:
             test = r.test_metrics
-            versus = describe_difference(test[f"{name}_vs_dense"], test[f"{name}_vs_dense_ci95"])
+            versus = describe_difference(
+                test[f"{name}_vs_dense"], test[f"{name}_vs_dense_ci95"], ".3g"
+            )
             if r is best:
                 against_best = "best"
             else:
                 against_best = describe_difference(
-                    *paired_difference(r.test_values, best.test_values)
+                    *paired_difference(r.test_values, best.test_values), ".3g"
                 )
             lines.append(
                 f"| {r.solver} | {r.target:.0%} | {r.seed} | {test[name]:.4g} ± "
