@@ -108,7 +108,7 @@ def test_the_bench_report_compares_results_by_paired_differences_on_test_episode
     results = [make_agent(name, progress=False, seed=0).run(env) for name in ("uniform", "norm")]
     results.append(make_agent("uniform", progress=False, seed=0).run(env))  # a tie with itself
     results[2].solver = "uniform-again"
-    lines = _test_section(results)
+    lines = _test_section(results, higher_is_better=False)
     assert lines[1].startswith("### Held-out test episodes (40 per result)")
     rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ")}
     best = min(results[:2], key=lambda r: r.test_metrics["mse"])  # lower mse is better
@@ -122,4 +122,5 @@ def test_the_bench_report_compares_results_by_paired_differences_on_test_episode
         assert tie.endswith("| no significant difference (+0 ± 0) |")
     else:
         assert tie.split(" | ")[-1] == rows["uniform"].split(" | ")[-1]
-    assert _test_section([make_agent("uniform", progress=False).run(PruneEnv("toy"))]) == []
+    deterministic = make_agent("uniform", progress=False).run(PruneEnv("toy"))
+    assert _test_section([deterministic], higher_is_better=False) == []

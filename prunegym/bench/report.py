@@ -107,12 +107,12 @@ def _markdown(rows: list[dict], results: list, spec, command: str) -> str:
                 f"{r['feasible']}/{r['seeds']} | {r['evaluations_mean']:.0f} | "
                 f"{r['seconds_mean']:.2f} |"
             )
-        lines += _test_section([r for r in results if r.task == task])
+        lines += _test_section([r for r in results if r.task == task], better == "higher")
         lines += ["", f"![{name} against sparsity](metric_vs_sparsity_{task}.png)", ""]
     return "\n".join(lines) + "\n"
 
 
-def _test_section(results: list) -> list[str]:
+def _test_section(results: list, higher_is_better: bool) -> list[str]:
     """For tasks whose metric is a mean over random episodes: every cell's result on the
     held-out test episodes, its paired difference from the dense model and from the best
     solver at its target and seed (same episodes), stated only where the interval excludes
@@ -121,7 +121,7 @@ def _test_section(results: list) -> list[str]:
     if not runs:
         return []
     name = runs[0].metric_name
-    sign = 1.0 if task_class(runs[0].task).higher_is_better else -1.0
+    sign = 1.0 if higher_is_better else -1.0
     lines = [
         "", f"### Held-out test episodes ({int(runs[0].test_metrics['episodes'])} per result)",
         "", f"The search metric above is the best of many candidates on the same few episodes, "
