@@ -102,7 +102,9 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     sparsity of ``c = 0.95·1``), ``target``, ``tolerance``, ``penalty``, ``options`` (penalty,
     probes, seed), ``weights_sha256`` (hash of the dense weights), and the methods
     ``sparsity_of(c)``, ``sparsity_estimate_of(c)``, ``pruned_counts(c)`` and
-    ``reward(metric, sparsity)``, none of which evaluate the model.
+    ``reward(metric, sparsity)``, none of which evaluate the model. For tasks whose metric
+    is a mean over random episodes, :meth:`test_evaluation` scores coefficients on the task's
+    held-out test episodes (95 % intervals, paired differences from the dense model).
 
     ## Version History
     - v0: initial version.
