@@ -47,13 +47,22 @@ def save_task_picture(env, result, path: str | Path, pruned: nn.Module | None = 
     if model is None:
         core.step(np.asarray(result.coefficients))
         model = core.model
-    pruned_returns = task.episode_returns(model)
     episode = int(np.argmin(dense_returns))  # the hardest start: usually a full swing-up
     frames, played = task.episode_frames(model, episode=episode)
+    label = f"pruned agent, search episode {episode} (return {played:.1f}):"
+    if result.test_values:  # the held-out episodes, not the ones the solver chose on
+        returns = {
+            "dense": result.dense_test_values,
+            f"pruned ({result.solver})": result.test_values,
+        }
+        episodes_label = "held-out test episode"
+    else:
+        returns = {"dense": dense_returns, f"pruned ({result.solver})": task.episode_returns(model)}
+        episodes_label = "evaluation episode"
     core.reset()
-    returns = {"dense": dense_returns, f"pruned ({result.solver})": pruned_returns}
-    label = f"pruned agent, episode {episode} (return {played:.1f}):"
-    return plots.save_return_bars(path, returns, frames, frame_label=label, title=title)
+    return plots.save_return_bars(
+        path, returns, frames, frame_label=label, title=title, episodes_label=episodes_label
+    )
 
 
 def save_solve_outputs(env, result, directory: str | Path, pruned: nn.Module | None = None):

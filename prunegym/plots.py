@@ -132,16 +132,21 @@ def save_return_bars(
     frame_count: int = 12,
     frame_label: str = "",
     title: str = "",
+    episodes_label: str = "evaluation episode",
 ) -> Path:
     """Episode returns per model as grouped bars, and under them a strip of episode frames.
 
     Args:
-        returns: Model label (e.g. ``"dense"``, ``"pruned 20%"``) to ``(K,)`` episode returns.
+        returns: Model label (e.g. ``"dense"``, ``"pruned 20%"``) to ``(K,)`` episode returns;
+            the legend gives each mean with the half-width of its 95 % interval.
         frames: ``(T, H, W, 3)`` uint8 frames of one episode, or ``None`` for bars only.
         frame_every, frame_count: Draw ``frame_count`` frames, every ``frame_every``-th.
         frame_label: Caption of the strip.
+        episodes_label: Label of the episode axis.
     """
     from torchvision.utils import make_grid
+
+    from prunegym.intervals import mean_ci95
 
     plt = _pyplot()
     strip = frames is not None and len(frames) > 0
@@ -154,9 +159,10 @@ def save_return_bars(
     for k, (label, values) in enumerate(returns.items()):
         values = np.asarray(values, dtype=np.float64)
         episodes = np.arange(len(values))
+        mean, half_width = mean_ci95(values)
         axis.bar(episodes + (k - (len(returns) - 1) / 2) * width, values, width,
-                 label=f"{label} (mean {values.mean():.1f})")  # fmt: skip
-    axis.set_xlabel("evaluation episode")
+                 label=f"{label} (mean {mean:.1f} ± {half_width:.1f})")  # fmt: skip
+    axis.set_xlabel(episodes_label)
     axis.set_ylabel("return")
     axis.grid(axis="y", alpha=0.3)
     axis.legend(fontsize=8)

@@ -183,3 +183,28 @@ def test_plan_mode_evaluates_with_the_planner():
     assert task.dense_return > task.random_return + 600
     with pytest.raises(ValueError, match="mode"):
         TDMPCPendulumTask(mode="dream")
+
+
+def test_the_solve_picture_shows_the_held_out_test_episodes(tdmpc_task, tmp_path, monkeypatch):
+    from prunegym import plots
+    from prunegym.agents import make_agent
+    from prunegym.artifacts import save_task_picture
+    from prunegym.env import PruneEnv
+
+    env = PruneEnv(tdmpc_task, target=0.3, tolerance=0.05)
+    result = make_agent("uniform", progress=False).run(env)
+    assert len(result.test_values) == tdmpc_task.test_episodes == 100
+    drawn = {}
+    original = plots.save_return_bars
+
+    def capture(path, returns, frames=None, **options):
+        drawn.update(returns=returns, frames=frames, **options)
+        return original(path, returns, frames, **options)
+
+    monkeypatch.setattr(plots, "save_return_bars", capture)
+    path = save_task_picture(env, result, tmp_path / "picture.png")
+    assert (
+        path.read_bytes()[:4] == b"\x89PNG" and drawn["episodes_label"] == "held-out test episode"
+    )
+    assert list(drawn["returns"].values()) == [result.dense_test_values, result.test_values]
+    assert drawn["frames"].ndim == 4 and "search episode" in drawn["frame_label"]
