@@ -50,22 +50,72 @@ _REGISTRY = {
 }
 
 
+_REGISTERED: dict[str, object] = {}
+ENTRY_POINT_GROUP = "prunegym.agents"
+
+
+def register_agent(name: str, factory) -> None:
+    """Make ``name`` a solver of :func:`make_agent`, ``prunegym solve --solver`` and ``bench``.
+
+    Args:
+        name: The solver's name (no ``:``).
+        factory: An :class:`Agent` subclass, a callable returning an Agent, or a
+            ``"module:attribute"`` string naming one; its keyword arguments are the solver's
+            options (``progress``, ``seed`` and ``metric_floor`` included).
+    """
+    if not name or ":" in name:
+        raise ValueError(f"a solver name must be non-empty and contain no ':', got {name!r}")
+    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+        raise ValueError(f"solver factory must be callable or 'module:attribute', got {factory!r}")
+    _REGISTERED[name] = factory
+
+
+def _entry_points() -> dict[str, str]:
+    from importlib import metadata
+
+    return {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def agent_names() -> list[str]:
-    """Names accepted by :func:`make_agent` and ``prunegym solve --solver``."""
-    return list(_REGISTRY)
+    """Names accepted by :func:`make_agent` and ``prunegym solve --solver`` (built-in first,
+    then registered and installed ones); ``module:attribute`` specs work too."""
+    return list(dict.fromkeys([*_REGISTRY, *_REGISTERED, *_entry_points()]))
 
 
 def make_agent(name: str, **options) -> Agent:
-    """Build a solver by name, e.g. ``make_agent("fd-momentum", momentum=0.8)``."""
+    """Build a solver by name or ``module:attribute`` spec, e.g.
+    ``make_agent("fd-momentum", momentum=0.8)`` or ``make_agent("mysolver:MySolver")``.
+    Sources, in order: :func:`register_agent`, the built-in solvers, the ``prunegym.agents``
+    entry-point group of installed packages, and specs. The agent is named by ``name``, so
+    its results record how to build it again."""
     import importlib
 
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown solver {name!r}; choose one of {agent_names()}")
-    module, cls, defaults = _REGISTRY[name]
+    from prunegym.tasks import load_attribute
+
+    defaults: dict = {}
+    factory = _REGISTERED.get(name)
+    if factory is None and name in _REGISTRY:
+        module, cls, defaults = _REGISTRY[name]
+        factory = getattr(importlib.import_module(module), cls)
+    if factory is None:
+        factory = _entry_points().get(name) or (name if ":" in name else None)
+    if factory is None:
+        raise ValueError(
+            f"unknown solver {name!r}; choose one of {agent_names()} "
+            "(or a 'module:attribute' spec of your own Agent)"
+        )
+    if isinstance(factory, str):
+        factory = load_attribute(factory, "solver")
+    if isinstance(factory, type) and not issubclass(factory, Agent):
+        raise ValueError(f"solver {name!r} is {factory.__name__}, not a prunegym Agent class")
     try:
-        return getattr(importlib.import_module(module), cls)(**{**defaults, **options})
+        agent = factory(**{**defaults, **options})
     except TypeError as error:  # an unknown keyword: say which solver and option
         raise ValueError(f"bad option for solver {name!r}: {error}") from error
+    if not isinstance(agent, Agent):
+        raise ValueError(f"solver {name!r} built a {type(agent).__name__}, not a prunegym Agent")
+    agent.name = name
+    return agent
 
 
 __all__ = [
@@ -93,4 +143,5 @@ __all__ = [
     "check_compatible",
     "environment_for",
     "make_agent",
+    "register_agent",
 ]

@@ -9,7 +9,9 @@ Importing the package registers the environment ids:
 - ``prunegym/MNISTClassifier-v0``: the elimination-compensation paper's PReLU MLP on MNIST,
   scored by test cross-entropy, weight granularity by default;
 - ``prunegym/DiffusionSorption-v0``: its PDE regression MLP, scored by test MSE;
-- ``prunegym/MNISTConvNet-v0``: a small BatchNorm CNN for network slimming, scored by accuracy.
+- ``prunegym/MNISTConvNet-v0``: a small BatchNorm CNN for network slimming, scored by accuracy;
+- ``prunegym/Prune-v0``: any task, ``task=`` a name, a :func:`register_task` name or a
+  ``module:attribute`` spec of your own Task (``task_options=`` its arguments).
 
 Every PruneEnv id also has a vector entry point: ``gym.make_vec(id, num_envs=K,
 vectorization_mode="vector_entry_point")`` gives a :class:`prunegym.vector_env.PruneVectorEnv`
@@ -18,7 +20,7 @@ whose step evaluates the K candidates in one batch.
 
 from gymnasium.envs.registration import register
 
-from prunegym.tasks import Task, make_task, task_names
+from prunegym.tasks import Task, make_task, register_task, task_names
 
 __version__ = "0.1.0"
 
@@ -58,6 +60,12 @@ register(
     vector_entry_point="prunegym.entry_points:mnist_convnet_vector_env",
     max_episode_steps=50,
 )
+register(
+    id="prunegym/Prune-v0",
+    entry_point="prunegym.entry_points:any_task_env",
+    vector_entry_point="prunegym.entry_points:any_task_vector_env",
+    max_episode_steps=50,
+)
 register(  # the time limit (200 simulator steps) sits inside, below the action repeat
     id="prunegym/PixelPendulum-v0",
     entry_point="prunegym.tasks.tdmpc.pendulum:make_pixel_pendulum",
@@ -72,4 +80,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'prunegym' has no attribute {name!r}")
 
 
-__all__ = ["PruneEnv", "Task", "make_task", "task_names", "__version__"]
+__all__ = ["PruneEnv", "Task", "make_task", "register_task", "task_names", "__version__"]

@@ -172,7 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     solve = commands.add_parser("solve", help="find coefficients for a sparsity target")
     add_env_arguments(solve)
-    solve.add_argument("--solver", default="fd-momentum", choices=agent_names())
+    solve.add_argument(
+        "--solver", default="fd-momentum", metavar="SOLVER",
+        help=f"{', '.join(agent_names())}, a registered or installed solver, or "
+        "module:attribute naming your own Agent class (default: fd-momentum)",
+    )  # fmt: skip
     _add_window_and_outputs(solve)
     solve.add_argument("--budget", type=int, default=None, help="most evaluations")
     solve.add_argument("--seconds", type=float, default=None, help="most wall-clock seconds")

@@ -73,7 +73,11 @@ def make_env(args: argparse.Namespace):
 def add_env_arguments(parser: argparse.ArgumentParser, task: bool = True) -> None:
     """The task, ranking, compensation and data arguments."""
     if task:
-        parser.add_argument("task", choices=task_names(), help="task name (see prunegym tasks)")
+        parser.add_argument(
+            "task", metavar="TASK",
+            help=f"a task ({', '.join(task_names())}), a registered or installed one, or "
+            "module:attribute naming your own Task class",
+        )  # fmt: skip
     parser.add_argument(
         "--granularity", default="channel", choices=["channel", "weight"],
         help="prune channel groups (default) or single weights of Linear layers",

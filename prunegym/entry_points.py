@@ -13,6 +13,13 @@ def make_task_env(task_name: str, task_kwargs: dict | None = None, **env_kwargs)
     return PruneEnv(make_task(task_name, **(task_kwargs or {})), **env_kwargs)
 
 
+def any_task_env(task: str = "toy", task_options: dict | None = None, **env_kwargs) -> PruneEnv:
+    """Entry point of ``prunegym/Prune-v0``: any task by name, registered name or
+    ``module:attribute`` spec, e.g. ``gym.make("prunegym/Prune-v0", task="mytask:MyTask",
+    task_options={...}, target=0.3)``."""
+    return make_task_env(task, task_options, **env_kwargs)
+
+
 def mnist_autoencoder_env(data_root=None, checkpoint=None, **env_kwargs) -> PruneEnv:
     """Entry point of ``prunegym/MNISTAutoencoder-v0``."""
     return make_task_env(
@@ -74,6 +81,7 @@ def _vector_entry(name: str):
 
 
 # The registered ids' vector_entry_point (gym.make_vec(..., vectorization_mode=...)).
+any_task_vector_env = _vector_entry("any_task_env")
 mnist_autoencoder_vector_env = _vector_entry("mnist_autoencoder_env")
 toy_vector_env = _vector_entry("toy_env")
 tdmpc_pendulum_vector_env = _vector_entry("tdmpc_pendulum_env")

@@ -101,9 +101,9 @@ def _one_error_line(capsys, *needles) -> None:
 @pytest.mark.parametrize(
     "argv, needles",
     [
-        (["groups", "cifar"], ["invalid choice: 'cifar'"]),
-        (["solve", "cifar"], ["invalid choice: 'cifar'"]),
-        (["solve", "toy", "--solver", "annealing"], ["invalid choice: 'annealing'"]),
+        (["groups", "cifar"], ["unknown task 'cifar'", "mnist-ae", "module:attribute"]),
+        (["solve", "cifar"], ["unknown task 'cifar'"]),
+        (["solve", "toy", "--solver", "annealing"], ["unknown solver 'annealing'", "fd-momentum"]),
         (["solve", "toy", "--target", "half"], ["--target", "invalid float"]),
         (["bench", "--tasks", "cifar", "--solvers", "uniform", "--out", "x"], ["cifar"]),
         (["bench", "--tasks", "toy", "--solvers", "uniform", "--targets", "0.97", "--out", "x"],

@@ -71,7 +71,7 @@ class BenchSpec:
         ):
             if not given:
                 raise ValueError(f"give at least one {kind}")
-            unknown = [name for name in given if name not in known]
+            unknown = [name for name in given if name not in known and ":" not in name]
             if unknown:
                 raise ValueError(f"unknown {kind} {unknown[0]!r}; choose from {', '.join(known)}")
         if not self.targets:
