@@ -176,3 +176,18 @@ def test_an_installed_package_adds_tasks_and_solvers_through_entry_points(tmp_pa
     record = json.loads((run / "result.json").read_text())
     assert record["task"] == "plugin-task" and record["solver"] == "plugin-solver"
     assert main(["validate", str(run / "result.json")]) == 0
+
+
+def test_a_spec_is_found_in_the_current_folder(tmp_path, monkeypatch):
+    """``prunegym solve cwdtask:MyTask`` from the folder that holds cwdtask.py, as a user
+    types it after writing the file: no PYTHONPATH needed."""
+    import sys
+
+    (tmp_path / "cwdtask.py").write_text(USER_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "cwdtask", raising=False)
+    argv = ["solve", "cwdtask:MyTask", "--solver", "cwdtask:MySolver", "--budget", "4",
+            "--target", "0.3", "--tolerance", "0.05", "--no-progress", "--out", "run"]  # fmt: skip
+    assert main(argv) == 0 and main(["validate", "run/result.json"]) == 0
+    assert sys.path[-1] == str(tmp_path)  # appended: installed modules keep precedence

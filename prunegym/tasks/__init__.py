@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable
 from importlib import metadata
 
@@ -60,10 +62,21 @@ def task_names() -> list[str]:
 
 
 def load_attribute(spec: str, what: str):
-    """The object a ``"module:attribute"`` spec names, or ``ValueError`` saying why not."""
+    """The object a ``"module:attribute"`` spec names, or ``ValueError`` saying why not.
+
+    A module that is not importable otherwise is looked for in the current folder too (as
+    ``python -m`` would), appended to ``sys.path`` so that it never shadows installed ones.
+    """
     module_name, _, attribute = spec.partition(":")
     try:
-        module = importlib.import_module(module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as missing:
+            here = os.getcwd()
+            if missing.name != module_name.split(".")[0] or here in sys.path:
+                raise
+            sys.path.append(here)
+            module = importlib.import_module(module_name)
     except ImportError as error:
         raise ValueError(
             f"{what} {spec!r}: cannot import module {module_name!r}: {error}"
