@@ -18,6 +18,7 @@ from prunegym.agents.replay import (
 )
 from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, Problem, Session
+from prunegym.tasks import check_plugin, entry_point_specs, plugin_factory
 
 
 def __getattr__(name: str):
@@ -63,23 +64,15 @@ def register_agent(name: str, factory) -> None:
             ``"module:attribute"`` string naming one; its keyword arguments are the solver's
             options (``progress``, ``seed`` and ``metric_floor`` included).
     """
-    if not name or ":" in name:
-        raise ValueError(f"a solver name must be non-empty and contain no ':', got {name!r}")
-    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
-        raise ValueError(f"solver factory must be callable or 'module:attribute', got {factory!r}")
+    check_plugin("solver", name, factory)
     _REGISTERED[name] = factory
-
-
-def _entry_points() -> dict[str, str]:
-    from importlib import metadata
-
-    return {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def agent_names() -> list[str]:
     """Names accepted by :func:`make_agent` and ``prunegym solve --solver`` (built-in first,
     then registered and installed ones); ``module:attribute`` specs work too."""
-    return list(dict.fromkeys([*_REGISTRY, *_REGISTERED, *_entry_points()]))
+    installed = entry_point_specs(ENTRY_POINT_GROUP)
+    return list(dict.fromkeys([*_REGISTRY, *_REGISTERED, *installed]))
 
 
 def make_agent(name: str, **options) -> Agent:
@@ -90,24 +83,13 @@ def make_agent(name: str, **options) -> Agent:
     its results record how to build it again."""
     import importlib
 
-    from prunegym.tasks import load_attribute
-
     defaults: dict = {}
-    factory = _REGISTERED.get(name)
-    if factory is None and name in _REGISTRY:
+    found = _REGISTERED.get(name)
+    if found is None and name in _REGISTRY:
         module, cls, defaults = _REGISTRY[name]
-        factory = getattr(importlib.import_module(module), cls)
-    if factory is None:
-        factory = _entry_points().get(name) or (name if ":" in name else None)
-    if factory is None:
-        raise ValueError(
-            f"unknown solver {name!r}; choose one of {agent_names()} "
-            "(or a 'module:attribute' spec of your own Agent)"
-        )
-    if isinstance(factory, str):
-        factory = load_attribute(factory, "solver")
-    if isinstance(factory, type) and not issubclass(factory, Agent):
-        raise ValueError(f"solver {name!r} is {factory.__name__}, not a prunegym Agent class")
+        found = getattr(importlib.import_module(module), cls)
+    found = found or entry_point_specs(ENTRY_POINT_GROUP).get(name)
+    factory = plugin_factory("solver", name, found, Agent, agent_names())
     try:
         agent = factory(**{**defaults, **options})
     except TypeError as error:  # an unknown keyword: say which solver and option

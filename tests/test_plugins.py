@@ -115,13 +115,13 @@ def test_bad_specs_and_names_get_one_clear_line(user_module, capsys):
     for task, message in [
         ("nomodule:Task", "cannot import module 'nomodule'"),
         ("mytask:Missing", "module 'mytask' has no 'Missing'"),
-        ("mytask:np", "is not a Task class or factory"),
+        ("mytask:np", "task 'mytask:np' is not a prunegym Task: <module 'numpy'"),
         ("no-such-task", "unknown task 'no-such-task'"),
     ]:
         assert main(["groups", task]) == 2
         assert message in capsys.readouterr().err
     assert main(["solve", "toy", "--solver", "mytask:MyTask", "--budget", "3"]) == 2
-    assert "is MyTask, not a prunegym Agent class" in capsys.readouterr().err
+    assert "solver 'mytask:MyTask' is not a prunegym Agent: <class" in capsys.readouterr().err
 
 
 def test_gym_make_and_bench_take_a_users_task(user_module, tmp_path):

@@ -45,20 +45,27 @@ def register_task(name: str, factory: Callable[..., Task] | str) -> None:
             ``"module:attribute"`` string naming one. Its keyword arguments are the task's
             options.
     """
-    if not name or ":" in name:
-        raise ValueError(f"a task name must be non-empty and contain no ':', got {name!r}")
-    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
-        raise ValueError(f"task factory must be callable or 'module:attribute', got {factory!r}")
+    check_plugin("task", name, factory)
     _REGISTERED[name] = factory
 
 
-def _entry_points() -> dict[str, str]:
-    return {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+def check_plugin(kind: str, name: str, factory) -> None:
+    """``ValueError`` unless ``name`` is a plugin name (non-empty, no ``:``) and ``factory`` is
+    callable or a ``"module:attribute"`` string; ``kind`` is ``"task"`` or ``"solver"``."""
+    if not name or ":" in name:
+        raise ValueError(f"a {kind} name must be non-empty and contain no ':', got {name!r}")
+    if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
+        raise ValueError(f"{kind} factory must be callable or 'module:attribute', got {factory!r}")
+
+
+def entry_point_specs(group: str) -> dict[str, str]:
+    """``{name: "module:attribute"}`` of the installed packages' entry points in ``group``."""
+    return {ep.name: ep.value for ep in metadata.entry_points(group=group)}
 
 
 def task_names() -> list[str]:
     """Names accepted by :func:`make_task` (besides ``module:attribute`` specs)."""
-    return sorted({*_BUILT_IN, *_entry_points(), *_REGISTERED})
+    return sorted({*_BUILT_IN, *entry_point_specs(ENTRY_POINT_GROUP), *_REGISTERED})
 
 
 def load_attribute(spec: str, what: str):
@@ -91,19 +98,27 @@ def load_attribute(spec: str, what: str):
 
 def task_factory(name: str) -> Callable[..., Task]:
     """The callable that builds task ``name`` (a Task subclass for the built-in ones)."""
-    factory = _REGISTERED.get(name) or _BUILT_IN.get(name) or _entry_points().get(name)
-    if factory is None and ":" in name:
-        factory = name
-    if factory is None:
+    found = _REGISTERED.get(name) or _BUILT_IN.get(name)
+    found = found or entry_point_specs(ENTRY_POINT_GROUP).get(name)
+    return plugin_factory("task", name, found, Task, task_names())
+
+
+def plugin_factory(kind: str, name: str, found, base: type, valid: list[str]):
+    """The factory of ``kind`` (``"task"``, ``"solver"``) ``name``: ``found`` (a callable or
+    a ``module:attribute`` string from a registry; ``None`` if no registry knows ``name``, which
+    is then tried as a spec), checked to be callable and, if a class, a subclass of ``base``."""
+    if found is None and ":" in name:
+        found = name
+    if found is None:
         raise ValueError(
-            f"unknown task {name!r}; valid tasks: {', '.join(task_names())} "
-            "(or a 'module:attribute' spec of your own Task)"
+            f"unknown {kind} {name!r}; choose one of {', '.join(valid)} "
+            f"(or a 'module:attribute' spec of your own {base.__name__})"
         )
-    if isinstance(factory, str):
-        factory = load_attribute(factory, "task")
-    if not callable(factory) or (isinstance(factory, type) and not issubclass(factory, Task)):
-        raise ValueError(f"task {name!r} is not a Task class or factory: {factory!r}")
-    return factory
+    if isinstance(found, str):
+        found = load_attribute(found, kind)
+    if not callable(found) or (isinstance(found, type) and not issubclass(found, base)):
+        raise ValueError(f"{kind} {name!r} is not a prunegym {base.__name__}: {found!r}")
+    return found
 
 
 def task_class(name: str) -> type[Task]:
@@ -135,4 +150,7 @@ def make_task(name: str, **kwargs) -> Task:
     return task
 
 
-__all__ = ["Task", "load_attribute", "make_task", "register_task", "task_class", "task_names"]
+__all__ = [
+    "Task", "check_plugin", "entry_point_specs", "load_attribute", "make_task", "plugin_factory",
+    "register_task", "task_class", "task_names",
+]  # fmt: skip
