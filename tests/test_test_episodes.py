@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from noisy_toy import NoisyToy
 from scipy import stats
 
 from prunegym.env import PruneEnv
 from prunegym.intervals import describe_difference, mean_ci95, paired_difference, significant
-from prunegym.tasks.toy import ToyTask
 
 
 def test_mean_ci95_is_the_student_t_interval():
@@ -33,27 +33,6 @@ def test_paired_differences_remove_the_shared_spread():
     assert describe_difference(0.5, 1.0) == "no significant difference (+0.5 ± 1.0)"
     with pytest.raises(ValueError, match="same episodes"):
         paired_difference([1, 2], [1, 2, 3])
-
-
-class NoisyToy(ToyTask):
-    """A user task whose metric is a mean over random episodes: each episode adds seeded
-    noise to the inputs. Search episodes use seeds 0–7, test episodes seeds 1,000 on."""
-
-    name = "noisy-toy"
-    test_episodes = 40
-
-    def _episode_mse(self, model, seed: int) -> float:
-        noise = torch.randn(self.inputs.shape, generator=torch.Generator().manual_seed(seed))
-        with torch.no_grad():
-            return float((model(self.inputs + 0.3 * noise) - self.reference).pow(2).mean())
-
-    def evaluate(self, model):
-        values = np.array([self._episode_mse(model, seed) for seed in range(8)])
-        mean, half_width = mean_ci95(values)
-        return {"mse": mean, "mse_ci95": half_width}
-
-    def test_episode_metrics(self, model):
-        return np.array([self._episode_mse(model, 1000 + i) for i in range(self.test_episodes)])
 
 
 def test_a_task_with_random_episodes_gets_its_result_scored_on_held_out_episodes():
