@@ -10,12 +10,6 @@ from prunegym.agents.base import Agent, AskTellAgent
 from prunegym.agents.baselines import Fixed, NormBased, RandomSearch, Uniform
 from prunegym.agents.fd_momentum import FDMomentum
 from prunegym.agents.grid import GridSearch
-from prunegym.agents.replay import (
-    IncompatibleResult,
-    OtherWeights,
-    check_compatible,
-    environment_for,
-)
 from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, Problem, Session
 from prunegym.tasks import check_plugin, entry_point_specs, plugin_factory
@@ -109,9 +103,7 @@ __all__ = [
     "FDMomentum",
     "Fixed",
     "GridSearch",
-    "IncompatibleResult",
     "NormBased",
-    "OtherWeights",
     "OptunaAgent",
     "SB3Agent",
     "TargetInObservation",
@@ -122,8 +114,6 @@ __all__ = [
     "Session",
     "Uniform",
     "agent_names",
-    "check_compatible",
-    "environment_for",
     "make_agent",
     "register_agent",
 ]

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-from prunegym import provenance
+from prunegym.agents import provenance
 from prunegym.agents.result import Budget, Evaluation, Result
 
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from prunegym.agents.base import Agent
 from prunegym.agents.session import Session
-from prunegym.pruning.groups import default_output_layers
+from prunegym.pruning.channel.groups import default_output_layers
 
 
 def _parameter_count(model: nn.Module) -> int:

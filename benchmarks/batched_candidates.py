@@ -36,7 +36,7 @@ from torch import nn
 
 from prunegym.agents.grid import prefilter
 from prunegym.agents.session import Problem
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks.mnist_autoencoder import psnr_db
 
 

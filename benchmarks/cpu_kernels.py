@@ -37,7 +37,7 @@ def measure(tasks: list[str]) -> dict:
     import numpy as np
     import torch
 
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     if os.environ.get("PRUNEGYM_THREADS"):
         torch.set_num_threads(int(os.environ["PRUNEGYM_THREADS"]))

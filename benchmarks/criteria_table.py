@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 from tqdm import tqdm
 
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
 from prunegym.pruning import COMPENSATIONS, CRITERIA
 from prunegym.tasks import make_task
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from prunegym.agents import make_agent
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
 from prunegym.pruning.export import model_cost, save_exported
 
 

@@ -34,7 +34,7 @@ import torch
 from prunegym.agents import make_agent
 from prunegym.agents.grid import prefilter
 from prunegym.agents.session import Problem
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task
 
 

@@ -13,7 +13,7 @@ import argparse
 import time
 
 from prunegym.agents import make_agent
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task
 
 

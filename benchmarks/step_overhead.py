@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from fast_evaluation import cycle_steps, median_seconds, step_patterns
 
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task, task_names
 
 

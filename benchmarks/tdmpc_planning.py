@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from prunegym.intervals import describe_difference, mean_ci95, paired_difference
+from prunegym.tasks.intervals import describe_difference, mean_ci95, paired_difference
 from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller
 from prunegym.tasks.tdmpc_pendulum import EVALUATION_SEEDS_START, load_world_model

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from prunegym.data.mnist import load_mnist_split
-from prunegym.pruning.weight_masks import pruned_copy, weight_scores
+from prunegym.pruning.weight.masks import pruned_copy, weight_scores
+from prunegym.tasks.fitting import finetune
 from prunegym.tasks.mnist_classifier import (
     build_classifier,
     classifier_batches,
@@ -34,7 +35,6 @@ from prunegym.tasks.mnist_classifier import (
     train_classifier,
     weight_count,
 )
-from prunegym.train import finetune
 
 RATIOS = [round(0.1 * k, 1) for k in range(1, 10)]
 CRITERIA = ["elimination-compensation", "magnitude", "gradient-magnitude", "random", "nonlinear"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunegym.pruning.weight_masks import pruned_copy, weight_scores
+from prunegym.pruning.weight.masks import pruned_copy, weight_scores
 from prunegym.tasks.diffusion_sorption import (
     NOISE_LEVELS,
     calibration_rows,
@@ -30,7 +30,7 @@ from prunegym.tasks.diffusion_sorption import (
     regression_batches,
     train_regressor,
 )
-from prunegym.train import finetune
+from prunegym.tasks.fitting import finetune
 
 RATIOS = [0.3, 0.5, 0.7, 0.9]
 CRITERIA = ["elimination-compensation", "magnitude", "gradient-magnitude", "random", "nonlinear"]

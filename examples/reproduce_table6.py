@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prunegym.agents import make_agent
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task
 
 PAPER_SURVIVORS = 252  # Sundaram et al., §V-A: 5 groups, 10 points, 20 % ± 1 %
@@ -137,7 +137,7 @@ def main(args: Args) -> list:
         json.dumps([r.to_dict() for r in results], indent=1, allow_nan=True)
     )
     if pictures:
-        from prunegym.plots import save_reconstruction_grid
+        from prunegym.results.plots import save_reconstruction_grid
 
         main_env.reset()
         rows_to_draw = {

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.tasks.fitting import batchnorm_layers, finetune, slimming
 from prunegym.tasks.mnist_convnet import MNISTConvNetTask, cross_entropy, save_convnet
-from prunegym.train import batchnorm_layers, finetune, slimming
 
 
 def _global_gamma_coefficients(env: PruneEnv, fraction: float) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from prunegym.intervals import describe_difference, mean_ci95, paired_difference
+from prunegym.tasks.intervals import describe_difference, mean_ci95, paired_difference
 from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.controllers import energy_lqr_controller, random_controller
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller

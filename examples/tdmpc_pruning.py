@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from prunegym.agents import make_agent
-from prunegym.env import PruneEnv
-from prunegym.intervals import describe_difference, paired_difference
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.tasks.intervals import describe_difference, paired_difference
 from prunegym.tasks.tdmpc_pendulum import TDMPCPendulumTask
 
 

@@ -15,7 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 import prunegym  # noqa: F401  (registers the environment ids)
-from prunegym.plots import save_reconstruction_grid
+from prunegym.results.plots import save_reconstruction_grid
 
 
 @dataclass

@@ -14,7 +14,7 @@ Importing the package registers the environment ids:
   ``module:attribute`` spec of your own Task (``task_options=`` its arguments).
 
 Every PruneEnv id also has a vector entry point: ``gym.make_vec(id, num_envs=K,
-vectorization_mode="vector_entry_point")`` gives a :class:`prunegym.vector_env.PruneVectorEnv`
+vectorization_mode="vector_entry_point")`` gives a :class:`prunegym.envs.vector.PruneVectorEnv`
 whose step evaluates the K candidates in one batch.
 """
 
@@ -26,44 +26,44 @@ __version__ = "0.1.0"
 
 register(
     id="prunegym/MNISTAutoencoder-v0",
-    entry_point="prunegym.entry_points:mnist_autoencoder_env",
-    vector_entry_point="prunegym.entry_points:mnist_autoencoder_vector_env",
+    entry_point="prunegym.envs.registration:mnist_autoencoder_env",
+    vector_entry_point="prunegym.envs.registration:mnist_autoencoder_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/Toy-v0",
-    entry_point="prunegym.entry_points:toy_env",
-    vector_entry_point="prunegym.entry_points:toy_vector_env",
+    entry_point="prunegym.envs.registration:toy_env",
+    vector_entry_point="prunegym.envs.registration:toy_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/TDMPCPendulum-v0",
-    entry_point="prunegym.entry_points:tdmpc_pendulum_env",
-    vector_entry_point="prunegym.entry_points:tdmpc_pendulum_vector_env",
+    entry_point="prunegym.envs.registration:tdmpc_pendulum_env",
+    vector_entry_point="prunegym.envs.registration:tdmpc_pendulum_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/MNISTClassifier-v0",
-    entry_point="prunegym.entry_points:mnist_classifier_env",
-    vector_entry_point="prunegym.entry_points:mnist_classifier_vector_env",
+    entry_point="prunegym.envs.registration:mnist_classifier_env",
+    vector_entry_point="prunegym.envs.registration:mnist_classifier_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/DiffusionSorption-v0",
-    entry_point="prunegym.entry_points:diffusion_sorption_env",
-    vector_entry_point="prunegym.entry_points:diffusion_sorption_vector_env",
+    entry_point="prunegym.envs.registration:diffusion_sorption_env",
+    vector_entry_point="prunegym.envs.registration:diffusion_sorption_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/MNISTConvNet-v0",
-    entry_point="prunegym.entry_points:mnist_convnet_env",
-    vector_entry_point="prunegym.entry_points:mnist_convnet_vector_env",
+    entry_point="prunegym.envs.registration:mnist_convnet_env",
+    vector_entry_point="prunegym.envs.registration:mnist_convnet_vector_env",
     max_episode_steps=50,
 )
 register(
     id="prunegym/Prune-v0",
-    entry_point="prunegym.entry_points:any_task_env",
-    vector_entry_point="prunegym.entry_points:any_task_vector_env",
+    entry_point="prunegym.envs.registration:any_task_env",
+    vector_entry_point="prunegym.envs.registration:any_task_vector_env",
     max_episode_steps=50,
 )
 register(  # the time limit (200 simulator steps) sits inside, below the action repeat
@@ -74,7 +74,7 @@ register(  # the time limit (200 simulator steps) sits inside, below the action 
 
 def __getattr__(name: str):
     if name == "PruneEnv":  # imported lazily: it pulls in torch-pruning
-        from prunegym.env import PruneEnv
+        from prunegym.envs.prune_env import PruneEnv
 
         return PruneEnv
     raise AttributeError(f"module 'prunegym' has no attribute {name!r}")

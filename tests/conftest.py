@@ -20,14 +20,14 @@ def mnist_task():
 
 @pytest.fixture(scope="session")
 def mnist_env(mnist_task):
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     return PruneEnv(mnist_task, criterion="compensated", compensation="mean")
 
 
 @pytest.fixture
 def toy_env():
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     return PruneEnv("toy")
 

@@ -4,7 +4,7 @@ out of the test modules: its ``test_episode_metrics`` is the Task hook, not a te
 import numpy as np
 import torch
 
-from prunegym.intervals import mean_ci95
+from prunegym.tasks.intervals import mean_ci95
 from prunegym.tasks.toy import ToyTask
 
 

@@ -20,7 +20,7 @@ from prunegym.agents import (
     make_agent,
 )
 from prunegym.agents.grid import prefilter
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
 
 CHEAP_SOLVERS = {
     "grid": ({"points": 5}, None),

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import prunegym  # noqa: F401  (registers the ids)
-from prunegym.env import PruneEnv
-from prunegym.pruning.sliced_chain import UnsupportedChain
+from prunegym.envs.evaluation.sliced_chain import UnsupportedChain
+from prunegym.envs.prune_env import PruneEnv
 
 
 def _candidates(env, count, seed=0, high=0.6):
@@ -96,7 +96,7 @@ def test_weight_granularity_batches_sequentially_and_sliced_is_refused():
 
 
 def test_unsupported_chain_is_a_clear_error():
-    from prunegym.pruning.sliced_chain import SlicedChain
+    from prunegym.envs.evaluation.sliced_chain import SlicedChain
 
     env = PruneEnv("toy")
     with pytest.raises(UnsupportedChain, match="LayerNorm"):
@@ -187,7 +187,7 @@ def test_stacked_policy_is_bit_identical_to_plain_calls():
 
 
 def test_tdmpc_batch_equals_sequential_steps_exactly(monkeypatch):
-    from prunegym.batch_evaluation import StackedBatch
+    from prunegym.envs.evaluation.strategies import StackedBatch
     from prunegym.tasks.tdmpc_pendulum import TDMPCPendulumTask
 
     monkeypatch.setattr(StackedBatch, "chunk", 3)  # 4 candidates: two stacked chunks

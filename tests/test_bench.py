@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from prunegym.cli import main
+from prunegym.cli.main import main
 
 GRID = ["--tasks", "toy", "--solvers", "fd-momentum,uniform,random", "--targets", "0.2,0.4",
         "--seeds", "2", "--tolerance", "0.02",

@@ -6,7 +6,7 @@ from importlib import resources
 import pytest
 import torch
 
-from prunegym.cli import main
+from prunegym.cli.main import main
 from prunegym.tasks.checkpoints import (
     CheckpointError,
     SubnormalWeightsWarning,

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from prunegym.cli import main
+from prunegym.cli.main import main
 
 
 def test_groups_prints_the_table(capsys):

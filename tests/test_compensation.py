@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from prunegym.pruning import SoftPruner
-from prunegym.pruning.compensation import check_compensation
+from prunegym.pruning.channel.compensation import check_compensation
 
 
 def _mlp_and_data(seed=0):

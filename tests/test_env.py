@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import prunegym
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks.toy import ToyTask
 
 INFO_KEYS = {

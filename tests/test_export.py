@@ -5,8 +5,8 @@ import json
 import numpy as np
 import torch
 
-from prunegym.cli import main
-from prunegym.env import PruneEnv
+from prunegym.cli.main import main
+from prunegym.envs.prune_env import PruneEnv
 from prunegym.pruning.export import model_cost, save_exported
 
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunegym.pruning.groups import (
+from prunegym.pruning.channel.groups import (
     COMPONENT,
     COUPLING,
     UnsupportedLayerError,

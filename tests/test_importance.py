@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from prunegym.pruning.importance import CRITERIA, check_criterion, compensated_scores
+from prunegym.pruning.channel.importance import CRITERIA, check_criterion, compensated_scores
 
 
 def test_compensated_score_is_column_energy_times_input_variance(mnist_env):
@@ -13,7 +13,7 @@ def test_compensated_score_is_column_energy_times_input_variance(mnist_env):
     expected = decoder_first.weight.detach().double().pow(2).sum(0) * latents.double().var(
         0, unbiased=False
     )
-    from prunegym.pruning.statistics import collect_statistics
+    from prunegym.pruning.channel.statistics import collect_statistics
 
     stats = collect_statistics(
         env.model, {"decoder.0": decoder_first}, env.task.calibration_batches(), env.task.forward
@@ -24,7 +24,7 @@ def test_compensated_score_is_column_energy_times_input_variance(mnist_env):
 
 @pytest.mark.parametrize("criterion", [c for c in CRITERIA if c != "bn-scale"])  # no BN in toy
 def test_every_criterion_gives_a_permutation_per_group(criterion):
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     env = PruneEnv("toy", criterion=criterion)
     for group, order in zip(env.groups, env.pruner.orders, strict=True):
@@ -32,7 +32,7 @@ def test_every_criterion_gives_a_permutation_per_group(criterion):
 
 
 def test_random_criterion_is_seeded():
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     first = PruneEnv("toy", criterion="random", seed=3).pruner.orders
     again = PruneEnv("toy", criterion="random", seed=3).pruner.orders

@@ -4,9 +4,9 @@ import numpy as np
 import torch
 import torch_pruning as tp
 
-from prunegym.pruning.groups import find_groups
-from prunegym.pruning.importance import rank_channels
-from prunegym.pruning.masks import ChannelMasker, pruned_counts
+from prunegym.pruning.channel.groups import find_groups
+from prunegym.pruning.channel.importance import rank_channels
+from prunegym.pruning.channel.masks import ChannelMasker, pruned_counts
 
 
 def _bits(tensor: torch.Tensor) -> torch.Tensor:
@@ -75,7 +75,7 @@ def test_rounding_is_half_up():
 def test_incremental_masking_equals_a_fresh_mask_after_any_sequence(conv_net):
     """Steps rewrite only the slices whose masks changed; after any sequence of steps the
     parameters must equal restoring the dense model and masking once."""
-    from prunegym.pruning.soft_pruner import SoftPruner
+    from prunegym.pruning.channel.pruner import SoftPruner
 
     model, components, inputs = conv_net
     reference = copy.deepcopy(model)

@@ -9,7 +9,7 @@ import torch
 from prunegym.tasks import make_task
 from prunegym.tasks.checkpoints import CheckpointError
 from prunegym.tasks.mnist_autoencoder import MNISTAutoencoder, MNISTAutoencoderTask
-from prunegym.tasks.train_autoencoder import train_autoencoder
+from prunegym.training.autoencoder import train_autoencoder
 
 
 def test_shipped_checkpoint_and_metrics(mnist_task):

@@ -33,7 +33,7 @@ def test_pde_source_fills_the_tube_within_the_maximum_principle():
 
 @pytest.fixture(scope="module")
 def classifier_env():
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     return PruneEnv("mnist-classifier", granularity="weight", target=0.5)
 
@@ -70,7 +70,7 @@ def test_weight_env_step_zeroes_the_fraction_and_reset_restores_exactly(classifi
 
 
 def test_elimination_compensation_beats_magnitude_at_half_the_weights():
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     losses = {}
     for criterion, compensation in (("elimination-compensation", "optimal"),
@@ -92,7 +92,7 @@ def test_solvers_run_unchanged_at_weight_granularity(classifier_env):
 
 
 def test_diffusion_sorption_task_loads_its_shipped_checkpoints():
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
     from prunegym.tasks import make_task
 
     for architecture, weights in ((1, 4256), (2, 8208)):
@@ -123,7 +123,7 @@ def test_paper_ids_are_registered_and_pass_both_env_checkers(env_id):
 
 
 def test_convnet_prunes_by_bn_scale_on_its_shipped_checkpoint():
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     env = PruneEnv("mnist-convnet", criterion="bn-scale", compensation="none", target=0.3)
     assert [g.channels for g in env.groups] == [16, 32] and env.dense_metric > 0.9
@@ -146,7 +146,7 @@ def test_solve_at_weight_granularity_writes_the_masked_weights_and_validates(tmp
     import torch
 
     from prunegym.agents import Result
-    from prunegym.cli import main
+    from prunegym.cli.main import main
     from prunegym.data.mnist import load_mnist_split
     from prunegym.tasks.mnist_classifier import build_classifier, classifier_metrics
 

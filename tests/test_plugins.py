@@ -9,7 +9,7 @@ import pytest
 
 import prunegym
 from prunegym.agents import Result, agent_names, make_agent, register_agent
-from prunegym.cli import main
+from prunegym.cli.main import main
 from prunegym.tasks import make_task, register_task, task_names
 
 # A user's classifier whose batches are (inputs, labels), and an ask/tell solver, in one module.

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from prunegym.cli import main
+from prunegym.cli.main import main
 
 RESULTS = Path(__file__).parents[1] / "examples" / "results"
 EXAMPLES = sorted(RESULTS.glob("*.json"))
@@ -61,7 +61,8 @@ def test_weights_hash_follows_the_weights_not_the_object():
 
 
 def test_a_result_from_other_weights_is_a_clear_error(tmp_path, capsys):
-    from prunegym.agents import IncompatibleResult, Result, environment_for
+    from prunegym.agents import Result
+    from prunegym.results.replay import IncompatibleResult, environment_for
 
     run = tmp_path / "run"
     assert main(["solve", "toy", "--solver", "uniform", "--target", "0.3", "--out", str(run)]) == 0
@@ -100,7 +101,7 @@ def test_torch_pruning_results_validate_by_re_running_the_solver(tmp_path, capsy
 
 def test_rerun_solver_reproduces_a_seeded_random_search(toy_env):
     from prunegym.agents import make_agent
-    from prunegym.agents.replay import rerun_solver
+    from prunegym.results.replay import rerun_solver
 
     first = make_agent("random", progress=False, seed=5, samples=9).run(toy_env)
     _, again = rerun_solver(first, toy_env)
@@ -130,7 +131,7 @@ def test_shipped_results_validate_with_another_cpus_float_kernels():
     env = {**os.environ, **OTHER_CPU, "PYTHONWARNINGS": "ignore"}
     for path in EXAMPLES:
         run = subprocess.run(
-            [sys.executable, "-m", "prunegym.cli", "validate", str(path)],
+            [sys.executable, "-m", "prunegym.cli.main", "validate", str(path)],
             env=env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert run.returncode == 0, run.stderr[-2000:]

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunegym.train import batchnorm_layers, proximal_step, slimming
+from prunegym.tasks.fitting import batchnorm_layers, proximal_step, slimming
 
 
 def _net(seed=0):
@@ -55,7 +55,7 @@ def test_slimming_refuses_models_without_batchnorm():
 
 
 def test_bn_scale_criterion_masks_the_smallest_gammas_first():
-    from prunegym.pruning.soft_pruner import SoftPruner
+    from prunegym.pruning.channel.pruner import SoftPruner
 
     model = _net()
     bn = batchnorm_layers(model)[0]
@@ -70,7 +70,7 @@ def test_bn_scale_criterion_masks_the_smallest_gammas_first():
 
 
 def test_bn_scale_needs_batchnorm_in_every_group():
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     with pytest.raises(ValueError, match="have no BatchNorm layer"):
         PruneEnv("toy", criterion="bn-scale", compensation="none")

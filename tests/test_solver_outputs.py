@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from prunegym.agents import Result, agent_names, environment_for
-from prunegym.cli import main
+from prunegym.agents import Result, agent_names
+from prunegym.cli.main import main
+from prunegym.results.replay import environment_for
 
 SOLVERS = agent_names()
 BUDGET = "8"  # evaluations; one-shot solvers (uniform, norm, torch-pruning) use one

@@ -3,10 +3,10 @@ import pytest
 import torch
 from torch import nn
 
-from prunegym.pruning.groups import find_groups
-from prunegym.pruning.importance import rank_channels
-from prunegym.pruning.masks import ChannelMasker
-from prunegym.pruning.sparsity import SparsityCounter
+from prunegym.pruning.channel.groups import find_groups
+from prunegym.pruning.channel.importance import rank_channels
+from prunegym.pruning.channel.masks import ChannelMasker
+from prunegym.pruning.channel.sparsity import SparsityCounter
 
 
 def _counter(model, components, inputs):

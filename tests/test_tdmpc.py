@@ -104,7 +104,7 @@ def test_buffer_samples_aligned_sequences():
 
 
 def test_training_resumes_from_its_checkpoint(tmp_path):
-    from prunegym.tasks.tdmpc.trainer import Trainer
+    from prunegym.training.tdmpc import Trainer
 
     config = _small_config()
     config.learn.seed_steps = 200
@@ -143,7 +143,7 @@ def test_shipped_agent_is_far_above_random(tdmpc_task):
 
 
 def test_tdmpc_env_passes_check_env_and_c0_is_the_dense_return(tdmpc_task):
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     env = PruneEnv(tdmpc_task, target=0.2)
     _quiet_check(env)
@@ -186,10 +186,10 @@ def test_plan_mode_evaluates_with_the_planner():
 
 
 def test_the_solve_picture_shows_the_held_out_test_episodes(tdmpc_task, tmp_path, monkeypatch):
-    from prunegym import plots
     from prunegym.agents import make_agent
-    from prunegym.artifacts import save_task_picture
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
+    from prunegym.results import plots
+    from prunegym.results.artifacts import save_task_picture
 
     env = PruneEnv(tdmpc_task, target=0.3, tolerance=0.05)
     result = make_agent("uniform", progress=False).run(env)

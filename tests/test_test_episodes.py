@@ -6,8 +6,8 @@ import torch
 from noisy_toy import NoisyToy
 from scipy import stats
 
-from prunegym.env import PruneEnv
-from prunegym.intervals import describe_difference, mean_ci95, paired_difference, significant
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.tasks.intervals import describe_difference, mean_ci95, paired_difference, significant
 
 
 def test_mean_ci95_is_the_student_t_interval():

@@ -4,13 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from prunegym.pruning.weight_importance import (
+from prunegym.pruning.weight.importance import (
     TooLargeForBruteForce,
     elimination_compensation,
     linear_layers,
     nonlinear_importance,
 )
-from prunegym.pruning.weight_masks import (
+from prunegym.pruning.weight.masks import (
     apply_weight_masks,
     global_masks,
     layer_masks,
@@ -170,7 +170,7 @@ def test_weight_scores_rejects_unknown_criteria_and_missing_inputs():
 
 
 def test_finetuning_keeps_masked_weights_at_zero_and_lowers_the_loss():
-    from prunegym.train import finetune
+    from prunegym.tasks.fitting import finetune
 
     torch.manual_seed(0)
     model = _tiny()
@@ -190,7 +190,7 @@ def test_finetuning_keeps_masked_weights_at_zero_and_lowers_the_loss():
 
 
 def test_pruned_copy_leaves_the_model_alone_and_masks_the_copy():
-    from prunegym.pruning.weight_masks import pruned_copy
+    from prunegym.pruning.weight.masks import pruned_copy
 
     model = _tiny()
     before = {k: v.clone() for k, v in model.state_dict().items()}

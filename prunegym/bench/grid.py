@@ -112,7 +112,7 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
     reuse one (every run starts from ``reset``, which restores the dense model exactly).
     """
     from prunegym.agents import Budget, make_agent
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
     from prunegym.tasks import make_task
 
     cache = {} if env_cache is None else env_cache

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from prunegym import plots
-from prunegym.intervals import describe_difference, paired_difference
+from prunegym.results import plots
 from prunegym.tasks import task_class
+from prunegym.tasks.intervals import describe_difference, paired_difference
 
 CSV_COLUMNS = [
     "task", "solver", "target", "seed", "metric_name", "metric", "dense_metric", "sparsity",

@@ -1,9 +1,9 @@
 """Pruning core: groups, importance, statistics, compensation, masks and sparsity."""
 
-from prunegym.pruning.compensation import COMPENSATIONS
-from prunegym.pruning.groups import PruningGroup, UnsupportedLayerError, find_groups
-from prunegym.pruning.importance import CRITERIA
-from prunegym.pruning.soft_pruner import MAX_COEFFICIENT, SoftPruner
+from prunegym.pruning.channel.compensation import COMPENSATIONS
+from prunegym.pruning.channel.groups import PruningGroup, UnsupportedLayerError, find_groups
+from prunegym.pruning.channel.importance import CRITERIA
+from prunegym.pruning.channel.pruner import MAX_COEFFICIENT, SoftPruner
 
 __all__ = [
     "COMPENSATIONS",

@@ -21,7 +21,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from prunegym.pruning.groups import PruningGroup
+from prunegym.pruning.channel.groups import PruningGroup
 
 
 def physically_prune(

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.intervals import mean_ci95, paired_difference
+from prunegym.tasks.intervals import mean_ci95, paired_difference
 
 
 class Task:
@@ -126,7 +126,7 @@ class Task:
         """Summary of per-episode test metrics ``values`` against the dense model's on the same
         episodes: ``<metric>`` (the mean), ``<metric>_ci95`` (half-width of its 95 %
         interval), ``episodes``, and the paired difference from the dense model
-        ``<metric>_vs_dense`` with ``<metric>_vs_dense_ci95`` (:mod:`prunegym.intervals`)."""
+        ``<metric>_vs_dense`` with ``<metric>_vs_dense_ci95`` (:mod:`prunegym.tasks.intervals`)."""
         mean, half_width = mean_ci95(values)
         delta, delta_half_width = paired_difference(values, dense_values)
         name = self.metric

@@ -78,7 +78,7 @@ def regression_batches(inputs, targets, batch_size: int, seed: int, epoch: int):
 
 def train_regressor(architecture: int, noise: float, seed: int = 0, epochs: int = 30):
     """A seeded network trained with Adam (lr 1e-3, batch 256) for ``epochs``."""
-    from prunegym.train import finetune
+    from prunegym.tasks.fitting import finetune
 
     train_x, train_y, _, _ = load_split(noise)
     torch.manual_seed(seed)

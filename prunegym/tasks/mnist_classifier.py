@@ -54,7 +54,7 @@ def classifier_metrics(model: nn.Module, images, labels) -> dict[str, float]:
 
 def train_classifier(hidden: int, seed: int = 0, epochs: int = 15, data_root=None) -> nn.Module:
     """A freshly initialised (``seed``) classifier trained with Adam (lr 1e-3, batch 64)."""
-    from prunegym.train import finetune
+    from prunegym.tasks.fitting import finetune
 
     split = load_mnist_split(data_root)
     torch.manual_seed(seed)
@@ -142,7 +142,7 @@ class MNISTClassifierTask(Task):
         return cross_entropy(model, batch)
 
     def training_batches(self, epoch: int, seed: int = 0):
-        """Shuffled training batches for fine-tuning (``prunegym.train.finetune``)."""
+        """Shuffled training batches for fine-tuning (``prunegym.tasks.fitting.finetune``)."""
         return classifier_batches(self.split.train_images, self.split.train_labels, 64, seed, epoch)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:

@@ -44,7 +44,7 @@ def cross_entropy(model: nn.Module, batch) -> torch.Tensor:
 
 def train_convnet(seed: int = 0, epochs: int = EPOCHS, data_root=None) -> nn.Module:
     """A seeded convnet trained with Adam (lr 1e-3, batch 64)."""
-    from prunegym.train import finetune
+    from prunegym.tasks.fitting import finetune
 
     split = load_mnist_split(data_root)
     torch.manual_seed(seed)

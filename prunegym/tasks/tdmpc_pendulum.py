@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.intervals import mean_ci95
 from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import CheckpointError, load_state_into, safe_load
+from prunegym.tasks.intervals import mean_ci95
 from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.controllers import random_controller
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller, record_episode

@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.envs.vector import PruneVectorEnv
 from prunegym.tasks import make_task
-from prunegym.vector_env import PruneVectorEnv
 
 
 def make_task_env(task_name: str, task_kwargs: dict | None = None, **env_kwargs) -> PruneEnv:

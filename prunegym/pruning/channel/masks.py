@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.pruning.groups import PruningGroup
+from prunegym.pruning.channel.groups import PruningGroup
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Unstructured (weight-level) masks for fully-connected layers: score, rank, zero, compensate.
 
-``weight_scores`` dispatches to the criteria of :mod:`prunegym.pruning.weight_importance`;
+``weight_scores`` dispatches to the criteria of :mod:`prunegym.pruning.weight.importance`;
 ``global_masks`` keeps the highest-scoring weights over all layers (the paper's pruning ratio
 ``r = 1 − |W| / |W_original|``) and ``layer_masks`` one fraction per layer; ``apply_weight_masks``
 zeroes the pruned weights and adds their bias shifts ``Σ_j Δb_ij`` (elimination-compensation).
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from prunegym.pruning.weight_importance import (
+from prunegym.pruning.weight.importance import (
     WEIGHT_CRITERIA,
     elimination_compensation,
     gradient_magnitude,
@@ -114,7 +114,8 @@ def pruned_copy(
 ) -> tuple[nn.Module, Scores]:
     """A copy of ``model`` with the ``ratio`` lowest-scoring weights over all layers zeroed and
     their bias shifts applied (``scores``/``shifts`` are keyed by ``model``'s layers); returns
-    the copy and its keep-masks, keyed by the copy's layers (for :func:`prunegym.train.finetune`).
+    the copy and its keep-masks, keyed by the copy's layers (for
+    :func:`prunegym.tasks.fitting.finetune`).
     ``model`` itself is not modified."""
     import copy
 

@@ -146,7 +146,7 @@ def save_return_bars(
     """
     from torchvision.utils import make_grid
 
-    from prunegym.intervals import mean_ci95
+    from prunegym.tasks.intervals import mean_ci95
 
     plt = _pyplot()
     strip = frames is not None and len(frames) > 0

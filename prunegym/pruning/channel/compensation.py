@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from prunegym.pruning.importance import consumer_weight
-from prunegym.pruning.statistics import ConsumerStatistics
+from prunegym.pruning.channel.importance import consumer_weight
+from prunegym.pruning.channel.statistics import ConsumerStatistics
 
 COMPENSATIONS = ("none", "mean", "optimal")
 

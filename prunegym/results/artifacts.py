@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from prunegym import plots
+from prunegym.results import plots
 
 
 def save_task_picture(env, result, path: str | Path, pruned: nn.Module | None = None):

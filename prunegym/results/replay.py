@@ -49,7 +49,7 @@ def environment_for(result: Result, **task_overrides):
     cannot be replayed through the masks: re-run that (deterministic) solver instead, with
     :func:`rerun_solver`.
     """
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
     from prunegym.tasks import make_task
 
     task = make_task(result.task, **{**result.task_options, **task_overrides})

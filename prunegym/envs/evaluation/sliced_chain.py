@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.pruning.masks import ChannelMasker
+from prunegym.pruning.channel.masks import ChannelMasker
 
 ELEMENTWISE = (
     nn.ReLU, nn.Sigmoid, nn.Tanh, nn.ELU, nn.GELU, nn.LeakyReLU, nn.SiLU, nn.Softplus,

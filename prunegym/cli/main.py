@@ -8,7 +8,7 @@ import argparse
 import sys
 import warnings
 
-from prunegym.cli_common import (
+from prunegym.cli.common import (
     ArgumentParser,
     add_env_arguments,
     check_window,
@@ -48,7 +48,7 @@ def print_result(result) -> None:
 def test_lines(result) -> list[str]:
     """The held-out test episodes' lines of a result: its mean and 95 % interval, the dense
     model's, and the paired difference (stated only where its interval excludes zero)."""
-    from prunegym.intervals import describe_difference
+    from prunegym.tasks.intervals import describe_difference
 
     name, test, dense = result.metric_name, result.test_metrics, result.dense_test_metrics
     lines = [
@@ -79,7 +79,7 @@ def _run_agent(args: argparse.Namespace, env, agent) -> int:
     else:
         print_result(result)
     if args.out:
-        from prunegym.artifacts import save_solve_outputs
+        from prunegym.results.artifacts import save_solve_outputs
 
         say(f"writing {args.out}/ (result, pictures, exported model)...")
         written, summary = save_solve_outputs(env, result, args.out, agent.pruned_model)
@@ -91,7 +91,7 @@ def _run_agent(args: argparse.Namespace, env, agent) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     rows = []
     for name in task_names():
@@ -107,7 +107,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_groups(args: argparse.Namespace) -> int:
-    from prunegym.pruning.groups import format_group_table
+    from prunegym.pruning.channel.groups import format_group_table
 
     env = make_env(args)
     print(format_group_table(env.groups, env.pruner.total_parameters))
@@ -148,9 +148,9 @@ def _add_window_and_outputs(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from prunegym.agents import agent_names
-    from prunegym.cli_bench import add_bench_parser
-    from prunegym.cli_results import cmd_export, cmd_validate
-    from prunegym.cli_train import add_train_parsers
+    from prunegym.cli.bench import add_bench_parser
+    from prunegym.cli.results import cmd_export, cmd_validate
+    from prunegym.cli.train import add_train_parsers
 
     parser = ArgumentParser(prog="prunegym", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

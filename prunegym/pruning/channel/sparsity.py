@@ -17,14 +17,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from prunegym.pruning.masks import DimLayout
+from prunegym.pruning.channel.masks import DimLayout
 
 
 class SparsityCounter:
     """Counts zeroed parameters for any vector of per-group masked-channel counts.
 
     Args:
-        layout: ``{param: {dim: DimLayout}}`` from :func:`prunegym.pruning.masks.parameter_layout`.
+        layout: ``{param: {dim: DimLayout}}`` from
+            :func:`prunegym.pruning.channel.masks.parameter_layout`.
         orders: Per group, channel indices from least to most important.
         shapes: Shape of every parameter of the model.
         group_parameters: ``s_i`` per group.

@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from prunegym.env import PruneEnv
+from prunegym.envs.prune_env import PruneEnv
 
 
 class PruneVectorEnv(VectorEnv):

@@ -13,16 +13,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.pruning.compensation import (
+from prunegym.pruning.channel.compensation import (
     add_missing_biases,
     check_compensation,
     compensation_matrix,
 )
-from prunegym.pruning.groups import PruningGroup, find_groups
-from prunegym.pruning.importance import check_criterion, rank_channels
-from prunegym.pruning.masks import ChannelMasker, pruned_counts
-from prunegym.pruning.sparsity import SparsityCounter
-from prunegym.pruning.statistics import collect_statistics
+from prunegym.pruning.channel.groups import PruningGroup, find_groups
+from prunegym.pruning.channel.importance import check_criterion, rank_channels
+from prunegym.pruning.channel.masks import ChannelMasker, pruned_counts
+from prunegym.pruning.channel.sparsity import SparsityCounter
+from prunegym.pruning.channel.statistics import collect_statistics
 
 MAX_COEFFICIENT = 0.95
 
@@ -126,7 +126,7 @@ class SoftPruner:
 
     def group_norms(self) -> np.ndarray:
         """Mean per-channel L2 norm of each group in the current (dense) model."""
-        from prunegym.pruning.importance import group_channel_norms
+        from prunegym.pruning.channel.importance import group_channel_norms
 
         return np.array([float(group_channel_norms(self.model, g).mean()) for g in self.groups])
 

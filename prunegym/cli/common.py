@@ -8,7 +8,7 @@ import sys
 import time
 
 from prunegym.pruning import COMPENSATIONS, CRITERIA
-from prunegym.pruning.weight_importance import WEIGHT_CRITERIA
+from prunegym.pruning.weight.importance import WEIGHT_CRITERIA
 from prunegym.tasks import make_task, task_names
 
 
@@ -54,7 +54,7 @@ def task_options(args: argparse.Namespace) -> dict:
 
 def make_env(args: argparse.Namespace):
     """Build the PruneEnv that ``args`` describe, saying how long it took."""
-    from prunegym.env import PruneEnv
+    from prunegym.envs.prune_env import PruneEnv
 
     say(f"building {args.task} ({args.granularity} granularity)...")
     started = time.perf_counter()

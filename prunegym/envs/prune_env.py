@@ -142,7 +142,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         criterion = criterion or DEFAULT_CRITERION[granularity]
         compensation = compensation or DEFAULT_COMPENSATION[granularity]
         if granularity == "weight":
-            from prunegym.pruning.weight_pruner import WeightPruner
+            from prunegym.pruning.weight.pruner import WeightPruner
 
             self.pruner = WeightPruner(
                 self.model,
@@ -169,7 +169,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
                 seed=seed,
             )
         self.criterion, self.compensation = criterion, compensation
-        from prunegym.batch_evaluation import STRATEGIES
+        from prunegym.envs.evaluation.strategies import STRATEGIES
 
         if batching not in STRATEGIES:
             raise ValueError(f"batching must be one of {STRATEGIES}, got {batching!r}")
@@ -298,7 +298,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def _batcher(self):
         if self._batch_evaluator is None:
-            from prunegym.batch_evaluation import make_batch_evaluator
+            from prunegym.envs.evaluation.strategies import make_batch_evaluator
 
             self._batch_evaluator = make_batch_evaluator(
                 self.batching, self.task, self.model, self.pruner, self.dense_metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from prunegym.cli_common import say as _say
+from prunegym.cli.common import say as _say
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -15,7 +15,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     from tqdm import tqdm
 
-    from prunegym.tasks.train_autoencoder import RECIPE, train_autoencoder
+    from prunegym.training.autoencoder import RECIPE, train_autoencoder
 
     overrides = {
         k: v for k, v in {"epochs": args.epochs, "seed": args.seed}.items() if v is not None
@@ -41,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_train_tdmpc(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from prunegym.tasks.tdmpc.trainer import Trainer
+    from prunegym.training.tdmpc import Trainer
 
     bar = tqdm(total=args.steps, desc="TD-MPC", unit="step", file=sys.stderr, mininterval=2)
 

@@ -5,7 +5,7 @@ dicts and leaves the model's masks as it found them.
 
 - ``sliced``: the task's model is a chain of Linear layers and activations
   (:meth:`Task.evaluation_chain`); candidates run as physically sliced chains that share the
-  activations of their common prefixes (:class:`prunegym.pruning.sliced_chain.SlicedChain`).
+  activations of their common prefixes (:class:`prunegym.envs.evaluation.sliced_chain.SlicedChain`).
 - ``stacked``: the task evaluates K parameter sets in one go (:meth:`Task.evaluate_stacked`:
   the TD-MPC agent's episodes for all candidates step together in lockstep, with one stacked
   policy call per decision, bit-identical to sequential evaluation). ``"auto"`` picks it only
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.pruning.sliced_chain import SlicedChain, UnsupportedChain
+from prunegym.envs.evaluation.sliced_chain import SlicedChain, UnsupportedChain
 from prunegym.tasks.base import Task
 
 STRATEGIES = ("auto", "sliced", "stacked", "sequential")

@@ -3,7 +3,7 @@
 :class:`WeightPruner` has the interface of :class:`prunegym.pruning.SoftPruner`, so
 ``PruneEnv(granularity="weight")`` and every solver work unchanged: ``c_i`` is the fraction of
 layer ``i``'s weights zeroed, the lowest-scoring first by a weight-level criterion
-(:mod:`prunegym.pruning.weight_importance`), and each removed weight's bias shift is added.
+(:mod:`prunegym.pruning.weight.importance`), and each removed weight's bias shift is added.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.pruning.masks import pruned_counts
-from prunegym.pruning.weight_importance import (
+from prunegym.pruning.channel.masks import pruned_counts
+from prunegym.pruning.weight.importance import (
     WEIGHT_CRITERIA,
     compensation_statistics,
     linear_layers,
     mean_shifts,
     optimal_shift,
 )
-from prunegym.pruning.weight_masks import weight_scores
+from prunegym.pruning.weight.masks import weight_scores
 
 WEIGHT_COMPENSATIONS = ("none", "mean", "optimal")
 

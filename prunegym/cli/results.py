@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from prunegym.cli_common import say
+from prunegym.cli.common import say
 
 
 def load_result(path: str):
@@ -26,7 +26,7 @@ def load_result(path: str):
 
 
 def _environment(result):
-    from prunegym.agents import environment_for
+    from prunegym.results.replay import environment_for
 
     say(f"building {result.task} ({result.criterion} ranking, {result.compensation})...")
     return environment_for(result)
@@ -36,7 +36,7 @@ def _replay(result, env) -> dict:
     """The metrics, sparsity and feasibility of ``result``'s coefficients, measured again, and
     for tasks with held-out test episodes the test metrics of the result and the dense model."""
     if result.solver == "torch-pruning":
-        from prunegym.agents.replay import rerun_solver
+        from prunegym.results.replay import rerun_solver
 
         say("torch-pruning chose its own channels: re-running it with the recorded settings")
         _, again = rerun_solver(result, env)
@@ -103,7 +103,7 @@ def _exact_problems(result, env, info, rtol: float, atol: float) -> list[str]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from prunegym.agents import OtherWeights
+    from prunegym.results.replay import OtherWeights
 
     if args.rtol < 0 or args.atol < 0:
         raise ValueError(f"--rtol and --atol must be >= 0, got {args.rtol} and {args.atol}")
@@ -147,13 +147,13 @@ def _failed(path: str, problems: list[str]) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from prunegym.artifacts import export_summary
     from prunegym.pruning.export import save_exported
+    from prunegym.results.artifacts import export_summary
 
     result = load_result(args.result)
     env = _environment(result)
     if result.solver == "torch-pruning":
-        from prunegym.agents.replay import rerun_solver
+        from prunegym.results.replay import rerun_solver
 
         pruned = rerun_solver(result, env)[0].pruned_model
     else:

@@ -20,8 +20,8 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from prunegym.pruning.groups import PruningGroup
-from prunegym.pruning.statistics import ConsumerStatistics
+from prunegym.pruning.channel.groups import PruningGroup
+from prunegym.pruning.channel.statistics import ConsumerStatistics
 
 CRITERIA = ("l1", "l2", "random", "taylor", "compensated", "bn-scale")
 

@@ -1,0 +1,7 @@
+"""The Gymnasium layer: :class:`PruneEnv` (one pruning problem), :class:`PruneVectorEnv` (K
+candidates per step), the registered ids and the evaluation path behind every step."""
+
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.envs.vector import PruneVectorEnv
+
+__all__ = ["PruneEnv", "PruneVectorEnv"]

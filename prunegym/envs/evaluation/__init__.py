@@ -1,0 +1,1 @@
+"""The evaluation path: coefficient vectors in, metrics and step infos out."""
