@@ -39,7 +39,7 @@ class Fixed(_OneShot):
         values = self.coefficients
         if values.shape == (1,):
             values = np.repeat(values, problem.size)
-        self.pending = problem.core.check_action(values)
+        self.pending = problem.check(values)
 
 
 class Uniform(_OneShot):

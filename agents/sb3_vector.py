@@ -1,9 +1,10 @@
-"""A Stable-Baselines3 ``VecEnv`` whose K environments step with one batched evaluation.
+"""Stable-Baselines3's ``VecEnv`` interface over :class:`prunegym.envs.PruneVectorEnv`.
 
-SB3 does not take Gymnasium's ``VectorEnv``; this adapter gives its algorithms K pruning
-episodes on one :class:`PruneEnv`, and every vector step evaluates the K actions with one
-``env.unwrapped.evaluate_batch`` call (sliced chains, stacked TD-MPC episodes). Each
-evaluation is metered through the :class:`Session` like a single step of the one-env path.
+SB3 does not take Gymnasium's ``VectorEnv``; this adapter gives its algorithms the K pruning
+episodes of a ``PruneVectorEnv`` (same-step autoreset, SB3's convention), so every vector step
+is one batched evaluation (sliced chains, stacked TD-MPC episodes). The episode counters and
+the autoreset live in the vector env; here are only the action scaling, the metering through
+the :class:`Session` and SB3's info keys.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecEnv
 
 from prunegym.agents.session import BudgetExhausted, Session
+from prunegym.envs.vector import PruneVectorEnv
 
 
 class BatchedPruneVecEnv(VecEnv):
@@ -24,7 +27,7 @@ class BatchedPruneVecEnv(VecEnv):
     Observations: each copy's current coefficients ``(K, m)`` float32. Actions: ``(K, m)`` in
     ``[-1, 1]``, mapped linearly to ``[0, upper]`` (as ``RescaleAction`` does on the one-env
     path). A finished copy reports ``terminal_observation`` and ``TimeLimit.truncated`` and
-    starts again from ``c = 0``, as ``DummyVecEnv`` does.
+    starts again from ``c = 0``, as ``DummyVecEnv`` does. Every step is charged to the session.
 
     Args:
         session: The run's session (environment, budget, history).
@@ -35,22 +38,18 @@ class BatchedPruneVecEnv(VecEnv):
     def __init__(self, session: Session, num_envs: int, episode_length: int) -> None:
         self.session = session
         self.core = session.env.unwrapped
+        self.vector = PruneVectorEnv(
+            self.core, num_envs, episode_length, autoreset_mode=AutoresetMode.SAME_STEP
+        )
         self.upper = session.problem.upper
-        size = session.problem.size
         self.render_mode = None
-        observation_space = self.core.observation_space
-        action_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
-        super().__init__(num_envs, observation_space, action_space)
-        self.episode_length = episode_length
-        self._coefficients = np.zeros((num_envs, size), dtype=np.float32)
-        self._steps = np.zeros(num_envs, dtype=np.int64)
-        self._actions = np.zeros((num_envs, size), dtype=np.float32)
+        action_space = spaces.Box(-1.0, 1.0, (session.problem.size,), np.float32)
+        super().__init__(num_envs, self.core.observation_space, action_space)
+        self._actions = np.zeros((num_envs, session.problem.size))
 
     def reset(self) -> np.ndarray:
-        self.session.env.reset()
-        self._coefficients[:] = 0.0
-        self._steps[:] = 0
-        return self._coefficients.copy()
+        observations, _ = self.vector.reset()
+        return observations
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions, dtype=np.float64).reshape(self.num_envs, -1)
@@ -64,26 +63,23 @@ class BatchedPruneVecEnv(VecEnv):
             raise BudgetExhausted
         rows = (np.clip(self._actions, -1.0, 1.0) + 1.0) / 2.0 * self.upper
         rows = np.clip(rows, 0.0, self.upper)
-        infos = self.core.evaluate_batch(rows[:allowed])
-        for row, info in zip(rows, infos, strict=False):
-            session.observe(row, info["reward"], info)
-        if allowed < self.num_envs:
-            raise BudgetExhausted  # SB3 needs all K; the ones evaluated are recorded
-        rewards = np.array([info["reward"] for info in infos], dtype=np.float32)
-        self._steps += 1
-        dones = self._steps >= self.episode_length
-        observations = rows.astype(np.float32)
+        if allowed < self.num_envs:  # SB3 needs all K: record the ones the budget allows
+            for row, info in zip(rows, self.core.evaluate_batch(rows[:allowed]), strict=False):
+                session.observe(row, info["reward"], info)
+            raise BudgetExhausted
+        observations, rewards, terminations, truncations, infos, finals = self.vector.transition(
+            rows
+        )
         out: list[dict[str, Any]] = []
-        for k, info in enumerate(infos):
+        for k, (row, info) in enumerate(zip(rows, infos, strict=True)):
+            session.observe(row, info["reward"], info)
             info = dict(info)
-            info["TimeLimit.truncated"] = bool(dones[k])
-            if dones[k]:
-                info["terminal_observation"] = observations[k].copy()
-                observations[k] = 0.0
-                self._steps[k] = 0
+            info["TimeLimit.truncated"] = bool(truncations[k] and not terminations[k])
+            if finals[k] is not None:
+                info["terminal_observation"] = finals[k]
             out.append(info)
-        self._coefficients = observations
-        return observations.copy(), rewards, dones, out
+        dones = terminations | truncations
+        return observations, rewards.astype(np.float32), dones, out
 
     def close(self) -> None:
         pass

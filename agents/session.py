@@ -2,8 +2,9 @@
 
 Solvers talk to the environment only through :class:`Problem` (sizes, bounds, the target and
 exact sparsity of candidate coefficients, computed without evaluating the model) and
-:class:`Session` (``env.step`` under a budget, with history, caching and a progress bar).
-Both use only the environment's public API, so ``gym.make``-wrapped environments work.
+:class:`Session` (``env.step`` and ``evaluate_batch`` under a budget, with history and a
+progress bar). Both use only the environment's public API, so ``gym.make``-wrapped environments
+work. The environment's cache answers masks seen before; those answers cost no budget.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Problem:
 
     def __init__(self, env: gym.Env) -> None:
         core = env.unwrapped
-        self.core = core
+        self._core = core
         self.size = int(core.action_space.shape[0])
         self.channels = np.asarray(core.channels, dtype=np.int64)
         self.upper = float(core.action_space.high.max())
@@ -53,6 +54,7 @@ class Problem:
         self.metric_scale = float(core.task.metric_scale)
         self.dense_metric = float(core.dense_metric)
         self.penalty = float(core.penalty)
+        self.metric_names = tuple(core.dense_metrics)
 
     @property
     def reachable(self) -> bool:
@@ -61,14 +63,14 @@ class Problem:
 
     def sparsity(self, coefficients: np.ndarray) -> np.ndarray:
         """Exact sparsity of ``(m,)`` or ``(K, m)`` coefficients, no model evaluation."""
-        return np.asarray(self.core.sparsity_of(np.clip(coefficients, 0.0, self.upper)))
+        return np.asarray(self._core.sparsity_of(np.clip(coefficients, 0.0, self.upper)))
 
     def sparsity_estimate(self, coefficients: np.ndarray) -> np.ndarray:
         """The paper's estimate ``Σ c_i s_i / ‖θ‖₀`` (eq. 1b) of ``(m,)`` or ``(K, m)``."""
-        return np.asarray(self.core.sparsity_estimate_of(coefficients))
+        return np.asarray(self._core.sparsity_estimate_of(coefficients))
 
     def counts(self, coefficients: np.ndarray) -> np.ndarray:
-        return np.asarray(self.core.pruned_counts(np.clip(coefficients, 0.0, self.upper)))
+        return np.asarray(self._core.pruned_counts(np.clip(coefficients, 0.0, self.upper)))
 
     def in_window(self, sparsity: np.ndarray | float) -> np.ndarray:
         return np.abs(np.asarray(sparsity) - self.target) <= self.tolerance + 1e-12
@@ -97,21 +99,22 @@ class Problem:
             high = scales[min(best + 1, resolution - 1)]
         return candidates[best]
 
-    def objective(self, metric: float, sparsity: float, penalty: float | None = None) -> float:
-        """The composite objective to minimise (§IV-D b):
-        ``−sign·(metric − dense)/scale + μ·(sparsity − ρ)²`` with ``μ = penalty``."""
-        mu = self.penalty if penalty is None else penalty
-        normalised = self.sign * (metric - self.dense_metric) / self.metric_scale
-        if not math.isfinite(normalised):
-            normalised = -10.0
-        return float(-normalised + mu * (sparsity - self.target) ** 2)
+    def check(self, coefficients) -> np.ndarray:
+        """Validate coefficients ``(m,)`` as the environment's step does; float64 ``(m,)``."""
+        return self._core.check_action(coefficients)
+
+    def objective(self, metric, sparsity, penalty: float | None = None):
+        """The composite objective to minimise (§IV-D b): exactly ``−reward`` of the
+        environment (``penalty`` overrides ``μ``), i.e. ``−clip(σ·(metric − dense)/scale,
+        −10, 10) + μ·(sparsity − ρ)²``."""
+        return -self._core.reward(metric, sparsity, penalty)
 
 
 class Session:
     """Runs evaluations for one solver run: budget, history, cache, best and progress bar.
 
     Evaluations of coefficients that mask exactly the same channels as an earlier evaluation
-    are answered from a cache and do not count against the budget.
+    are answered by the environment's cache and do not count against the budget.
 
     Args:
         env: The environment (possibly wrapped).
@@ -136,7 +139,6 @@ class Session:
         self.best: Evaluation | None = None
         self.message = ""
         self.details: dict = {}
-        self._cache: dict[bytes, Evaluation] = {}
         self.lookups, self.hits = 0, 0  # requests, and those answered without a forward pass
         self.started = time.perf_counter()
         self.bar = tqdm(
@@ -170,21 +172,14 @@ class Session:
     # -- evaluating ---------------------------------------------------------------------------
     def evaluate(self, coefficients: np.ndarray, force: bool = False) -> Evaluation:
         """Step the environment with ``coefficients`` (clipped to the bounds); raises
-        :class:`BudgetExhausted` when the budget is spent, unless ``force``."""
-        problem = self.problem
-        coefficients = np.clip(np.asarray(coefficients, dtype=np.float64), 0.0, problem.upper)
-        key = problem.counts(coefficients).tobytes()
-        self.lookups += 1
-        if key in self._cache:
-            self.hits += 1
-            return self._cache[key]
-        if self.exhausted and not force:
+        :class:`BudgetExhausted` when the budget is spent and the mask is not cached, unless
+        ``force``."""
+        coefficients = np.clip(np.asarray(coefficients, dtype=np.float64), 0.0, self.problem.upper)
+        if self.exhausted and not force and not self.env.unwrapped.cached(coefficients):
             raise BudgetExhausted
-        if self._needs_reset:
-            self.env.reset()
-            self._needs_reset = False
+        self._reset_once()
         _, reward, _, _, info = self.env.step(coefficients)
-        return self.observe(coefficients, reward, info)
+        return self.observe(coefficients, reward, info, charge_hits=False)
 
     def evaluate_many(self, candidates: np.ndarray, chunk: int = 128) -> list[Evaluation]:
         """Evaluate ``(K, m)`` candidates (clipped to the bounds) with the environment's batched
@@ -192,72 +187,63 @@ class Session:
         evaluations in order. Repeats and cached masks cost nothing. When the budget runs out
         part-way, the evaluations made so far are recorded and :class:`BudgetExhausted` is
         raised, as :meth:`evaluate` would."""
-        problem = self.problem
-        rows = np.clip(np.atleast_2d(np.asarray(candidates, dtype=np.float64)), 0.0, problem.upper)
-        keys = [row.tobytes() for row in problem.counts(rows)]
-        batch = getattr(self.env.unwrapped, "evaluate_batch", None)
-        pending: dict[bytes, int] = {}  # key -> first row needing a forward pass
-        for k, key in enumerate(keys):
-            if key not in self._cache and key not in pending:
-                pending[key] = k
-        todo = list(pending.values())
-        while todo:
-            allowed = len(todo)
+        rows = np.atleast_2d(np.asarray(candidates, dtype=np.float64))
+        rows = np.clip(rows, 0.0, self.problem.upper)
+        evaluations: list[Evaluation] = []
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            limit = None
             if self.budget.evaluations is not None:
-                allowed = min(allowed, self.budget.evaluations - self.evaluations)
-            if allowed <= 0 or (self.budget.seconds is not None and self.exhausted):
+                limit = max(self.budget.evaluations - self.evaluations, 0)
+            if self.budget.seconds is not None and self.exhausted:
+                limit = 0
+            self._reset_once()
+            infos = self.env.unwrapped.evaluate_batch(part, limit=limit)
+            for row, info in zip(part, infos, strict=False):
+                evaluations.append(self.observe(row, info["reward"], info, charge_hits=False))
+            if len(infos) < len(part):
                 raise BudgetExhausted
-            now, todo = todo[: min(allowed, chunk)], todo[min(allowed, chunk) :]
-            if self._needs_reset:
-                self.env.reset()
-                self._needs_reset = False
-            if batch is None:  # a wrapper hides it: one step per candidate
-                for k in now:
-                    _, reward, _, _, info = self.env.step(rows[k])
-                    self.observe(rows[k], reward, info)
-                continue
-            for k, info in zip(now, batch(rows[now]), strict=True):
-                self.observe(rows[k], info["reward"], info)
-        self.lookups += len(rows)
-        self.hits += len(rows) - len(pending)
-        return [self._cache[key] for key in keys]
+        return evaluations
 
-    def observe(self, coefficients: np.ndarray, reward: float, info: dict) -> Evaluation:
-        """Record an environment step made by someone else (e.g. a Stable-Baselines3 policy)."""
+    def _reset_once(self) -> None:
+        if self._needs_reset:
+            self.env.reset()
+            self._needs_reset = False
+
+    def observe(
+        self, coefficients: np.ndarray, reward: float, info: dict, charge_hits: bool = True
+    ) -> Evaluation:
+        """Record an environment step, also one made by someone else (a Stable-Baselines3
+        policy: each of its steps is charged, as ``total_timesteps`` counts them). With
+        ``charge_hits=False`` (the session's own evaluations), steps the environment's cache
+        answered cost no budget."""
         metric = float(info["metric"])
-        if info.get("cache_hit"):  # the environment's own cache answered (e.g. an SB3 policy)
-            self.hits += 1
-        feasible = bool(info["feasible"]) and self._meets_floor(metric)
-        names = self.problem.core.dense_metrics
+        hit = bool(info.get("cache_hit"))
+        self.lookups += 1
+        self.hits += hit
         evaluation = Evaluation(
             coefficients=np.asarray(coefficients, dtype=np.float64).copy(),
             reward=float(reward),
             metric=metric,
-            metrics={key: float(info[key]) for key in names},
+            metrics={key: float(info[key]) for key in self.problem.metric_names},
             sparsity=float(info["sparsity"]),
-            feasible=feasible,
+            feasible=bool(info["feasible"]) and self._meets_floor(metric),
             counts=np.asarray(info["pruned_channels"], dtype=np.int64),
         )
-        self.history.append(evaluation)
         # Steps taken at another target (an episode-mode policy in training) never win.
-        at_target = abs(float(info.get("target", self.problem.target)) - self.problem.target)
-        if at_target > 1e-9:
+        if abs(float(info.get("target", self.problem.target)) - self.problem.target) > 1e-9:
             evaluation.feasible = False
-        else:
-            self._cache[evaluation.counts.tobytes()] = evaluation
-        if at_target <= 1e-9 and (
-            self.best is None or self._rank(evaluation) > self._rank(self.best)
-        ):
+        elif self.best is None or self._rank(evaluation) > self._rank(self.best):
             self.best = evaluation
-        self.bar.update(1)
-        best = self.best
-        if best is not None:
-            self.bar.set_postfix(
-                best=f"{best.metric:.4g}",
-                sparsity=f"{best.sparsity:.3f}",
-                feasible=best.feasible,
-                refresh=False,
-            )
+        if charge_hits or not hit:
+            self.history.append(evaluation)
+            self.bar.update(1)
+            best = self.best
+            if best is not None:
+                self.bar.set_postfix(
+                    best=f"{best.metric:.4g}", sparsity=f"{best.sparsity:.3f}",
+                    feasible=best.feasible, refresh=False,
+                )  # fmt: skip
         return evaluation
 
     def _meets_floor(self, metric: float) -> bool:
@@ -277,7 +263,7 @@ class Session:
     def result(self) -> Result:
         """Close the bar and summarise the run."""
         self.bar.close()
-        core = self.problem.core
+        core = self.env.unwrapped
         best = self.best
         message = self.message
         if best is None:

@@ -14,13 +14,11 @@ from __future__ import annotations
 import copy
 import warnings
 
-import numpy as np
 import torch_pruning as tp
 from torch import nn
 
 from prunegym.agents.base import Agent
 from prunegym.agents.session import Session
-from prunegym.pruning.channel.groups import default_output_layers
 
 
 def _parameter_count(model: nn.Module) -> int:
@@ -65,12 +63,8 @@ class TorchPruningBaseline(Agent):
 
     def solve(self, session: Session) -> None:
         problem = session.problem
-        core = problem.core
-        task = core.task
-        dense = copy.deepcopy(task.build_model()).eval()
-        outputs = task.output_layers(dense) or default_output_layers(dense)
-        names = {module: name for name, module in dense.named_modules()}
-        ignored = [names[module] for module in outputs]
+        core = session.env.unwrapped
+        dense, example_inputs, ignored = core.dense_copy()
         total = _parameter_count(dense)
 
         def sparsity(model: nn.Module) -> float:
@@ -80,43 +74,21 @@ class TorchPruningBaseline(Agent):
         best_ratio, best_gap = 0.0, abs(problem.target)
         for _ in range(self.bisections):
             ratio = (low + high) / 2
-            achieved = sparsity(self.prune(dense, task.example_inputs, ignored, ratio))
+            achieved = sparsity(self.prune(dense, example_inputs, ignored, ratio))
             if abs(achieved - problem.target) < best_gap:
                 best_ratio, best_gap = ratio, abs(achieved - problem.target)
             if achieved < problem.target:
                 low = ratio
             else:
                 high = ratio
-        model = self.prune(dense, task.example_inputs, ignored, best_ratio).eval()
-        metrics = task.evaluate(model)
-        achieved = sparsity(model)
-        coefficients, counts = self._coefficients(core.groups, dense, model)
-        metric = float(metrics[task.metric])
-        info = {
-            "metric": metric,
-            **{key: float(value) for key, value in metrics.items()},
-            "sparsity": achieved,
-            "feasible": bool(problem.in_window(achieved)),
-            "pruned_channels": counts.tolist(),
-        }
+        model = self.prune(dense, example_inputs, ignored, best_ratio).eval()
+        info = core.evaluate_model(model, dense)
+        info["feasible"] = bool(problem.in_window(info["sparsity"]))
         session.details.update(
             pruning_ratio=best_ratio,
             parameters_kept=_parameter_count(model),
             parameters_dense=total,
             note="Torch-Pruning's own ranking, no compensation; the env's criterion is unused",
         )
-        session.observe(coefficients, core.reward(metric, achieved), info)
+        session.observe(info.pop("coefficients"), info["reward"], info)
         self.pruned_model = model
-
-    @staticmethod
-    def _coefficients(groups, dense: nn.Module, pruned: nn.Module):
-        """Per group: the fraction of its channels Torch-Pruning removed (``c_i``) and count."""
-        before = {name: p.shape for name, p in dense.named_parameters()}
-        after = {name: p.shape for name, p in pruned.named_parameters()}
-        counts = []
-        for group in groups:
-            piece = group.slices[0]
-            counts.append(before[piece.param][piece.dim] - after[piece.param][piece.dim])
-        counts = np.asarray(counts, dtype=np.int64)
-        channels = np.array([g.channels for g in groups], dtype=np.float64)
-        return counts / channels, counts

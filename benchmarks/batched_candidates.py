@@ -83,7 +83,7 @@ def measure(env: PruneEnv, shipped: PruneEnv, args: argparse.Namespace) -> None:
         stacks = []
         for c in candidates:
             env.pruner.apply(c)
-            stacks.append({n: p.detach().clone() for n, p in env.model.named_parameters()})
+            stacks.append({n: p.detach().clone() for n, p in env.pruner.model.named_parameters()})
         env.reset()
         return {n: torch.stack([s[n] for s in stacks]) for n in stacks[0]}
 
@@ -165,7 +165,7 @@ def multiply_add_fraction(env: PruneEnv, rows: np.ndarray) -> float:
     """Multiply-adds of ``env.evaluate_batch(rows)``'s matmuls per candidate (the sliced
     chain's own count, the shared dense layers included once), over those of one dense
     forward."""
-    chain = env._batcher().chain
+    chain = env.evaluator.strategy.chain
     chain._first_dense = chain._second_dense = None  # count the shared layers once per batch
     dense = sum(m.in_features * m.out_features for m in env.model.modules()
                 if isinstance(m, nn.Linear)) * len(chain.inputs)  # fmt: skip

@@ -3,7 +3,7 @@
     python benchmarks/step_overhead.py [--tasks mnist-ae toy ...] [--repeats 30]
 
 "forward" is one dense pass over the evaluation data: ``model(inputs)`` for tasks whose model
-is a Linear chain (``Task.evaluation_chain``), else the dense ``task.evaluate`` (which adds the
+is a Linear chain (``ChainEvaluation``), else the dense ``task.evaluate`` (which adds the
 metric; for TD-MPC it is the closed-loop episodes). Steps run with the evaluation cache off, in
 two patterns: random (two random coefficient vectors in turn, every group changes) and one
 channel (finite-difference probes moving one group by one channel). Two step paths: ``step``
@@ -22,6 +22,7 @@ from fast_evaluation import cycle_steps, median_seconds, step_patterns
 
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task, task_names
+from prunegym.tasks.capabilities import ChainEvaluation
 
 
 def measure(task_name: str, repeats: int) -> None:
@@ -31,7 +32,7 @@ def measure(task_name: str, repeats: int) -> None:
         "masked": PruneEnv(task, cache=False, batching="sequential"),
     }
     model = envs["masked"].model
-    chain = task.evaluation_chain(model)
+    chain = task.evaluation_chain(model) if isinstance(task, ChainEvaluation) else None
     if chain is not None:
         forward, what = torch.no_grad()(partial(model, chain[0])), "model(inputs)"
     else:

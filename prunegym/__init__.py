@@ -73,11 +73,19 @@ register(  # the time limit (200 simulator steps) sits inside, below the action 
 
 
 def __getattr__(name: str):
-    if name == "PruneEnv":  # imported lazily: it pulls in torch-pruning
-        from prunegym.envs.prune_env import PruneEnv
+    if name in ("PruneEnv", "check_task"):  # imported lazily: they pull in torch-pruning
+        import prunegym.envs
 
-        return PruneEnv
+        return getattr(prunegym.envs, name)
     raise AttributeError(f"module 'prunegym' has no attribute {name!r}")
 
 
-__all__ = ["PruneEnv", "Task", "make_task", "register_task", "task_names", "__version__"]
+__all__ = [
+    "PruneEnv",
+    "Task",
+    "check_task",
+    "make_task",
+    "register_task",
+    "task_names",
+    "__version__",
+]

@@ -175,9 +175,17 @@ def test_cached_evaluations_are_free_and_identical():
             return None if self.left < 0 else np.full((2, 5), 0.2)  # same channels each time
 
         def tell(self, candidates, evaluations):
-            assert evaluations[0] is evaluations[1]
+            first, second = evaluations
+            assert (first.metric, first.reward, first.sparsity) == (
+                second.metric,
+                second.reward,
+                second.sparsity,
+            )
+            assert np.array_equal(first.counts, second.counts)
 
-    assert Repeat(progress=False).run(env).evaluations == 1
+    result = Repeat(progress=False).run(env)
+    assert result.evaluations == 1
+    assert result.cache_hits == 5 and result.cache_lookups == 6  # one cache: the env's
 
 
 def test_ask_must_return_the_right_shape():

@@ -105,6 +105,7 @@ def test_unsupported_chain_is_a_clear_error():
 
 
 def test_a_chain_that_does_not_reproduce_evaluate_is_refused():
+    from prunegym.envs import check_task
     from prunegym.tasks.toy import ToyTask
 
     class WrongChain(ToyTask):
@@ -114,9 +115,28 @@ def test_a_chain_that_does_not_reproduce_evaluate_is_refused():
         def metrics_of_outputs(self, outputs):
             return {"mse": float(outputs.pow(2).mean()) + 1.0, "relative_error": 0.0}
 
-    env = PruneEnv(WrongChain())
-    with pytest.raises(RuntimeError, match="evaluation_chain"):
-        env.evaluate_batch(np.zeros((1, 5)))
+    with pytest.raises(RuntimeError, match=r"evaluation_chain\(\) gives mse=.* candidate 0"):
+        check_task(WrongChain())
+
+
+@pytest.mark.parametrize("name", ["toy", "mnist-ae", "mnist-convnet"])
+def test_shipped_tasks_pass_check_task(name):
+    from prunegym.envs import check_task
+
+    check_task(name)  # raises on a nondeterministic evaluate, a wrong batched path, a bad reset
+
+
+def test_check_task_catches_a_nondeterministic_evaluate():
+    from prunegym.envs import check_task
+    from prunegym.tasks.toy import ToyTask
+
+    class Noisy(ToyTask):
+        def evaluate(self, model):
+            metrics = super().evaluate(model)
+            return {**metrics, "mse": metrics["mse"] + float(torch.rand(()))}
+
+    with pytest.raises(RuntimeError, match="not deterministic"):
+        check_task(Noisy())
 
 
 def test_bad_batches_name_the_problem_and_change_nothing():
@@ -187,10 +207,10 @@ def test_stacked_policy_is_bit_identical_to_plain_calls():
 
 
 def test_tdmpc_batch_equals_sequential_steps_exactly(monkeypatch):
-    from prunegym.envs.evaluation.strategies import StackedBatch
+    from prunegym.envs.evaluation.strategies import StackedStrategy
     from prunegym.tasks.tdmpc_pendulum import TDMPCPendulumTask
 
-    monkeypatch.setattr(StackedBatch, "chunk", 3)  # 4 candidates: two stacked chunks
+    monkeypatch.setattr(StackedStrategy, "chunk", 3)  # 4 candidates: two stacked chunks
     env = PruneEnv(TDMPCPendulumTask(episodes=2, calibration_episodes=1), cache=False)
     rows = _candidates(env, 4, high=0.5)
     reference = _sequential(env, rows, "return")

@@ -30,9 +30,22 @@ def test_own_optimizer_example_is_short_and_feasible(capsys):
     example = _load("own_optimizer")
     source = inspect.getsource(example.OnePlusOne).strip().splitlines()
     assert len(source) <= 20  # "any optimizer in under 20 lines"
-    example.main("toy", evaluations=15)
+    example.main("toy", generations=15)  # stops by itself: no budget given
     out = capsys.readouterr().out
-    assert "feasible True, 15 evaluations" in out
+    assert "feasible True, " in out
+    evaluations = int(out.split("feasible True, ")[1].split()[0])
+    assert 1 <= evaluations <= 15  # repeated masks come from the cache, free
+
+
+def test_own_task_example_checks_and_solves(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # it trains once and saves digits_mlp.pt here
+    example = _load("own_task")
+    example.main()
+    out = capsys.readouterr().out
+    dense = float(out.split("dense accuracy ")[1].split(",")[0])
+    pruned = float(out.split("fd-momentum: accuracy ")[1].split()[0])
+    assert dense > 0.9 and "feasible True" in out and pruned > 0.5
+    assert (tmp_path / "digits_mlp.pt").exists()
 
 
 def test_reproduce_table6_prints_every_row(tmp_path, capsys):

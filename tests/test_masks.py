@@ -17,7 +17,7 @@ def test_masks_zero_exactly_the_chosen_channels(toy_env):
     env = toy_env
     counts = np.array([5, 0, 3, 0, 2])
     env.pruner.masker.apply(counts)
-    params = dict(env.model.named_parameters())
+    params = dict(env.pruner.model.named_parameters())  # the pruner's own writes, as they are
     dense = {p.name: p.dense for p in env.pruner.masker._plans}
     order = env.pruner.orders[0]  # encoder 1: rows of encoder.0, columns of encoder.2
     masked, kept = order[:5], order[5:]

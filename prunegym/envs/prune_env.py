@@ -11,14 +11,15 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from prunegym.pruning import MAX_COEFFICIENT, SoftPruner
+from prunegym.envs.evaluation.evaluator import Evaluator
+from prunegym.envs.evaluation.reward import Reward
+from prunegym.envs.evaluation.strategies import STRATEGIES
+from prunegym.pruning.channel.groups import default_output_layers
+from prunegym.pruning.channel.pruner import MAX_COEFFICIENT
+from prunegym.pruning.export import physically_prune, removed_fractions
+from prunegym.pruning.protocol import make_pruner
 from prunegym.tasks import Task, make_task
 from prunegym.tasks.base import weights_sha256
-
-MAX_NORMALISED_METRIC = 10.0
-GRANULARITIES = ("channel", "weight")
-DEFAULT_CRITERION = {"channel": "compensated", "weight": "elimination-compensation"}
-DEFAULT_COMPENSATION = {"channel": "mean", "weight": "optimal"}
 
 
 class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -79,7 +80,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``probes``: Rademacher probes per calibration batch for ``optimal`` compensation.
     - ``seed``: seed of the ``random`` criterion and of the probes.
     - ``cache``: evaluate each distinct mask once (default ``True``); a step whose masked
-      channel counts were seen before reuses the metrics (the masks are still applied).
+      channel counts were seen before reuses the metrics.
       ``info["cache_hit"]`` and ``info["cache_hit_rate"]`` report it; ``reset(seed=...)``
       clears it, so seeded runs repeat exactly. Turn it off for tasks whose evaluation is
       random.
@@ -101,8 +102,13 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     ``dense_group_norms`` (mean per-channel L2 norm per group), ``max_sparsity`` (the exact
     sparsity of ``c = 0.95·1``), ``target``, ``tolerance``, ``penalty``, ``options`` (penalty,
     probes, seed), ``weights_sha256`` (hash of the dense weights), and the methods
-    ``sparsity_of(c)``, ``sparsity_estimate_of(c)``, ``pruned_counts(c)`` and
-    ``reward(metric, sparsity)``, none of which evaluate the model. For tasks whose metric
+    ``sparsity_of(c)``, ``sparsity_estimate_of(c)``, ``pruned_counts(c)``,
+    ``reward(metric, sparsity)`` and ``cached(c)``, none of which evaluate the model.
+    ``model`` is the environment's own model with the current step's masks: they are written
+    into it when it is read (a step itself evaluates sliced chains or stacked parameters
+    without touching it). ``evaluate_model(m)`` scores a model pruned elsewhere (the
+    Torch-Pruning baseline, from :meth:`dense_copy`), with the fraction of each group's channels
+    it lacks. For tasks whose metric
     is a mean over random episodes, :meth:`test_evaluation` scores coefficients on the task's
     held-out test episodes (95 % intervals, paired differences from the dense model).
 
@@ -129,77 +135,44 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         self.task = make_task(task) if isinstance(task, str) else task
         if not isinstance(self.task, Task):
             raise TypeError(f"task must be a prunegym.Task or a task name, got {type(task)}")
-        self.target = _check_fraction("target", target)
-        self.tolerance = _check_fraction("tolerance", tolerance)
+        target = _check_fraction("target", target)
+        tolerance = _check_fraction("tolerance", tolerance)
         if not (math.isfinite(penalty) and penalty >= 0):
             raise ValueError(f"penalty must be a finite number >= 0, got {penalty!r}")
-        self.penalty = float(penalty)
-        # The environment owns its model: a deep copy, so no caller's model is ever touched.
-        self.model = copy.deepcopy(self.task.build_model()).eval()
-        if granularity not in GRANULARITIES:
-            raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
-        self.granularity = granularity
-        criterion = criterion or DEFAULT_CRITERION[granularity]
-        compensation = compensation or DEFAULT_COMPENSATION[granularity]
-        if granularity == "weight":
-            from prunegym.pruning.weight.pruner import WeightPruner
-
-            self.pruner = WeightPruner(
-                self.model,
-                self.task.components(self.model),
-                self.task.calibration_batches,
-                self.task.forward,
-                loss=self.task.loss,
-                criterion=criterion,
-                compensation=compensation,
-                seed=seed,
-            )
-        else:
-            self.pruner = SoftPruner(
-                self.model,
-                self.task.components(self.model),
-                self.task.example_inputs,
-                self.task.calibration_batches,
-                self.task.forward,
-                loss=self.task.loss,
-                output_layers=self.task.output_layers(self.model),
-                criterion=criterion,
-                compensation=compensation,
-                probes=probes,
-                seed=seed,
-            )
-        self.criterion, self.compensation = criterion, compensation
-        from prunegym.envs.evaluation.strategies import STRATEGIES
-
         if batching not in STRATEGIES:
             raise ValueError(f"batching must be one of {STRATEGIES}, got {batching!r}")
-        self.batching = batching
-        self._batch_evaluator = None  # built on the first evaluate_batch
+        # The environment owns its model: a deep copy, so no caller's model is ever touched.
+        self._model = copy.deepcopy(self.task.build_model()).eval()
+        self.pruner = make_pruner(
+            granularity, self._model, self.task.components(self._model), self.task.example_inputs,
+            self.task.calibration_batches, self.task.forward, loss=self.task.loss,
+            output_layers=self.task.output_layers(self._model), criterion=criterion,
+            compensation=compensation, probes=probes, seed=seed,
+        )  # fmt: skip
+        self.granularity, self.batching = granularity, batching
+        self.criterion, self.compensation = self.pruner.criterion, self.pruner.compensation
         self.options = {
-            "penalty": self.penalty, "probes": int(probes), "seed": int(seed),
+            "penalty": float(penalty), "probes": int(probes), "seed": int(seed),
             "granularity": granularity,
         }  # fmt: skip
-        self.weights_sha256 = weights_sha256(self.model)  # the dense weights, for result files
+        self.weights_sha256 = weights_sha256(self._model)  # the dense weights, for result files
+        sign = 1.0 if self.task.higher_is_better else -1.0
+        reward = Reward(sign, math.nan, float(self.task.metric_scale), float(penalty), target)
+        self.evaluator = Evaluator(
+            self.task, self._model, self.pruner, reward, tolerance, batching, cache
+        )
         self.groups = self.pruner.groups
         self.channels = self.pruner.channels.copy()
         # Mean per-channel L2 norm of each group in the dense model (the norm-based baseline).
         self.dense_group_norms = self.pruner.group_norms()
-        # Evaluation cache: masked-channel counts -> task metrics. The criterion, compensation
-        # and task are fixed per environment, so the counts alone identify the masked model.
-        self._cache: dict[bytes, dict[str, float]] | None = {} if cache else None
-        self.cache_hits, self.cache_lookups = 0, 0
         self.max_sparsity = float(self.sparsity_of(np.full(len(self.groups), MAX_COEFFICIENT)))
-        self.dense_metrics = self.task.evaluate(self.model)
-        self._dense_test_values: np.ndarray | None = None  # see test_evaluation
-        self.dense_metric = float(self.dense_metrics[self.task.metric])
         size = len(self.groups)
         self.action_space = spaces.Box(0.0, MAX_COEFFICIENT, (size,), np.float32)
         self.observation_space = spaces.Box(0.0, MAX_COEFFICIENT, (size,), np.float32)
         self._coefficients = np.zeros(size, dtype=np.float32)
+        self._counts = np.zeros(size, dtype=np.int64)
 
-    def _get_obs(self) -> np.ndarray:
-        return self._coefficients.copy()
-
+    # -- the Gymnasium life cycle ----------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -213,180 +186,111 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"unknown reset options {sorted(options)}; valid: ['target']")
         self.pruner.restore()
         self._coefficients = np.zeros(len(self.groups), dtype=np.float32)
-        info = self._info(dict(self.dense_metrics), np.zeros(len(self.groups), dtype=np.int64))
-        return self._get_obs(), info
+        self._counts = np.zeros(len(self.groups), dtype=np.int64)
+        return self._get_obs(), self.evaluator.dense_info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        coefficients = self.check_action(action)
-        previous = self.pruner.applied_counts
-        counts = self.pruner.apply(coefficients)  # always: env.model shows the step's masks
-        key = counts.astype(np.int64).tobytes()
-        metrics = self._cache.get(key) if self._cache is not None else None
-        hit = metrics is not None
-        if not hit:
-            try:
-                metrics = self._evaluate_applied(counts)
-            except BaseException:
-                self.pruner.apply_counts(previous)  # never leave a half-finished step behind
-                raise
-            if self._cache is not None:
-                self._cache[key] = dict(metrics)
-        self.cache_lookups += 1
-        self.cache_hits += hit
-        self._coefficients = coefficients.astype(np.float32)
-        info = self._info(dict(metrics), counts)
-        info["cache_hit"] = hit
-        info["cache_hit_rate"] = self.cache_hits / self.cache_lookups
+        rows = self.evaluator.check(action, single=True)
+        info = self.evaluator.evaluate(rows)[0]
+        self._coefficients = rows[0].astype(np.float32)
+        self._counts = np.asarray(info["pruned_channels"], dtype=np.int64)
         return self._get_obs(), info["reward"], False, False, info
 
-    def use_cache(self, enabled: bool = True) -> None:
-        """Turn the evaluation cache on (empty) or off."""
-        self._cache = {} if enabled else None
-        self.cache_hits, self.cache_lookups = 0, 0
+    def _get_obs(self) -> np.ndarray:
+        return self._coefficients.copy()
 
-    def clear_cache(self) -> None:
-        """Forget every cached evaluation and reset the hit counters."""
-        if self._cache is not None:
-            self._cache.clear()
-        self.cache_hits, self.cache_lookups = 0, 0
+    @property
+    def model(self) -> torch.nn.Module:
+        """The environment's model, masked and compensated for the current coefficients (the
+        masks are written when this is read)."""
+        if not np.array_equal(self.pruner.applied_counts, self._counts):
+            self.pruner.apply_counts(self._counts)
+        return self._model
 
-    def evaluate_batch(self, coefficients) -> list[dict[str, Any]]:
+    # -- evaluation ------------------------------------------------------------------------------
+    def evaluate_batch(self, coefficients, limit: int | None = None) -> list[dict[str, Any]]:
         """Evaluate K candidates ``(K, m)`` at once; returns K ``info`` dicts as :meth:`step`
         gives (``metric``, ``reward``, ``sparsity``, ``feasible``, ``cache_hit``, ...).
 
-        Candidates answered by the cache, or repeated within the batch, are evaluated once.
-        The rest go through :attr:`batch_strategy`; their metrics equal sequential steps' to
-        float tolerance and enter the cache. The environment's state (its coefficients and the
-        masks on its model) is left as it was. Every row is validated as :meth:`step` does
-        before anything is evaluated.
+        Candidates answered by the cache, or repeated within the batch, are evaluated once;
+        the rest go through :attr:`batch_strategy` in one call and enter the cache. Every row is
+        validated before anything is evaluated. The environment's state (coefficients,
+        observation) is left as it was. ``limit``: evaluate at most that many new masks and
+        return the infos of the candidates up to there (a solver's budget).
         """
-        rows = self.check_actions(coefficients)
-        counts = self.pruner.counts(rows)
-        keys = [row.astype(np.int64).tobytes() for row in counts]
-        found: dict[bytes, dict[str, float]] = {}
-        hits = [False] * len(rows)
-        missing: dict[bytes, None] = {}  # distinct keys to evaluate, in order
-        for k, key in enumerate(keys):
-            cached = self._cache.get(key) if self._cache is not None else None
-            if cached is not None:
-                found[key] = cached
-            hits[k] = cached is not None or key in missing  # a repeat costs nothing either
-            if cached is None:
-                missing[key] = None
-        missing = list(missing)
-        if missing:
-            todo = np.stack([np.frombuffer(key, dtype=np.int64) for key in missing])
-            for key, metrics in zip(missing, self._batch(todo), strict=True):
-                found[key] = dict(metrics)
-                if self._cache is not None:
-                    self._cache[key] = dict(metrics)
-        infos = []
-        for k, key in enumerate(keys):
-            self.cache_lookups += 1
-            self.cache_hits += hits[k]
-            info = self._info(dict(found[key]), counts[k], rows[k])
-            info["cache_hit"] = hits[k]
-            info["cache_hit_rate"] = self.cache_hits / self.cache_lookups
-            infos.append(info)
-        return infos
+        return self.evaluator.evaluate(self.evaluator.check(coefficients), limit)
 
     @property
     def batch_strategy(self) -> str:
-        """The strategy :meth:`evaluate_batch` uses: ``sliced``, ``stacked`` or
-        ``sequential``."""
-        return self._batcher().name
-
-    def _batcher(self):
-        if self._batch_evaluator is None:
-            from prunegym.envs.evaluation.strategies import make_batch_evaluator
-
-            self._batch_evaluator = make_batch_evaluator(
-                self.batching, self.task, self.model, self.pruner, self.dense_metrics
-            )
-        return self._batch_evaluator
-
-    def _batch(self, counts: np.ndarray) -> list[dict[str, float]]:
-        return self._batcher()(counts)
-
-    def _evaluate_applied(self, counts: np.ndarray) -> dict[str, float]:
-        """Metrics of the masks just applied: through the sliced chain when the batch strategy
-        is ``sliced`` (the physically smaller model; the same numbers evaluate_batch gives),
-        else ``task.evaluate`` of the masked model."""
-        batcher = self._batcher()
-        if batcher.name == "sliced":
-            return batcher(counts[None])[0]
-        return self.task.evaluate(self.model)
-
-    def check_actions(self, actions) -> np.ndarray:
-        """Validate a batch of actions ``(K, m)``; returns float64 ``(K, m)``."""
-        size = len(self.groups)
-        rows = _numeric(actions, "actions", f"(K, {size})")
-        if rows.ndim != 2 or rows.shape[1] != size:
-            raise ValueError(
-                f"actions must have shape (K, {size}), one row of coefficients per candidate; "
-                f"got shape {rows.shape}"
-            )
-        for k, row in enumerate(rows):
-            try:
-                self.check_action(row)
-            except ValueError as error:
-                raise ValueError(f"candidate {k}: {error}") from None
-        return rows
+        """The strategy in use: ``sliced``, ``stacked`` or ``sequential``."""
+        return self.evaluator.strategy.name
 
     def check_action(self, action) -> np.ndarray:
         """Validate an action and return it as float64 ``(m,)``; raise ``ValueError`` if bad."""
-        size = len(self.groups)
-        coefficients = _numeric(action, "action", f"({size},)")
-        if coefficients.shape != (size,):
-            raise ValueError(
-                f"action must have shape ({size},), one coefficient per pruning group; "
-                f"got shape {coefficients.shape}"
-            )
-        bad = [
-            f"action[{i}]={value!r}"
-            for i, value in enumerate(coefficients.tolist())
-            if not (math.isfinite(value) and 0.0 <= value <= MAX_COEFFICIENT)
-        ]
-        if bad:
-            raise ValueError(
-                f"action entries must be finite and within [0, {MAX_COEFFICIENT}]; "
-                f"offending: {', '.join(bad)}"
-            )
-        return coefficients
+        return self.evaluator.check(action, single=True)[0]
 
-    def reward(self, metric: float, sparsity: float) -> float:
-        """Normalised metric minus the quadratic sparsity penalty (see the class docstring)."""
-        sign = 1.0 if self.task.higher_is_better else -1.0
-        normalised = sign * (metric - self.dense_metric) / self.task.metric_scale
-        if math.isnan(normalised):
-            normalised = -MAX_NORMALISED_METRIC
-        normalised = min(max(normalised, -MAX_NORMALISED_METRIC), MAX_NORMALISED_METRIC)
-        return float(normalised - self.penalty * (sparsity - self.target) ** 2)
+    def check_actions(self, actions) -> np.ndarray:
+        """Validate a batch of actions ``(K, m)``; returns float64 ``(K, m)``."""
+        return self.evaluator.check(actions)
 
-    def sparsity_of(self, coefficients: np.ndarray) -> np.ndarray:
-        """Exact achieved sparsity of ``(m,)`` or ``(K, m)`` coefficients, without evaluating."""
-        return self.pruner.sparsity(coefficients)
+    def reward(self, metric, sparsity, penalty: float | None = None):
+        """The reward of ``metric`` at ``sparsity`` (see the class docstring; ``penalty``
+        overrides ``μ``). Solvers minimise exactly its negative."""
+        return self.evaluator.reward(metric, sparsity, penalty)
+
+    def cached(self, coefficients: np.ndarray) -> bool:
+        """Whether :meth:`step` of ``coefficients`` would be answered by the cache."""
+        return self.evaluator.cached(self.check_action(coefficients))
+
+    def use_cache(self, enabled: bool = True) -> None:
+        """Turn the evaluation cache on (empty) or off."""
+        self.evaluator.use_cache(enabled)
+
+    def clear_cache(self) -> None:
+        """Forget every cached evaluation and reset the hit counters."""
+        self.evaluator.clear_cache()
+
+    def dense_copy(self) -> tuple[torch.nn.Module, Any, list[str]]:
+        """For solvers that prune by other means: a fresh copy of the task's dense model (as
+        the task builds it, on which the caller may do anything), its example inputs, and the
+        names of the layers never pruned (the task's output layers)."""
+        model = copy.deepcopy(self.task.build_model()).eval()
+        outputs = self.task.output_layers(model) or default_output_layers(model)
+        names = {module: name for name, module in model.named_modules()}
+        return model, self.task.example_inputs, [names[module] for module in outputs]
+
+    def evaluate_model(self, model: torch.nn.Module, dense: torch.nn.Module) -> dict[str, Any]:
+        """Metrics, sparsity (``1 −`` its parameters over ``dense``'s), feasibility, reward and
+        masked-channel counts of a ``model`` pruned physically by other means from ``dense``
+        (:meth:`dense_copy`). The environment is left as it was."""
+        metrics = self.task.evaluate(model)
+        sparsity = 1.0 - _parameters(model) / _parameters(dense)
+        metric = float(metrics[self.task.metric])
+        fractions = removed_fractions(self.groups, dense, model)
+        return {
+            "metric": metric,
+            **{key: float(value) for key, value in metrics.items()},
+            "sparsity": sparsity,
+            "feasible": bool(abs(sparsity - self.target) <= self.tolerance),
+            "reward": self.reward(metric, sparsity),
+            "coefficients": fractions,
+            "pruned_channels": np.rint(fractions * self.channels).astype(np.int64).tolist(),
+        }
 
     def export(self, coefficients: np.ndarray) -> torch.nn.Module:
         """A physically smaller copy of the model pruned at ``coefficients`` ``(m,)``: the
-        masked channels removed with Torch-Pruning, compensated biases kept. The environment's
-        own state (masks, coefficients) is left as it was."""
-        from prunegym.pruning.export import physically_prune
-
+        masked channels removed with Torch-Pruning, compensated biases kept."""
         coefficients = self.check_action(coefficients)
         if self.granularity == "weight":
             raise ValueError(
                 "weight-level (unstructured) masks zero single weights; no channel can be "
                 "removed physically, so there is nothing smaller to export"
             )
-        previous = self.pruner.applied_counts
-        counts = self.pruner.apply(coefficients)
-        try:
-            return physically_prune(
-                self.model, self.groups, self.pruner.orders, counts, self.task.example_inputs
-            )
-        finally:
-            self.pruner.apply_counts(previous)
+        counts = self.pruner.counts(coefficients)
+        self.pruner.apply_counts(counts)
+        return physically_prune(
+            self._model, self.groups, self.pruner.orders, counts, self.task.example_inputs
+        )
 
     def test_evaluation(
         self, coefficients: np.ndarray | None = None, model: torch.nn.Module | None = None
@@ -401,30 +305,52 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             ``(test_episodes,)`` per-episode metrics. The environment's state is left as it
             was; the dense model's test episodes are run once and kept.
         """
-        if not self.task.test_episodes:
-            raise ValueError(
-                f"task {self.task.name!r} has no test episodes: its metric is deterministic"
-            )
-        if self._dense_test_values is None:
-            self._dense_test_values = self._test_values_at(np.zeros(len(self.groups)))
-        dense = self._dense_test_values
-        if model is not None:
-            values = np.asarray(self.task.test_episode_metrics(model), dtype=np.float64)
-        elif coefficients is None:
-            values = dense
-        else:
-            values = self._test_values_at(self.check_action(coefficients))
+        counts = (
+            None if coefficients is None else self.pruner.counts(self.check_action(coefficients))
+        )
+        evaluator = self.evaluator
+        dense = evaluator.test_values()
+        values = evaluator.test_values(counts, model)
         return self.task.summarize_test(values, dense), values
 
-    def _test_values_at(self, coefficients: np.ndarray) -> np.ndarray:
-        """Per-episode test metrics of the model masked at ``coefficients``; the masks that
-        were applied before are put back afterwards."""
-        previous = self.pruner.applied_counts
-        self.pruner.apply(coefficients)
-        try:
-            return np.asarray(self.task.test_episode_metrics(self.model), dtype=np.float64)
-        finally:
-            self.pruner.apply_counts(previous)
+    # -- facts that need no evaluation -----------------------------------------------------------
+    @property
+    def target(self) -> float:
+        """The sparsity target ``ρ`` (fraction)."""
+        return self.evaluator.target
+
+    @target.setter
+    def target(self, value: float) -> None:
+        self.evaluator.target = _check_fraction("target", value)
+
+    @property
+    def tolerance(self) -> float:
+        return self.evaluator.tolerance
+
+    @property
+    def penalty(self) -> float:
+        return self.evaluator.reward.penalty
+
+    @property
+    def dense_metrics(self) -> dict[str, float]:
+        return self.evaluator.dense_metrics
+
+    @property
+    def dense_metric(self) -> float:
+        return self.evaluator.reward.dense_metric
+
+    @property
+    def cache_hits(self) -> int:
+        return self.evaluator.hits
+
+    @property
+    def cache_lookups(self) -> int:
+        return self.evaluator.lookups
+
+    def sparsity_of(self, coefficients: np.ndarray) -> np.ndarray:
+        """Exact achieved sparsity of ``(m,)`` or ``(K, m)`` coefficients, without evaluating."""
+        counts = self.pruner.counts(coefficients)
+        return np.asarray(self.pruner.zeroed(counts)) / self.pruner.total_parameters
 
     def sparsity_estimate_of(self, coefficients: np.ndarray) -> np.ndarray:
         """The paper's estimate ``Σ c_i s_i / ‖θ‖₀`` (eq. 1b) of ``(m,)`` or ``(K, m)``."""
@@ -434,36 +360,9 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         """Masked channels per group, ``⌊c_i·n_i⌉`` (int64), for ``(m,)`` or ``(K, m)``."""
         return self.pruner.counts(coefficients)
 
-    def _info(
-        self, metrics: dict[str, float], counts: np.ndarray, coefficients: np.ndarray | None = None
-    ) -> dict[str, Any]:
-        coefficients = self._coefficients if coefficients is None else coefficients
-        zeroed = int(self.pruner.zeroed(counts))
-        total = self.pruner.total_parameters
-        sparsity = zeroed / total
-        metric = float(metrics[self.task.metric])
-        return {
-            "metric": metric,
-            **{key: float(value) for key, value in metrics.items()},
-            "dense_metric": self.dense_metric,
-            "sparsity": sparsity,
-            "sparsity_estimate": float(self.pruner.sparsity_estimate(coefficients)),
-            "target": self.target,
-            "tolerance": self.tolerance,
-            "feasible": bool(abs(sparsity - self.target) <= self.tolerance),
-            "params_kept": total - zeroed,
-            "params_total": total,
-            "pruned_channels": counts.astype(np.int64).tolist(),
-            "reward": self.reward(metric, sparsity),
-        }
 
-
-def _numeric(values, name: str, shape: str) -> np.ndarray:
-    """``values`` as a float64 array, or ``ValueError`` naming ``name`` and the ``shape``."""
-    try:
-        return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be numeric with shape {shape}: {error}") from error
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 def _check_fraction(name: str, value: float) -> float:

@@ -70,3 +70,17 @@ def save_exported(model: nn.Module, example_inputs, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.export.save(program, path)
     return path
+
+
+def removed_fractions(groups: list[PruningGroup], dense: nn.Module, pruned: nn.Module):
+    """Per group, the fraction of its channels that ``pruned`` (a physically smaller copy of
+    ``dense``, e.g. from Torch-Pruning) lacks, read from the shape of the group's first
+    parameter slice; ``(m,)`` float64."""
+    before = {name: p.shape for name, p in dense.named_parameters()}
+    after = {name: p.shape for name, p in pruned.named_parameters()}
+    removed = []
+    for group in groups:
+        piece = group.slices[0]
+        removed.append(before[piece.param][piece.dim] - after[piece.param][piece.dim])
+    channels = np.array([g.channels for g in groups], dtype=np.float64)
+    return np.asarray(removed, dtype=np.float64) / channels

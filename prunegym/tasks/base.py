@@ -17,7 +17,8 @@ class Task:
 
     A task owns a pretrained model, the data to calibrate and evaluate it, and a metric. It knows
     nothing about pruning or Gymnasium. Subclasses fill in the members below; a new task for a
-    user's own model is about 30 lines (see ``prunegym/tasks/toy.py``).
+    user's own model is about 30 lines (see ``prunegym/tasks/toy.py``). Optional capabilities
+    (faster batched evaluation, pictures) are protocols in :mod:`prunegym.tasks.capabilities`.
 
     Class attributes:
         name: Short identifier, used by the CLI and in result files.
@@ -32,10 +33,6 @@ class Task:
     metric: str = "metric"
     higher_is_better: bool = True
     metric_scale: float = 1.0
-    #: Whether :meth:`evaluate_stacked` reproduces :meth:`evaluate` to float tolerance. Set it
-    #: to ``False`` if not (e.g. vmapped kernels in a closed loop that amplifies rounding
-    #: differences): ``PruneEnv`` then uses it only when asked with ``batching="stacked"``.
-    stacked_matches_evaluate: bool = True
     #: Held-out test episodes, for tasks whose metric is a mean over random episodes (closed-loop
     #: returns); 0 (the default) for deterministic metrics. Solvers search on the episodes of
     #: :meth:`evaluate`; the chosen result is then scored on these others
@@ -88,31 +85,6 @@ class Task:
         Returns:
             A dict of metric names to floats; it contains ``self.metric``.
         """
-        raise NotImplementedError
-
-    # -- optional: faster evaluation of many candidates (PruneEnv.evaluate_batch) ------------
-    def evaluation_chain(self, model: nn.Module) -> tuple[torch.Tensor, list[nn.Module]] | None:
-        """Optional: ``(inputs, modules)`` such that applying ``modules`` in order to ``inputs``
-        gives the outputs that :meth:`metrics_of_outputs` scores, i.e. ``evaluate(model) ==
-        metrics_of_outputs(chain(inputs))``. Modules are ``nn.Linear`` layers of ``model`` and
-        elementwise activations. ``PruneEnv.evaluate_batch`` then evaluates channel-pruned
-        candidates as physically sliced chains sharing their common prefixes.
-        ``None`` (the default): not a chain."""
-        return None
-
-    def metrics_of_outputs(self, outputs: torch.Tensor) -> dict[str, float]:
-        """The metrics of the outputs of :meth:`evaluation_chain` (needed only with it)."""
-        raise NotImplementedError
-
-    def evaluate_stacked(
-        self, model: nn.Module, parameters: dict[str, torch.Tensor]
-    ) -> list[dict[str, float]]:
-        """Optional: evaluate ``K`` parameter sets at once. ``parameters`` maps every parameter
-        name of ``model`` to a ``(K, *shape)`` stack; returns K metric dicts, each equal (to
-        float tolerance) to :meth:`evaluate` of ``model`` holding that set, so that the K
-        candidates share each network call (``torch.func.functional_call`` with
-        ``torch.func.vmap``, or grouped convolutions as the TD-MPC task does where rounding
-        must match exactly); ``model`` itself must not be modified."""
         raise NotImplementedError
 
     # -- optional: metrics that are means over random episodes ----------------------------------

@@ -19,7 +19,11 @@ from prunegym.pruning.channel.compensation import (
     compensation_matrix,
 )
 from prunegym.pruning.channel.groups import PruningGroup, find_groups
-from prunegym.pruning.channel.importance import check_criterion, rank_channels
+from prunegym.pruning.channel.importance import (
+    check_criterion,
+    group_channel_norms,
+    rank_channels,
+)
 from prunegym.pruning.channel.masks import ChannelMasker, pruned_counts
 from prunegym.pruning.channel.sparsity import SparsityCounter
 from prunegym.pruning.channel.statistics import collect_statistics
@@ -28,7 +32,8 @@ MAX_COEFFICIENT = 0.95
 
 
 class SoftPruner:
-    """Soft-coefficient structured pruning of ``model`` in place.
+    """Soft-coefficient structured pruning of ``model`` in place (a
+    :class:`prunegym.pruning.protocol.Pruner` of granularity ``"channel"``).
 
     Args:
         model: The model to prune; it is modified in place, so pass a copy you own.
@@ -59,6 +64,7 @@ class SoftPruner:
         probes: int = 8,
         seed: int = 0,
     ) -> None:
+        self.granularity = "channel"
         self.criterion = check_criterion(criterion)
         self.compensation = check_compensation(compensation)
         self.model = model
@@ -126,8 +132,6 @@ class SoftPruner:
 
     def group_norms(self) -> np.ndarray:
         """Mean per-channel L2 norm of each group in the current (dense) model."""
-        from prunegym.pruning.channel.importance import group_channel_norms
-
         return np.array([float(group_channel_norms(self.model, g).mean()) for g in self.groups])
 
     def apply(self, coefficients: np.ndarray) -> np.ndarray:

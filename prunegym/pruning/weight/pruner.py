@@ -1,6 +1,7 @@
 """Unstructured pruning with soft coefficients: one coefficient per Linear layer.
 
-:class:`WeightPruner` has the interface of :class:`prunegym.pruning.SoftPruner`, so
+:class:`WeightPruner` implements :class:`prunegym.pruning.protocol.Pruner`, as
+:class:`prunegym.pruning.SoftPruner` does, so
 ``PruneEnv(granularity="weight")`` and every solver work unchanged: ``c_i`` is the fraction of
 layer ``i``'s weights zeroed, the lowest-scoring first by a weight-level criterion
 (:mod:`prunegym.pruning.weight.importance`), and each removed weight's bias shift is added.
@@ -75,6 +76,8 @@ class WeightPruner:
                 f"unknown weight compensation {compensation!r}; choose {WEIGHT_COMPENSATIONS}"
             )
         self.model, self.criterion, self.compensation = model, criterion, compensation
+        self.granularity = "weight"
+        self.masker = None  # no channel masks: the sliced evaluation does not apply
         names = {module: name for name, module in model.named_modules()}
         self.layers: list[nn.Linear] = []
         self.groups: list[LayerGroup] = []

@@ -1,0 +1,63 @@
+"""``check_task``: does a task behave as the environment assumes? (Gymnasium's ``check_env``
+for tasks.) Run it once on your own task; the tests run it on the shipped ones."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from prunegym.envs.evaluation.sliced_chain import UnsupportedChain
+from prunegym.envs.evaluation.strategies import make_strategy
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.tasks.base import Task
+
+_HOOKS = {"sliced": "evaluation_chain()", "stacked": "evaluate_stacked()"}
+
+
+def check_task(
+    task: Task | str, candidates: int = 4, seed: int = 0, rtol: float = 1e-4, **env_kwargs
+) -> None:
+    """Check ``task`` as :class:`PruneEnv` uses it; raises ``RuntimeError`` naming the first
+    problem, returns ``None`` when all is well.
+
+    - ``evaluate`` is deterministic (the cache relies on it): two evaluations of the dense
+      model are equal.
+    - Every batched path the task offers (``evaluation_chain`` → sliced, ``evaluate_stacked``
+      → stacked) reproduces ``evaluate`` of the masked model for the dense model and
+      ``candidates`` random masks, to ``rtol``.
+    - ``reset`` restores the dense parameters bit for bit after a step.
+
+    ``env_kwargs`` go to :class:`PruneEnv` (e.g. ``granularity``, ``criterion``).
+    """
+    env = PruneEnv(task, batching="sequential", cache=False, **env_kwargs)
+    task = env.task
+    dense = {name: value.clone() for name, value in env.model.state_dict().items()}
+    again = task.evaluate(env.model)
+    if again != env.dense_metrics:
+        raise RuntimeError(
+            f"task {task.name!r}: evaluate() is not deterministic ({env.dense_metrics} then "
+            f"{again}); PruneEnv(cache=False) is needed, and results cannot be validated"
+        )
+    rows = np.random.default_rng(seed).uniform(0.0, 0.6, (candidates + 1, len(env.groups)))
+    rows[0] = 0.0
+    reference = env.evaluate_batch(rows)
+    counts = env.pruned_counts(rows)
+    for name, hook in _HOOKS.items():
+        try:
+            strategy = make_strategy(name, task, env.model, env.pruner)
+        except (UnsupportedChain, ValueError):
+            continue  # the task does not offer this path
+        for k, (got, want) in enumerate(zip(strategy(counts), reference, strict=True)):
+            for key, value in got.items():
+                if not math.isclose(value, want[key], rel_tol=rtol, abs_tol=1e-6):
+                    raise RuntimeError(
+                        f"task {task.name!r}: its {hook} gives {key}={value!r} for candidate "
+                        f"{k} (counts {counts[k].tolist()}), evaluate() gives {want[key]!r}"
+                    )
+    env.step(rows[1])
+    env.reset()
+    for name, value in env.model.state_dict().items():
+        if not torch.equal(value, dense[name]):
+            raise RuntimeError(f"task {task.name!r}: reset() did not restore {name} bit for bit")

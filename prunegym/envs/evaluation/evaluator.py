@@ -1,0 +1,198 @@
+"""The one evaluation path: coefficient vectors in, step infos out.
+
+``Evaluator.evaluate(rows)`` for a batch ``(K, m)`` of validated coefficients:
+
+1. counts ``⌊c·n⌉`` per group, once for the batch;
+2. the cache (keyed by the counts) answers masks seen before, repeats are evaluated once;
+3. the strategy (sliced, stacked or sequential) evaluates the rest in one call;
+4. sparsity, feasibility and the reward (:class:`Reward`) are computed for the whole batch.
+
+``PruneEnv.step`` is ``evaluate`` of one row, ``PruneEnv.evaluate_batch`` of K, and solvers
+meter it through ``limit`` (no more than that many new evaluations).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from prunegym.envs.evaluation.reward import Reward
+from prunegym.envs.evaluation.strategies import make_strategy
+from prunegym.pruning.channel.pruner import MAX_COEFFICIENT
+from prunegym.pruning.protocol import Pruner
+from prunegym.tasks.base import Task
+
+
+class Evaluator:
+    """Turns batches of coefficient vectors into step infos (see the module docstring).
+
+    Args:
+        task: The task; its ``evaluate`` must be deterministic for the cache to be valid.
+        model: The environment's own model (masks are written into it by the strategies that
+            need them).
+        pruner: Its pruner.
+        reward: The reward definition (its ``target`` is the window's centre).
+        tolerance: The window half-width ``ε`` (fraction).
+        batching: Strategy name (``auto``, ``sliced``, ``stacked``, ``sequential``).
+        cache: Keep the metrics of every distinct mask.
+
+    The dense model is evaluated once, here, before any mask is written.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        model: nn.Module,
+        pruner: Pruner,
+        reward: Reward,
+        tolerance: float,
+        batching: str = "auto",
+        cache: bool = True,
+    ) -> None:
+        self.task, self.model, self.pruner = task, model, pruner
+        self.dense_metrics = dict(task.evaluate(model))
+        self.reward = replace(reward, dense_metric=float(self.dense_metrics[task.metric]))
+        self.tolerance = tolerance
+        self.strategy = make_strategy(batching, task, model, pruner)
+        self._cache: dict[bytes, dict[str, float]] | None = {} if cache else None
+        self.hits, self.lookups = 0, 0
+        self._dense_test_values: np.ndarray | None = None
+
+    # -- validation -----------------------------------------------------------------------------
+    def check(self, actions, single: bool = False) -> np.ndarray:
+        """Validate one action ``(m,)`` (``single``) or a batch ``(K, m)``; returns float64
+        ``(K, m)`` (``K = 1`` for one action). Raises ``ValueError`` naming the problem."""
+        size = len(self.pruner.channels)
+        name, shape = ("action", f"({size},)") if single else ("actions", f"(K, {size})")
+        try:
+            rows = np.asarray(actions, dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name} must be numeric with shape {shape}: {error}") from error
+        fits = rows.shape == (size,) if single else rows.ndim == 2 and rows.shape[1] == size
+        if not fits:
+            what = "one coefficient per pruning group" if single else "one row per candidate"
+            raise ValueError(f"{name} must have shape {shape}, {what}; got shape {rows.shape}")
+        rows = rows.reshape(-1, size)
+        bad = ~(np.isfinite(rows) & (rows >= 0.0) & (rows <= MAX_COEFFICIENT))
+        if bad.any():
+            k = int(np.flatnonzero(bad.any(axis=1))[0])
+            offending = ", ".join(
+                f"action[{i}]={rows[k, i].item()!r}" for i in np.flatnonzero(bad[k])
+            )
+            message = (
+                f"action entries must be finite and within [0, {MAX_COEFFICIENT}]; "
+                f"offending: {offending}"
+            )
+            raise ValueError(message if single else f"candidate {k}: {message}")
+        return rows
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def evaluate(self, rows: np.ndarray, limit: int | None = None) -> list[dict[str, Any]]:
+        """Step infos of validated coefficients ``rows`` ``(K, m)``, in order. With ``limit``,
+        at most that many masks not in the cache are evaluated: the infos of the longest prefix
+        of ``rows`` that fits are returned (fewer than K when the limit cuts in)."""
+        counts = self.pruner.counts(rows)
+        keys = [row.tobytes() for row in counts]
+        known = self._cache if self._cache is not None else {}
+        missing: dict[bytes, int] = {}  # distinct keys to evaluate -> first row
+        for k, key in enumerate(keys):
+            if key not in known and key not in missing:
+                if limit is not None and len(missing) >= limit:
+                    rows, counts, keys = rows[:k], counts[:k], keys[:k]
+                    break
+                missing[key] = k
+        fresh = dict(zip(missing, self.strategy(counts[list(missing.values())]), strict=True))
+        if self._cache is not None:
+            self._cache.update(fresh)
+        metrics = [known.get(key) or fresh[key] for key in keys]
+        hits = [key not in missing or missing[key] != k for k, key in enumerate(keys)]
+        return self.infos(rows, counts, metrics, hits)
+
+    def infos(self, rows, counts, metrics: list[dict], hits: list[bool]) -> list[dict[str, Any]]:
+        """The ``info`` dict of each candidate; sparsity and reward computed for the batch."""
+        total = self.pruner.total_parameters
+        zeroed = np.asarray(self.pruner.zeroed(counts), dtype=np.int64).reshape(-1)
+        sparsity = zeroed / total
+        estimate = np.asarray(self.pruner.sparsity_estimate(rows), dtype=np.float64).reshape(-1)
+        main = np.array([m[self.task.metric] for m in metrics], dtype=np.float64)
+        rewards = np.atleast_1d(self.reward(main, sparsity))
+        feasible = np.abs(sparsity - self.target) <= self.tolerance
+        infos = []
+        for k, found in enumerate(metrics):
+            self.lookups += 1
+            self.hits += bool(hits[k])
+            infos.append({
+                "metric": float(main[k]),
+                **{key: float(value) for key, value in found.items()},
+                "dense_metric": self.reward.dense_metric,
+                "sparsity": float(sparsity[k]),
+                "sparsity_estimate": float(estimate[k]),
+                "target": self.target,
+                "tolerance": self.tolerance,
+                "feasible": bool(feasible[k]),
+                "params_kept": int(total - zeroed[k]),
+                "params_total": int(total),
+                "pruned_channels": counts[k].astype(np.int64).tolist(),
+                "reward": float(rewards[k]),
+                "cache_hit": bool(hits[k]),
+                "cache_hit_rate": self.hits / self.lookups,
+            })  # fmt: skip
+        return infos
+
+    def dense_info(self) -> dict[str, Any]:
+        """The info of ``c = 0`` (what ``reset`` returns); not counted as a lookup."""
+        size = len(self.pruner.channels)
+        info = self.infos(
+            np.zeros((1, size)), np.zeros((1, size), dtype=np.int64), [self.dense_metrics], [True]
+        )[0]
+        self.lookups -= 1
+        self.hits -= 1
+        for key in ("cache_hit", "cache_hit_rate"):
+            del info[key]
+        return info
+
+    def cached(self, coefficients: np.ndarray) -> bool:
+        """Whether the mask of ``coefficients`` ``(m,)`` would be answered by the cache."""
+        return self._cache is not None and self.pruner.counts(coefficients).tobytes() in self._cache
+
+    # -- the window and the cache ---------------------------------------------------------------
+    @property
+    def target(self) -> float:
+        return self.reward.target
+
+    @target.setter
+    def target(self, value: float) -> None:
+        self.reward = replace(self.reward, target=float(value))
+
+    def use_cache(self, enabled: bool = True) -> None:
+        """Turn the evaluation cache on (empty) or off."""
+        self._cache = {} if enabled else None
+        self.hits, self.lookups = 0, 0
+
+    def clear_cache(self) -> None:
+        """Forget every cached evaluation and reset the hit counters."""
+        if self._cache is not None:
+            self._cache.clear()
+        self.hits, self.lookups = 0, 0
+
+    # -- held-out test episodes -----------------------------------------------------------------
+    def test_values(self, counts: np.ndarray | None = None, model: nn.Module | None = None):
+        """Per-episode test metrics ``(test_episodes,)`` float64 of the model masked at
+        ``counts`` (or of ``model``, pruned elsewhere); the dense model's are computed once."""
+        if not self.task.test_episodes:
+            raise ValueError(
+                f"task {self.task.name!r} has no test episodes: its metric is deterministic"
+            )
+        if model is not None:
+            return np.asarray(self.task.test_episode_metrics(model), dtype=np.float64)
+        dense = counts is None or not np.any(counts)
+        if dense and self._dense_test_values is not None:
+            return self._dense_test_values
+        self.pruner.apply_counts(np.zeros(len(self.pruner.channels), np.int64) if dense else counts)
+        values = np.asarray(self.task.test_episode_metrics(self.model), dtype=np.float64)
+        if dense:
+            self._dense_test_values = values
+        return values
