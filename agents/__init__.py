@@ -6,6 +6,8 @@ one by name; ``agent_names()`` lists them.
 
 from __future__ import annotations
 
+import importlib
+
 from prunegym.agents.base import Agent, AskTellAgent
 from prunegym.agents.baselines import Fixed, NormBased, RandomSearch, Uniform
 from prunegym.agents.fd_momentum import FDMomentum
@@ -24,8 +26,6 @@ def __getattr__(name: str):
         "TargetInObservation": "prunegym.agents.sb3",
     }
     if name in lazy:
-        import importlib
-
         return getattr(importlib.import_module(lazy[name]), name)
     raise AttributeError(f"module 'prunegym.agents' has no attribute {name!r}")
 
@@ -75,7 +75,6 @@ def make_agent(name: str, **options) -> Agent:
     Sources, in order: :func:`register_agent`, the built-in solvers, the ``prunegym.agents``
     entry-point group of installed packages, and specs. The agent is named by ``name``, so
     its results record how to build it again."""
-    import importlib
 
     defaults: dict = {}
     found = _REGISTERED.get(name)

@@ -10,6 +10,7 @@ composite objective of what was evaluated in both cases.
 from __future__ import annotations
 
 import numpy as np
+import optuna
 
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.result import Evaluation
@@ -49,10 +50,6 @@ class OptunaAgent(AskTellAgent):
         self.name = f"optuna-{sampler}"
 
     def start(self, problem: Problem) -> None:
-        try:
-            import optuna
-        except ImportError as error:  # pragma: no cover - optuna is a dependency
-            raise ImportError("the Optuna solvers need `pip install optuna cmaes`") from error
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         if self.sampler == "tpe":
             sampler = optuna.samplers.TPESampler(seed=self.seed, **self.sampler_options)

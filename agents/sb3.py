@@ -18,10 +18,13 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import stable_baselines3
 from gymnasium import spaces
 from gymnasium.wrappers import RescaleAction, TimeLimit
+from stable_baselines3.common.logger import Logger
 
 from prunegym.agents.base import Agent
+from prunegym.agents.sb3_vector import BatchedPruneVecEnv
 from prunegym.agents.session import BudgetExhausted, Session
 
 ALGORITHMS = ("PPO", "SAC", "TD3")
@@ -150,13 +153,10 @@ class SB3Agent(Agent):
         )
 
     def solve(self, session: Session) -> None:
-        import stable_baselines3
 
         budget = session.budget.evaluations or 10_000_000
         options = {**_defaults(self.algo, budget, self.n_envs), **self.algo_options}
         if self.n_envs > 1:
-            from prunegym.agents.sb3_vector import BatchedPruneVecEnv
-
             training = BatchedPruneVecEnv(session, self.n_envs, self.episode_length)
         else:
             training = self.wrap(session.env, session)
@@ -165,8 +165,6 @@ class SB3Agent(Agent):
             self.policy, training, seed=self.seed, device="cpu", verbose=0, **options
         )
         if "tensorboard_log" not in self.algo_options:
-            from stable_baselines3.common.logger import Logger
-
             # SB3's default quiet logger still creates an empty /tmp/SB3-<date> folder per run
             self.model.set_logger(Logger(folder=None, output_formats=[]))
         target = session.problem.target

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunegym.data.mnist import load_mnist_split
 from prunegym.pruning.weight.masks import pruned_copy, weight_scores
+from prunegym.tasks.data.mnist import load_mnist_split
 from prunegym.tasks.fitting import finetune
 from prunegym.tasks.mnist_classifier import (
     build_classifier,

@@ -20,6 +20,7 @@ whose step evaluates the K candidates in one batch.
 
 from gymnasium.envs.registration import register
 
+from prunegym.envs import PruneEnv, check_task
 from prunegym.tasks import Task, make_task, register_task, task_names
 
 __version__ = "0.1.0"
@@ -70,14 +71,6 @@ register(  # the time limit (200 simulator steps) sits inside, below the action 
     id="prunegym/PixelPendulum-v0",
     entry_point="prunegym.tasks.tdmpc.pendulum:make_pixel_pendulum",
 )
-
-
-def __getattr__(name: str):
-    if name in ("PruneEnv", "check_task"):  # imported lazily: they pull in torch-pruning
-        import prunegym.envs
-
-        return getattr(prunegym.envs, name)
-    raise AttributeError(f"module 'prunegym' has no attribute {name!r}")
 
 
 __all__ = [

@@ -4,7 +4,7 @@ PDE data and regression, with PruneEnv at weight granularity."""
 import numpy as np
 import pytest
 
-from prunegym.data.diffusion_sorption import generate, solve, total_mass
+from prunegym.tasks.data.diffusion_sorption import generate, solve, total_mass
 
 
 def test_pde_generator_is_deterministic_for_a_seed():
@@ -147,7 +147,7 @@ def test_solve_at_weight_granularity_writes_the_masked_weights_and_validates(tmp
 
     from prunegym.agents import Result
     from prunegym.cli.main import main
-    from prunegym.data.mnist import load_mnist_split
+    from prunegym.tasks.data.mnist import load_mnist_split
     from prunegym.tasks.mnist_classifier import build_classifier, classifier_metrics
 
     out = tmp_path / "run"

@@ -16,6 +16,10 @@ from typing import Any
 
 from tqdm import tqdm
 
+from prunegym.agents import Budget, Result, agent_names, make_agent
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.tasks import make_task, task_names
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -62,8 +66,6 @@ class BenchSpec:
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from prunegym.agents import Budget, agent_names
-        from prunegym.tasks import task_names
 
         for kind, given, known in (
             ("task", self.tasks, task_names()),
@@ -111,9 +113,6 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
     ``env_cache`` maps task names to built environments so that consecutive cells of a task
     reuse one (every run starts from ``reset``, which restores the dense model exactly).
     """
-    from prunegym.agents import Budget, make_agent
-    from prunegym.envs.prune_env import PruneEnv
-    from prunegym.tasks import make_task
 
     cache = {} if env_cache is None else env_cache
     if cell.task not in cache:
@@ -142,7 +141,6 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
 def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
     """Whether the cell's file exists and holds a result of this cell with the spec's window,
     criterion, compensation, budget and solver options (otherwise the cell runs again)."""
-    from prunegym.agents import Result
 
     path = cell.path(out)
     if not path.is_file():

@@ -8,12 +8,15 @@ prunegym installed. Each worker builds each task's environment once and reuses i
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import asdict
+
+from prunegym.agents import Result
+from prunegym.bench.grid import BenchSpec, Cell, run_cell
 
 _ENVS: dict = {}  # per worker process: task name -> PruneEnv
 
 
 def _run_cell(spec_dict: dict, cell_dict: dict) -> str:
-    from prunegym.bench.grid import BenchSpec, Cell, run_cell
 
     spec, cell = BenchSpec(**spec_dict), Cell(**cell_dict)
     key = (cell.task, spec.criterion, spec.compensation, spec.tolerance, spec.granularity)
@@ -23,13 +26,11 @@ def _run_cell(spec_dict: dict, cell_dict: dict) -> str:
 
 def run_on_ray(spec, cells, address: str | None = None) -> Iterator:
     """Yield ``(cell, result)`` as the Ray tasks finish (in completion order)."""
-    from dataclasses import asdict
 
     try:
         import ray
     except ImportError as error:
         raise ValueError("--backend ray needs Ray: pip install 'prunegym[ray]'") from error
-    from prunegym.agents import Result
 
     started_here = not ray.is_initialized()
     if started_here:

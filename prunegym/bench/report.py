@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from prunegym.agents import Result
 from prunegym.results import plots
 from prunegym.tasks import task_class
 from prunegym.tasks.intervals import describe_difference, paired_difference
@@ -22,7 +23,6 @@ CSV_COLUMNS = [
 
 def load_cells(spec, out: Path) -> list:
     """The results of the spec's cells that exist in ``out`` (in grid order)."""
-    from prunegym.agents import Result
 
     return [Result.load(cell.path(out)) for cell in spec.cells() if cell.path(out).is_file()]
 

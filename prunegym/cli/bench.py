@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from prunegym.cli.common import add_env_arguments, parse_option, say
+from prunegym.bench import BenchSpec, run_bench, write_reports
+from prunegym.cli.common import add_env_arguments, parse_option, say, task_options
 
 
 def _split(text: str, what: str) -> list[str]:
@@ -34,8 +35,6 @@ def _options(texts: list[str]) -> dict[str, dict]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from prunegym.bench import BenchSpec, run_bench, write_reports
-    from prunegym.cli.common import task_options
 
     tasks = _split(args.tasks, "tasks")
     extra = task_options(args)

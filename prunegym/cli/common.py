@@ -7,6 +7,7 @@ import json
 import sys
 import time
 
+from prunegym.envs.prune_env import PruneEnv
 from prunegym.pruning import COMPENSATIONS, CRITERIA
 from prunegym.pruning.weight.importance import WEIGHT_CRITERIA
 from prunegym.tasks import make_task, task_names
@@ -54,7 +55,6 @@ def task_options(args: argparse.Namespace) -> dict:
 
 def make_env(args: argparse.Namespace):
     """Build the PruneEnv that ``args`` describe, saying how long it took."""
-    from prunegym.envs.prune_env import PruneEnv
 
     say(f"building {args.task} ({args.granularity} granularity)...")
     started = time.perf_counter()

@@ -8,6 +8,8 @@ import argparse
 import sys
 import warnings
 
+from prunegym.agents import Budget, Fixed, agent_names, make_agent
+from prunegym.cli.bench import add_bench_parser
 from prunegym.cli.common import (
     ArgumentParser,
     add_env_arguments,
@@ -16,7 +18,13 @@ from prunegym.cli.common import (
     parse_option,
     say,
 )
+from prunegym.cli.results import cmd_export, cmd_validate
+from prunegym.cli.train import add_train_parsers
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.pruning.channel.groups import format_group_table
+from prunegym.results.artifacts import save_solve_outputs
 from prunegym.tasks import make_task, task_names
+from prunegym.tasks.intervals import describe_difference
 
 
 def print_result(result) -> None:
@@ -48,7 +56,6 @@ def print_result(result) -> None:
 def test_lines(result) -> list[str]:
     """The held-out test episodes' lines of a result: its mean and 95 % interval, the dense
     model's, and the paired difference (stated only where its interval excludes zero)."""
-    from prunegym.tasks.intervals import describe_difference
 
     name, test, dense = result.metric_name, result.test_metrics, result.dense_test_metrics
     lines = [
@@ -68,7 +75,6 @@ def test_lines(result) -> list[str]:
 
 
 def _run_agent(args: argparse.Namespace, env, agent) -> int:
-    from prunegym.agents import Budget
 
     budget = None
     if args.budget is not None or args.seconds is not None:
@@ -79,8 +85,6 @@ def _run_agent(args: argparse.Namespace, env, agent) -> int:
     else:
         print_result(result)
     if args.out:
-        from prunegym.results.artifacts import save_solve_outputs
-
         say(f"writing {args.out}/ (result, pictures, exported model)...")
         written, summary = save_solve_outputs(env, result, args.out, agent.pruned_model)
         for line in summary:
@@ -91,7 +95,6 @@ def _run_agent(args: argparse.Namespace, env, agent) -> int:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from prunegym.envs.prune_env import PruneEnv
 
     rows = []
     for name in task_names():
@@ -107,7 +110,6 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_groups(args: argparse.Namespace) -> int:
-    from prunegym.pruning.channel.groups import format_group_table
 
     env = make_env(args)
     print(format_group_table(env.groups, env.pruner.total_parameters))
@@ -115,7 +117,6 @@ def cmd_groups(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from prunegym.agents import Fixed
 
     try:
         values = [float(v) for v in args.coefficients.split(",")]
@@ -126,7 +127,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from prunegym.agents import make_agent
 
     check_window(args.target, args.tolerance)
     options = dict(parse_option(text) for text in args.option)
@@ -147,10 +147,6 @@ def _add_window_and_outputs(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from prunegym.agents import agent_names
-    from prunegym.cli.bench import add_bench_parser
-    from prunegym.cli.results import cmd_export, cmd_validate
-    from prunegym.cli.train import add_train_parsers
 
     parser = ArgumentParser(prog="prunegym", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

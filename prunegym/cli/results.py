@@ -8,12 +8,15 @@ import sys
 
 import numpy as np
 
+from prunegym.agents import Result
 from prunegym.cli.common import say
+from prunegym.pruning.export import save_exported
+from prunegym.results.artifacts import export_summary
+from prunegym.results.replay import OtherWeights, environment_for, rerun_solver
 
 
 def load_result(path: str):
     """Read a result file; missing or malformed files raise one-line errors."""
-    from prunegym.agents import Result
 
     try:
         return Result.load(path)
@@ -26,7 +29,6 @@ def load_result(path: str):
 
 
 def _environment(result):
-    from prunegym.results.replay import environment_for
 
     say(f"building {result.task} ({result.criterion} ranking, {result.compensation})...")
     return environment_for(result)
@@ -36,8 +38,6 @@ def _replay(result, env) -> dict:
     """The metrics, sparsity and feasibility of ``result``'s coefficients, measured again, and
     for tasks with held-out test episodes the test metrics of the result and the dense model."""
     if result.solver == "torch-pruning":
-        from prunegym.results.replay import rerun_solver
-
         say("torch-pruning chose its own channels: re-running it with the recorded settings")
         _, again = rerun_solver(result, env)
         return {
@@ -103,7 +103,6 @@ def _exact_problems(result, env, info, rtol: float, atol: float) -> list[str]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from prunegym.results.replay import OtherWeights
 
     if args.rtol < 0 or args.atol < 0:
         raise ValueError(f"--rtol and --atol must be >= 0, got {args.rtol} and {args.atol}")
@@ -147,14 +146,10 @@ def _failed(path: str, problems: list[str]) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from prunegym.pruning.export import save_exported
-    from prunegym.results.artifacts import export_summary
 
     result = load_result(args.result)
     env = _environment(result)
     if result.solver == "torch-pruning":
-        from prunegym.results.replay import rerun_solver
-
         pruned = rerun_solver(result, env)[0].pruned_model
     else:
         pruned = env.export(np.asarray(result.coefficients))

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tqdm import tqdm
+
 from prunegym.cli.common import say as _say
+from prunegym.training.autoencoder import RECIPE, train_autoencoder
+from prunegym.training.tdmpc import Trainer
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -13,9 +17,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"prunegym train: only 'mnist-ae' has a training recipe, not {args.task!r}"
         )
-    from tqdm import tqdm
-
-    from prunegym.training.autoencoder import RECIPE, train_autoencoder
 
     overrides = {
         k: v for k, v in {"epochs": args.epochs, "seed": args.seed}.items() if v is not None
@@ -39,9 +40,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_train_tdmpc(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from prunegym.training.tdmpc import Trainer
 
     bar = tqdm(total=args.steps, desc="TD-MPC", unit="step", file=sys.stderr, mininterval=2)
 

@@ -16,8 +16,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
+from prunegym.pruning.export import model_cost, save_exported
 from prunegym.results import plots
 
 
@@ -68,7 +70,6 @@ def save_task_picture(env, result, path: str | Path, pruned: nn.Module | None = 
 def save_solve_outputs(env, result, directory: str | Path, pruned: nn.Module | None = None):
     """Write result.json, coefficients.png, picture.png (if the task has one) and model.pt2
     into ``directory``. Returns ``{name: path}`` and a list of export summary lines."""
-    from prunegym.pruning.export import save_exported
 
     core = env.unwrapped
     directory = Path(directory)
@@ -97,7 +98,6 @@ def save_solve_outputs(env, result, directory: str | Path, pruned: nn.Module | N
 def _save_masked_weights(core, result, directory: Path, written: dict) -> list[str]:
     """Weight-level masks remove no channel, so there is no smaller model: save the masked,
     compensated state dict instead (``model.load_state_dict(torch.load(path))``)."""
-    import torch
 
     core.reset()
     core.step(np.asarray(result.coefficients))
@@ -116,7 +116,6 @@ def _save_masked_weights(core, result, directory: Path, written: dict) -> list[s
 def export_summary(dense: nn.Module, pruned: nn.Module, inputs, path: Path) -> list[str]:
     """Lines comparing parameters and MACs per sample, dense against exported, and the size
     of the exported file at ``path``."""
-    from prunegym.pruning.export import model_cost
 
     dense_macs, dense_parameters = model_cost(dense, inputs)
     macs, parameters = model_cost(pruned, inputs)

@@ -9,15 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from torchvision.utils import make_grid
+
+from prunegym.tasks.intervals import mean_ci95
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+def _figure(rows: int = 1, columns: int = 1, **options):
+    """A matplotlib ``Figure`` and its axes, without pyplot: no global backend or state, so
+    drawing never changes a user's matplotlib setup."""
+    figsize = options.pop("figsize", None)
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(rows, columns, **options)
 
 
 def _save(figure, path: str | Path) -> Path:
@@ -25,7 +28,6 @@ def _save(figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    _pyplot().close(figure)
     return path
 
 
@@ -40,8 +42,7 @@ def save_reconstruction_grid(
         columns: Digits per row.
         title: Figure title.
     """
-    plt = _pyplot()
-    figure, axes = plt.subplots(
+    figure, axes = _figure(
         len(rows), columns, figsize=(columns * 0.9, len(rows) * 1.0 + 0.4), squeeze=False
     )
     for row, (label, images) in enumerate(rows.items()):
@@ -73,8 +74,7 @@ def save_metric_vs_sparsity(
         metric: Y-axis label (e.g. ``"psnr (dB)"``).
         dense: The dense model's metric, drawn as a dashed line.
     """
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    figure, axis = _figure(figsize=(6.4, 4.2))
     for solver, points in lines.items():
         points = sorted(points)
         x = [100 * p[0] for p in points]
@@ -102,9 +102,8 @@ def save_coefficient_bars(
         charts: Solver name to ``{run label (e.g. "20%"): (m,) coefficients}``.
         groups: The ``m`` group labels, in coefficient order.
     """
-    plt = _pyplot()
     rows = max(len(charts), 1)
-    figure, axes = plt.subplots(
+    figure, axes = _figure(
         rows, 1, figsize=(max(6.4, 0.55 * len(groups) + 2), 2.2 * rows + 0.6), squeeze=False
     )
     index = np.arange(len(groups))
@@ -144,13 +143,9 @@ def save_return_bars(
         frame_label: Caption of the strip.
         episodes_label: Label of the episode axis.
     """
-    from torchvision.utils import make_grid
 
-    from prunegym.tasks.intervals import mean_ci95
-
-    plt = _pyplot()
     strip = frames is not None and len(frames) > 0
-    figure, axes = plt.subplots(
+    figure, axes = _figure(
         2 if strip else 1, 1, figsize=(10, 6.4 if strip else 3.6), squeeze=False,
         gridspec_kw={"height_ratios": [2.4, 1.6] if strip else [1]},
     )  # fmt: skip

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from prunegym.agents import make_agent
 from prunegym.agents.result import Result
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.tasks import make_task
 
 
 class IncompatibleResult(ValueError):
@@ -49,8 +52,6 @@ def environment_for(result: Result, **task_overrides):
     cannot be replayed through the masks: re-run that (deterministic) solver instead, with
     :func:`rerun_solver`.
     """
-    from prunegym.envs.prune_env import PruneEnv
-    from prunegym.tasks import make_task
 
     task = make_task(result.task, **{**result.task_options, **task_overrides})
     env = PruneEnv(
@@ -68,7 +69,6 @@ def environment_for(result: Result, **task_overrides):
 def rerun_solver(result: Result, env):
     """Run ``result``'s solver again with its recorded settings and seed on ``env`` (within the
     recorded evaluation count); returns ``(agent, new result)``."""
-    from prunegym.agents import make_agent
 
     agent = make_agent(result.solver, progress=False, seed=result.seed, **result.solver_settings)
     return agent, agent.run(env, max(result.evaluations, 1))

@@ -1,6 +1,6 @@
 """The elimination-compensation paper's PDE regression: an MLP maps ``(μ, t, x, u₀)`` to ``u``.
 
-Data: :mod:`prunegym.data.diffusion_sorption` (100 seeded samples, 10 times, 64 cells). The 68
+Data: :mod:`prunegym.tasks.data.diffusion_sorption` (100 seeded samples, 10 times, 64 cells). The 68
 inputs are ``μ`` as ``log2(D/D_ref)`` and ``log2(k/k_ref)`` (both in [−1, 1]), ``t/500``,
 ``x`` and the 64 initial values; the output is ``u(t, x)``. Samples 0–79 train, 80–99 test
 (51,200 and 12,800 rows). Noise ``U(−a, a)`` (``a`` = 0, 0.005 or 0.01, seeded) is added to
@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.data.diffusion_sorption import D_REF, K_REF, T_END, generate
 from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import load_checkpoint, load_state_into, save_checkpoint
+from prunegym.tasks.data.diffusion_sorption import D_REF, K_REF, T_END, generate
+from prunegym.tasks.fitting import finetune
 
 ARCHITECTURES = {1: (68, 32, 32, 32, 1), 2: (68, 64, 32, 32, 16, 16, 1)}
 NOISE_LEVELS = (0.0, 0.005, 0.01)
@@ -78,7 +79,6 @@ def regression_batches(inputs, targets, batch_size: int, seed: int, epoch: int):
 
 def train_regressor(architecture: int, noise: float, seed: int = 0, epochs: int = 30):
     """A seeded network trained with Adam (lr 1e-3, batch 256) for ``epochs``."""
-    from prunegym.tasks.fitting import finetune
 
     train_x, train_y, _, _ = load_split(noise)
     torch.manual_seed(seed)

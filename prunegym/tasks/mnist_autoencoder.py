@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from prunegym.data import load_mnist_split
 from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import load_checkpoint, load_state_into
+from prunegym.tasks.data import load_mnist_split
 
 DEFAULT_CHECKPOINT = "mnist_autoencoder.pt"
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from prunegym.data.mnist import load_mnist_split
 from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import load_checkpoint, load_state_into, save_checkpoint
+from prunegym.tasks.data.mnist import load_mnist_split
+from prunegym.tasks.fitting import finetune
 
 ARCHITECTURES = {32: "784-32-32-10", 64: "784-64-64-10"}
 RECIPE = {"epochs": 15, "batch_size": 64, "learning_rate": 1e-3}
@@ -54,7 +55,6 @@ def classifier_metrics(model: nn.Module, images, labels) -> dict[str, float]:
 
 def train_classifier(hidden: int, seed: int = 0, epochs: int = 15, data_root=None) -> nn.Module:
     """A freshly initialised (``seed``) classifier trained with Adam (lr 1e-3, batch 64)."""
-    from prunegym.tasks.fitting import finetune
 
     split = load_mnist_split(data_root)
     torch.manual_seed(seed)

@@ -14,9 +14,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from prunegym.data.mnist import load_mnist_split
 from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import load_checkpoint, load_state_into, save_checkpoint
+from prunegym.tasks.data.mnist import load_mnist_split
+from prunegym.tasks.fitting import finetune
 from prunegym.tasks.mnist_classifier import classifier_batches, classifier_metrics
 
 EPOCHS = 8
@@ -44,7 +45,6 @@ def cross_entropy(model: nn.Module, batch) -> torch.Tensor:
 
 def train_convnet(seed: int = 0, epochs: int = EPOCHS, data_root=None) -> nn.Module:
     """A seeded convnet trained with Adam (lr 1e-3, batch 64)."""
-    from prunegym.tasks.fitting import finetune
 
     split = load_mnist_split(data_root)
     torch.manual_seed(seed)

@@ -30,6 +30,7 @@ from torch import nn
 from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import CheckpointError, load_state_into, safe_load
 from prunegym.tasks.intervals import mean_ci95
+from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.controllers import random_controller
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller, record_episode
@@ -244,7 +245,6 @@ class TDMPCPendulumTask(Task):
     def _controller(self, model: WorldModel):
         if self.mode == "policy":
             return network_controller(lambda obs: model.pi(model.encode(obs)))
-        from prunegym.tasks.tdmpc.agent import TDMPC
 
         planner = TDMPC(self.config, seed=0)
         planner.model = model

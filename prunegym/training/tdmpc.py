@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.tdmpc.agent import TDMPC
@@ -199,13 +200,9 @@ class Trainer:
             writer.writerows(self.rows)
 
     def plot(self) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         steps = [r["env_step"] for r in self.rows]
-        figure, axis = plt.subplots(figsize=(6, 3.5))
+        figure = Figure(figsize=(6, 3.5))
+        axis = figure.subplots()
         axis.plot(steps, [r["return"] for r in self.rows], ".", alpha=0.4, label="training episode")
         evaluated = [r for r in self.rows if "eval_return" in r]
         axis.plot(
@@ -221,4 +218,3 @@ class Trainer:
         axis.grid(alpha=0.3)
         figure.tight_layout()
         figure.savefig(self.out / "curve.png", dpi=100)
-        plt.close(figure)

@@ -8,6 +8,8 @@ zeroes the pruned weights and adds their bias shifts ``Σ_j Δb_ij`` (eliminatio
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -117,8 +119,6 @@ def pruned_copy(
     the copy and its keep-masks, keyed by the copy's layers (for
     :func:`prunegym.tasks.fitting.finetune`).
     ``model`` itself is not modified."""
-    import copy
-
     pruned = copy.deepcopy(model)
     twins = dict(zip(model.modules(), pruned.modules(), strict=True))
     masks = {twins[layer]: keep for layer, keep in global_masks(scores, ratio).items()}

@@ -7,8 +7,10 @@ and angular velocity (only the classical controller reads it).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -134,9 +136,6 @@ def record_episode(
         ``(T, size, size, 3)`` uint8 frames, one per decision (the first is the start state),
         and the episode return.
     """
-    import os
-
-    import gymnasium as gym
 
     os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")

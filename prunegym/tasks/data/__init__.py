@@ -1,5 +1,5 @@
 """Data loaders. Nothing here downloads anything."""
 
-from prunegym.data.mnist import load_mnist_split
+from prunegym.tasks.data.mnist import load_mnist_split
 
 __all__ = ["load_mnist_split"]
