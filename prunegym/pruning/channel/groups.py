@@ -56,21 +56,18 @@ class ConsumerSlice:
     root: torch.Tensor
 
 
-@dataclass
-class PruningGroup:
-    """One pruning group: channels that must be removed together.
+@dataclass(frozen=True)
+class Group:
+    """What every pruning group states, channel or weight granularity.
 
     Attributes:
         index: Position in the coefficient vector ``c``.
-        kind: ``"component"`` or ``"coupling"``.
+        kind: ``"component"`` or ``"coupling"`` (channels), ``"layer"`` (weights).
         components: Names of the components its layers belong to.
         number: 1-based number of the group within its component(s), as in Table II.
-        channels: Number of channels ``n_i``.
+        channels: Number of units ``n_i`` (channels, or weights of a layer).
         modules: Names of the parameterised modules it touches.
-        parameters: ``s_i``, the parameter entries removed if every channel went.
-        slices: Where its channels sit in parameter tensors.
-        consumers: Layers that read its channels as inputs.
-        tp_group: The Torch-Pruning group (used by Torch-Pruning's importance criteria).
+        parameters: ``s_i``, the parameter entries removed if every unit went.
     """
 
     index: int
@@ -80,14 +77,27 @@ class PruningGroup:
     channels: int
     modules: tuple[str, ...]
     parameters: int
-    slices: tuple[ChannelSlice, ...]
-    consumers: tuple[ConsumerSlice, ...]
-    tp_group: tp.dependency.Group = field(repr=False)
 
     @property
     def label(self) -> str:
         """Short name such as ``"encoder 1"`` or ``"encoder-decoder 1"``."""
         return f"{'-'.join(self.components)} {self.number}"
+
+
+@dataclass(frozen=True)
+class PruningGroup(Group):
+    """One channel pruning group: channels that must be removed together (the fields of
+    :class:`Group`, and where they sit).
+
+    Attributes:
+        slices: Where its channels sit in parameter tensors.
+        consumers: Layers that read its channels as inputs.
+        tp_group: The Torch-Pruning group (used by Torch-Pruning's importance criteria).
+    """
+
+    slices: tuple[ChannelSlice, ...]
+    consumers: tuple[ConsumerSlice, ...]
+    tp_group: tp.dependency.Group = field(repr=False, compare=False)
 
 
 def _is_depthwise(module: nn.Module) -> bool:
@@ -161,6 +171,35 @@ def count_group_parameters(slices: tuple[ChannelSlice, ...], shapes: dict[str, t
     return total
 
 
+def _read_group(graph, tp_group, names: dict[nn.Module, str]):
+    """``(slices, consumers, modules)`` of one Torch-Pruning group: where its channels sit in
+    parameters, the layers that read them as inputs, and the named modules it touches."""
+    slices, consumers, modules = [], [], []
+    for item in tp_group:
+        module = item.dep.target.module
+        if isinstance(module, nn.Parameter):
+            raise UnsupportedLayerError(
+                "a pruning group contains a bare nn.Parameter; wrap it in a module"
+            )
+        if module not in names:  # Torch-Pruning's own op nodes (activations, reshapes...)
+            continue
+        name = names[module]
+        out = graph.is_out_channel_pruning_fn(item.dep.handler)
+        index = torch.as_tensor(item.idxs, dtype=torch.long)
+        root = torch.as_tensor(item.root_idxs, dtype=torch.long)
+        pairs = _param_dims(module, name, out, item.dep.target.pruning_dim)
+        for attribute, dim in pairs:
+            slices.append(
+                ChannelSlice(f"{name}.{attribute}" if name else attribute, dim, index, root)
+            )
+        if pairs and name not in modules:
+            modules.append(name)
+        if not out and isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
+            if not _is_depthwise(module):
+                consumers.append(ConsumerSlice(name, index, root))
+    return slices, consumers, modules
+
+
 def find_groups(
     model: nn.Module,
     components: dict[str, nn.Module],
@@ -199,29 +238,7 @@ def find_groups(
     )
     raw = []
     for tp_group in graph.get_all_groups(ignored_layers=list(output_layers)):
-        slices, consumers, modules = [], [], []
-        for item in tp_group:
-            module = item.dep.target.module
-            if isinstance(module, nn.Parameter):
-                raise UnsupportedLayerError(
-                    "a pruning group contains a bare nn.Parameter; wrap it in a module"
-                )
-            if module not in names:  # Torch-Pruning's own op nodes (activations, reshapes...)
-                continue
-            name = names[module]
-            out = graph.is_out_channel_pruning_fn(item.dep.handler)
-            index = torch.as_tensor(item.idxs, dtype=torch.long)
-            root = torch.as_tensor(item.root_idxs, dtype=torch.long)
-            pairs = _param_dims(module, name, out, item.dep.target.pruning_dim)
-            for attribute, dim in pairs:
-                slices.append(
-                    ChannelSlice(f"{name}.{attribute}" if name else attribute, dim, index, root)
-                )
-            if pairs and name not in modules:
-                modules.append(name)
-            if not out and isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
-                if not _is_depthwise(module):
-                    consumers.append(ConsumerSlice(name, index, root))
+        slices, consumers, modules = _read_group(graph, tp_group, names)
         if not slices:
             continue
         labels = tuple(dict.fromkeys(_component_of(m, prefixes) for m in modules))

@@ -82,36 +82,44 @@ def collect_statistics(
                 result = forward(model, batch)
             sensitivities = _sensitivities(result, outputs, probes, generator) if probes else {}
             for name, module in consumers.items():
-                z = inputs[name].detach().double()
-                flat = _channels_last(z, module)
-                entry = sums[name] or {"n": 0, "sum": 0.0, "sq": 0.0, "ns": 0, "A": 0.0, "B": 0.0}
-                entry["n"] += flat.shape[0]
-                entry["sum"] = entry["sum"] + flat.sum(0)
-                entry["sq"] = entry["sq"] + (flat * flat).sum(0)
-                if probes:
-                    s = _per_sample_channels(sensitivities[name], module, "sum")
-                    zbar = _per_sample_channels(z, module, "mean")
-                    entry["ns"] += s.shape[0]
-                    entry["A"] = entry["A"] + s.sum(0)
-                    entry["B"] = entry["B"] + s.T @ zbar
-                sums[name] = entry
+                sums[name] = _accumulate(sums[name], inputs[name], module, sensitivities.get(name))
             inputs.clear()
             outputs.clear()
     finally:
         for handle in handles:
             handle.remove()
-    stats = {}
-    for name, entry in sums.items():
-        if entry is None:
-            raise RuntimeError(f"consumer layer {name!r} was never called during calibration")
-        mean = entry["sum"] / entry["n"]
-        var = (entry["sq"] / entry["n"] - mean * mean).clamp_min(0.0)
-        result = ConsumerStatistics(mean.float(), var.float())
-        if probes:
-            result.sensitivity = (entry["A"] / entry["ns"]).float()
-            result.weighted_mean = (entry["B"] / entry["ns"]).float()
-        stats[name] = result
-    return stats
+    return {name: _finish(name, entry, probes > 0) for name, entry in sums.items()}
+
+
+def _accumulate(entry: dict | None, z: torch.Tensor, module: nn.Module, sensitivity) -> dict:
+    """Add one batch of a consumer's inputs ``z`` (and output sensitivities, if probed) to its
+    running sums (float64)."""
+    z = z.detach().double()
+    flat = _channels_last(z, module)
+    entry = entry or {"n": 0, "sum": 0.0, "sq": 0.0, "ns": 0, "A": 0.0, "B": 0.0}
+    entry["n"] += flat.shape[0]
+    entry["sum"] = entry["sum"] + flat.sum(0)
+    entry["sq"] = entry["sq"] + (flat * flat).sum(0)
+    if sensitivity is not None:
+        s = _per_sample_channels(sensitivity, module, "sum")
+        zbar = _per_sample_channels(z, module, "mean")
+        entry["ns"] += s.shape[0]
+        entry["A"] = entry["A"] + s.sum(0)
+        entry["B"] = entry["B"] + s.T @ zbar
+    return entry
+
+
+def _finish(name: str, entry: dict | None, probed: bool) -> ConsumerStatistics:
+    """Means, variances and (if probed) sensitivities from a consumer's running sums."""
+    if entry is None:
+        raise RuntimeError(f"consumer layer {name!r} was never called during calibration")
+    mean = entry["sum"] / entry["n"]
+    var = (entry["sq"] / entry["n"] - mean * mean).clamp_min(0.0)
+    result = ConsumerStatistics(mean.float(), var.float())
+    if probed:
+        result.sensitivity = (entry["A"] / entry["ns"]).float()
+        result.weighted_mean = (entry["B"] / entry["ns"]).float()
+    return result
 
 
 def _sensitivities(

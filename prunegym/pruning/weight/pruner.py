@@ -10,12 +10,12 @@ layer ``i``'s weights zeroed, the lowest-scoring first by a weight-level criteri
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from prunegym.pruning.channel.groups import Group
 from prunegym.pruning.channel.masks import pruned_counts
 from prunegym.pruning.weight.importance import (
     WEIGHT_CRITERIA,
@@ -27,23 +27,6 @@ from prunegym.pruning.weight.importance import (
 from prunegym.pruning.weight.masks import weight_scores
 
 WEIGHT_COMPENSATIONS = ("none", "mean", "optimal")
-
-
-@dataclass(frozen=True)
-class LayerGroup:
-    """One Linear layer as a pruning group; ``channels`` counts its weights (biases excluded)."""
-
-    index: int
-    kind: str
-    components: tuple[str, ...]
-    number: int
-    channels: int
-    modules: tuple[str, ...]
-    parameters: int
-
-    @property
-    def label(self) -> str:
-        return f"{'-'.join(self.components)} {self.number}"
 
 
 class WeightPruner:
@@ -80,10 +63,10 @@ class WeightPruner:
         self.masker = None  # no channel masks: the sliced evaluation does not apply
         names = {module: name for name, module in model.named_modules()}
         self.layers: list[nn.Linear] = []
-        self.groups: list[LayerGroup] = []
+        self.groups: list[Group] = []
         for component, module in components.items():
             for number, layer in enumerate(linear_layers(module), start=1):
-                self.groups.append(LayerGroup(
+                self.groups.append(Group(
                     len(self.groups), "layer", (component,), number, layer.weight.numel(),
                     (names[layer],), layer.weight.numel(),
                 ))  # fmt: skip
