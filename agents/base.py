@@ -26,6 +26,7 @@ import numpy as np
 
 from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, Problem, Session
+from prunegym.envs.prune_env import PruneEnv
 
 
 class Agent:
@@ -88,7 +89,7 @@ class Agent:
                 f"solver {self.name!r} does not stop by itself: give a budget of evaluations "
                 "and/or seconds, e.g. run(env, 100) or run(env, Budget(seconds=30))"
             )
-        if not hasattr(env.unwrapped, "sparsity_of"):
+        if not isinstance(env.unwrapped, PruneEnv):
             raise TypeError(f"{self.name} needs a prunegym PruneEnv, got {env.unwrapped!r}")
         session = Session(env, budget, self.name, self.metric_floor, self.progress)
         try:

@@ -21,6 +21,7 @@ from torch import nn
 
 from prunegym.pruning.export import model_cost, save_exported
 from prunegym.results import plots
+from prunegym.tasks.capabilities import PlaysEpisodes, Reconstructs
 
 
 def save_task_picture(env, result, path: str | Path, pruned: nn.Module | None = None):
@@ -29,12 +30,12 @@ def save_task_picture(env, result, path: str | Path, pruned: nn.Module | None = 
     own physically pruned model). The environment is left reset to the dense model."""
     core = env.unwrapped
     task = core.task
-    if not (hasattr(task, "reconstruct") or hasattr(task, "episode_returns")):
+    if not isinstance(task, Reconstructs | PlaysEpisodes):
         return None
     core.reset()
     dense_model = core.model
     title = f"{task.name}: {result.solver} at {result.sparsity:.1%} sparsity"
-    if hasattr(task, "reconstruct"):
+    if isinstance(task, Reconstructs):
         dense = task.reconstruct(dense_model)
         if pruned is None:
             core.step(np.asarray(result.coefficients))

@@ -4,7 +4,8 @@
 
 1. counts ``⌊c·n⌉`` per group, once for the batch;
 2. the cache (keyed by the counts) answers masks seen before, repeats are evaluated once;
-3. the strategy (sliced, stacked or sequential) evaluates the rest in one call;
+3. the strategy (sliced, stacked or sequential) evaluates the rest in one call (a single
+   stacked candidate is masked in place and evaluated instead: the same numbers, no copies);
 4. sparsity, feasibility and the reward (:class:`Reward`) are computed for the whole batch.
 
 ``PruneEnv.step`` is ``evaluate`` of one row, ``PruneEnv.evaluate_batch`` of K, and solvers
@@ -20,7 +21,7 @@ import numpy as np
 from torch import nn
 
 from prunegym.envs.evaluation.reward import Reward
-from prunegym.envs.evaluation.strategies import make_strategy
+from prunegym.envs.evaluation.strategies import SequentialStrategy, make_strategy
 from prunegym.pruning.channel.pruner import MAX_COEFFICIENT
 from prunegym.pruning.protocol import Pruner
 from prunegym.tasks.base import Task
@@ -57,6 +58,11 @@ class Evaluator:
         self.reward = replace(reward, dense_metric=float(self.dense_metrics[task.metric]))
         self.tolerance = tolerance
         self.strategy = make_strategy(batching, task, model, pruner)
+        # One candidate alone costs least masked in place (stacking copies every parameter);
+        # the sliced chain writes nothing and stays the faster path even for one.
+        self.single = self.strategy
+        if self.strategy.name == "stacked":
+            self.single = SequentialStrategy(task, model, pruner)
         self._cache: dict[bytes, dict[str, float]] | None = {} if cache else None
         self.hits, self.lookups = 0, 0
         self._dense_test_values: np.ndarray | None = None
@@ -104,7 +110,8 @@ class Evaluator:
                     rows, counts, keys = rows[:k], counts[:k], keys[:k]
                     break
                 missing[key] = k
-        fresh = dict(zip(missing, self.strategy(counts[list(missing.values())]), strict=True))
+        strategy = self.single if len(missing) == 1 else self.strategy
+        fresh = dict(zip(missing, strategy(counts[list(missing.values())]), strict=True))
         if self._cache is not None:
             self._cache.update(fresh)
         metrics = [known.get(key) or fresh[key] for key in keys]
