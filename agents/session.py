@@ -114,7 +114,8 @@ class Session:
     """Runs evaluations for one solver run: budget, history, cache, best and progress bar.
 
     Evaluations of coefficients that mask exactly the same channels as an earlier evaluation
-    are answered by the environment's cache and do not count against the budget.
+    of the run are answered by the environment's cache (cleared when the session starts) and
+    do not count against the budget.
 
     Args:
         env: The environment (possibly wrapped).
@@ -152,6 +153,9 @@ class Session:
             mininterval=0.5,
         )
         self._needs_reset = True
+        # Every run pays for its own evaluations: its counts never depend on what ran before
+        # on the same environment. Within the run, the environment's cache makes repeats free.
+        env.unwrapped.clear_cache()
 
     # -- budget -------------------------------------------------------------------------------
     @property

@@ -56,11 +56,12 @@ def main(args: Args) -> None:
             f"sparsity {info['sparsity']:.4f}, reward {reward:.3f}"
         )
 
-    task, model = env.unwrapped.task, env.unwrapped.model
+    task = env.unwrapped.task
     env.reset()
-    dense = task.reconstruct(model)
+    dense = task.reconstruct(env.unwrapped.model)
     env.step(np.full(len(groups), 0.3, np.float32))
-    rows = {"original": task.eval_images, "dense": dense, "c = 0.3": task.reconstruct(model)}
+    pruned = task.reconstruct(env.unwrapped.model)  # read after the step: it holds its masks
+    rows = {"original": task.eval_images, "dense": dense, "c = 0.3": pruned}
     print(f"saved {save_reconstruction_grid(args.plot, rows)}")
 
 

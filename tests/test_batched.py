@@ -115,6 +115,8 @@ def test_a_chain_that_does_not_reproduce_evaluate_is_refused():
         def metrics_of_outputs(self, outputs):
             return {"mse": float(outputs.pow(2).mean()) + 1.0, "relative_error": 0.0}
 
+    with pytest.raises(RuntimeError, match=r"evaluation_chain\(\) gives mse=.* dense model"):
+        PruneEnv(WrongChain())  # refused when built
     with pytest.raises(RuntimeError, match=r"evaluation_chain\(\) gives mse=.* candidate 0"):
         check_task(WrongChain())
 

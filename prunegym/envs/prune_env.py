@@ -176,14 +176,14 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
+        options = dict(options or {})
+        target = _check_fraction("target", options.pop("target", self.target))
+        if options:  # checked before anything changes
+            raise ValueError(f"unknown reset options {sorted(options)}; valid: ['target']")
         super().reset(seed=seed)
         if seed is not None:  # a seeded reset starts a reproducible run, cache counters included
             self.clear_cache()
-        options = dict(options or {})
-        if "target" in options:
-            self.target = _check_fraction("target", options.pop("target"))
-        if options:
-            raise ValueError(f"unknown reset options {sorted(options)}; valid: ['target']")
+        self.target = target
         self.pruner.restore()
         self._coefficients = np.zeros(len(self.groups), dtype=np.float32)
         self._counts = np.zeros(len(self.groups), dtype=np.int64)

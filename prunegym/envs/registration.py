@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from gymnasium.vector import AutoresetMode
+
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.envs.vector import PruneVectorEnv
 from prunegym.tasks import make_task
@@ -65,16 +67,23 @@ def make_vector_env(
     num_envs: int,
     task_kwargs: dict | None = None,
     max_episode_steps: int | None = 50,
+    autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP,
     **env_kwargs,
 ) -> PruneVectorEnv:
     """A :class:`PruneVectorEnv` of K copies for a named task."""
     env = make_task_env(task_name, task_kwargs, **env_kwargs)
-    return PruneVectorEnv(env, num_envs, max_episode_steps)
+    return PruneVectorEnv(env, num_envs, max_episode_steps, autoreset_mode)
 
 
 def _vector_entry(name: str):
-    def make(num_envs: int = 1, max_episode_steps: int | None = 50, **kwargs) -> PruneVectorEnv:
-        return PruneVectorEnv(globals()[name](**kwargs), num_envs, max_episode_steps)
+    def make(
+        num_envs: int = 1,
+        max_episode_steps: int | None = 50,
+        autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP,
+        **kwargs,
+    ) -> PruneVectorEnv:
+        env = globals()[name](**kwargs)
+        return PruneVectorEnv(env, num_envs, max_episode_steps, autoreset_mode)
 
     make.__doc__ = f"Vector entry point of the id whose entry point is ``{name}``."
     return make

@@ -14,6 +14,7 @@ meter it through ``limit`` (no more than that many new evaluations).
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -40,7 +41,8 @@ class Evaluator:
         batching: Strategy name (``auto``, ``sliced``, ``stacked``, ``sequential``).
         cache: Keep the metrics of every distinct mask.
 
-    The dense model is evaluated once, here, before any mask is written.
+    The dense model is evaluated once, here, before any mask is written; a sliced strategy is
+    checked against it once.
     """
 
     def __init__(
@@ -63,9 +65,25 @@ class Evaluator:
         self.single = self.strategy
         if self.strategy.name == "stacked":
             self.single = SequentialStrategy(task, model, pruner)
-        self._cache: dict[bytes, dict[str, float]] | None = {} if cache else None
-        self.hits, self.lookups = 0, 0
+        if self.strategy.name == "sliced":
+            self._check_chain()
+        self._cache: dict[bytes, dict[str, float]] | None = None
+        self.use_cache(cache)
         self._dense_test_values: np.ndarray | None = None
+
+    def _check_chain(self) -> None:
+        """Refuse a chain that does not reproduce ``evaluate`` on the dense model. It costs the
+        chain's layers after the first: the first layer's dense output, computed here, serves
+        every later candidate."""
+        zero = np.zeros((1, len(self.pruner.channels)), dtype=np.int64)
+        chained = self.strategy(zero)[0]
+        for key, value in self.dense_metrics.items():
+            if key in chained and not math.isclose(chained[key], value, rel_tol=1e-4, abs_tol=1e-6):
+                raise RuntimeError(
+                    f"task {self.task.name!r}: its evaluation_chain() gives {key}="
+                    f"{chained[key]!r} for the dense model, evaluate() gives {value!r} "
+                    "(prunegym.check_task(task) tells more)"
+                )
 
     # -- validation -----------------------------------------------------------------------------
     def check(self, actions, single: bool = False) -> np.ndarray:
@@ -110,8 +128,10 @@ class Evaluator:
                     rows, counts, keys = rows[:k], counts[:k], keys[:k]
                     break
                 missing[key] = k
-        strategy = self.single if len(missing) == 1 else self.strategy
-        fresh = dict(zip(missing, strategy(counts[list(missing.values())]), strict=True))
+        fresh: dict[bytes, dict[str, float]] = {}
+        if missing:
+            strategy = self.single if len(missing) == 1 else self.strategy
+            fresh = dict(zip(missing, strategy(counts[list(missing.values())]), strict=True))
         if self._cache is not None:
             self._cache.update(fresh)
         metrics = [known.get(key) or fresh[key] for key in keys]
@@ -177,7 +197,7 @@ class Evaluator:
     def use_cache(self, enabled: bool = True) -> None:
         """Turn the evaluation cache on (empty) or off."""
         self._cache = {} if enabled else None
-        self.hits, self.lookups = 0, 0
+        self.clear_cache()
 
     def clear_cache(self) -> None:
         """Forget every cached evaluation and reset the hit counters."""

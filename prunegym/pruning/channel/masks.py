@@ -217,6 +217,7 @@ class ChannelMasker:
             return
         keeps = self.keep_vectors(counts)
         dim_keeps: dict[tuple[str, int], torch.Tensor] = {}
+        self._applied = np.full_like(counts, -1)  # unknown until every write has finished
 
         def dim_keep(name: str, dim: int, size: int) -> torch.Tensor:
             key = (name, dim)

@@ -107,6 +107,7 @@ class WeightPruner:
     @torch.no_grad()
     def apply_counts(self, counts: np.ndarray) -> None:
         """Zero the ``counts[i]`` lowest-scoring weights of each layer and shift its bias."""
+        self.applied_counts = np.full(len(self.layers), -1)  # unknown until every write is done
         for i, layer in enumerate(self.layers):
             weight, bias = self.dense[i]
             keep = torch.ones(weight.numel(), dtype=torch.bool)
