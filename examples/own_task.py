@@ -56,12 +56,15 @@ class DigitsTask(prunegym.Task):
         features = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64), nn.ReLU())
         model = nn.Sequential(OrderedDict(features=features, head=nn.Linear(64, 10)))
         if not self.checkpoint.exists():
-            torch.manual_seed(0)
-            optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
-            for _ in range(300):
-                optimizer.zero_grad()
-                self.loss(model, self.train).backward()
-                optimizer.step()
+            with torch.random.fork_rng():  # seeded, and the caller's random state is kept
+                torch.manual_seed(0)
+                for layer in (*features[::2], model.head):
+                    layer.reset_parameters()
+                optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+                for _ in range(300):
+                    optimizer.zero_grad()
+                    self.loss(model, self.train).backward()
+                    optimizer.step()
             torch.save(model.state_dict(), self.checkpoint)
         model.load_state_dict(safe_load(self.checkpoint))
         return model.eval()

@@ -76,28 +76,28 @@ def make_pruner(
     example_inputs,
     calibration_batches: Callable[[], Iterable],
     forward: Callable[[nn.Module, object], torch.Tensor],
-    loss: Callable[[nn.Module, object], torch.Tensor] | None = None,
-    output_layers: list[nn.Module] | None = None,
     criterion: str | None = None,
     compensation: str | None = None,
-    probes: int = 8,
-    seed: int = 0,
+    **options,
 ) -> Pruner:
     """The pruner of ``granularity`` for ``model`` (modified in place: pass a copy you own).
+
     ``criterion`` and ``compensation`` default per granularity (:data:`DEFAULT_CRITERION`,
-    :data:`DEFAULT_COMPENSATION`); ``example_inputs``, ``output_layers`` and ``probes`` are
-    used by channel pruning only."""
+    :data:`DEFAULT_COMPENSATION`). ``options``: ``loss`` and ``seed`` for both;
+    ``output_layers`` and ``probes`` for channel pruning (weight pruning has no use for them,
+    nor for ``example_inputs``). See :class:`SoftPruner` and :class:`WeightPruner`.
+    """
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
     criterion = criterion or DEFAULT_CRITERION[granularity]
     compensation = compensation or DEFAULT_COMPENSATION[granularity]
     if granularity == "weight":
+        options = {k: v for k, v in options.items() if k not in ("output_layers", "probes")}
         return WeightPruner(
-            model, components, calibration_batches, forward, loss=loss,
-            criterion=criterion, compensation=compensation, seed=seed,
+            model, components, calibration_batches, forward, criterion=criterion,
+            compensation=compensation, **options,
         )  # fmt: skip
     return SoftPruner(
-        model, components, example_inputs, calibration_batches, forward, loss=loss,
-        output_layers=output_layers, criterion=criterion, compensation=compensation,
-        probes=probes, seed=seed,
+        model, components, example_inputs, calibration_batches, forward, criterion=criterion,
+        compensation=compensation, **options,
     )  # fmt: skip

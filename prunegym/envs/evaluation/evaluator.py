@@ -139,31 +139,31 @@ class Evaluator:
         return self.infos(rows, counts, metrics, hits)
 
     def infos(self, rows, counts, metrics: list[dict], hits: list[bool]) -> list[dict[str, Any]]:
-        """The ``info`` dict of each candidate; sparsity and reward computed for the batch."""
+        """The ``info`` dict of each candidate; sparsity and its estimate counted for the whole
+        batch at once."""
         total = self.pruner.total_parameters
-        zeroed = np.asarray(self.pruner.zeroed(counts), dtype=np.int64).reshape(-1)
-        sparsity = zeroed / total
-        estimate = np.asarray(self.pruner.sparsity_estimate(rows), dtype=np.float64).reshape(-1)
-        main = np.array([m[self.task.metric] for m in metrics], dtype=np.float64)
-        rewards = np.atleast_1d(self.reward(main, sparsity))
-        feasible = np.abs(sparsity - self.target) <= self.tolerance
+        zeroed = np.asarray(self.pruner.zeroed(counts), dtype=np.int64).reshape(-1).tolist()
+        estimate = np.asarray(self.pruner.sparsity_estimate(rows), dtype=np.float64)
+        estimate = estimate.reshape(-1).tolist()
+        target, tolerance, name = self.target, self.tolerance, self.task.metric
         infos = []
         for k, found in enumerate(metrics):
             self.lookups += 1
             self.hits += bool(hits[k])
+            metric, sparsity = float(found[name]), zeroed[k] / total
             infos.append({
-                "metric": float(main[k]),
+                "metric": metric,
                 **{key: float(value) for key, value in found.items()},
                 "dense_metric": self.reward.dense_metric,
-                "sparsity": float(sparsity[k]),
-                "sparsity_estimate": float(estimate[k]),
-                "target": self.target,
-                "tolerance": self.tolerance,
-                "feasible": bool(feasible[k]),
-                "params_kept": int(total - zeroed[k]),
-                "params_total": int(total),
-                "pruned_channels": counts[k].astype(np.int64).tolist(),
-                "reward": float(rewards[k]),
+                "sparsity": sparsity,
+                "sparsity_estimate": estimate[k],
+                "target": target,
+                "tolerance": tolerance,
+                "feasible": abs(sparsity - target) <= tolerance,
+                "params_kept": total - zeroed[k],
+                "params_total": total,
+                "pruned_channels": counts[k].tolist(),
+                "reward": self.reward.scalar(metric, sparsity),
                 "cache_hit": bool(hits[k]),
                 "cache_hit_rate": self.hits / self.lookups,
             })  # fmt: skip

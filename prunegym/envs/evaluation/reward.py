@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,9 +39,20 @@ class Reward:
         normalised = np.where(np.isnan(normalised), -MAX_NORMALISED_METRIC, normalised)
         return np.clip(normalised, -MAX_NORMALISED_METRIC, MAX_NORMALISED_METRIC)
 
+    def scalar(self, metric: float, sparsity: float, penalty: float | None = None) -> float:
+        """:meth:`__call__` for two floats, in plain Python (the step's inner loop); the same
+        IEEE operations in the same order, so the same value."""
+        term = self.sign * (metric - self.dense_metric) / self.scale
+        limit = MAX_NORMALISED_METRIC
+        term = -limit if math.isnan(term) else min(max(term, -limit), limit)
+        mu = self.penalty if penalty is None else penalty
+        return term - mu * (sparsity - self.target) ** 2
+
     def __call__(self, metric, sparsity, penalty: float | None = None):
         """The reward of ``metric`` at ``sparsity``; ``penalty`` overrides ``μ`` (a solver's
         own weighting). Returns a float for scalar inputs, else an array."""
+        if np.ndim(metric) == 0 and np.ndim(sparsity) == 0:
+            return self.scalar(float(metric), float(sparsity), penalty)
         mu = self.penalty if penalty is None else penalty
         miss = np.asarray(sparsity, dtype=np.float64) - self.target
         value = self.metric_term(metric) - mu * miss**2
