@@ -23,22 +23,31 @@ def main() -> None:
     parser.add_argument("--level", type=float, default=0.2, help="uniform coefficient c")
     args = parser.parse_args()
     task = make_task("mnist-ae")
-    cells, sparsity, dense = {}, None, None
+    cells, sparsity, dense, skipped = {}, None, None, ""
     with tqdm(total=len(CRITERIA) * len(COMPENSATIONS), desc="criteria") as bar:
         for criterion in CRITERIA:
             for compensation in COMPENSATIONS:
-                env = PruneEnv(task, criterion=criterion, compensation=compensation)
+                bar.update(1)
+                try:
+                    env = PruneEnv(task, criterion=criterion, compensation=compensation)
+                except ValueError as error:  # e.g. bn-scale on a model without BatchNorm
+                    cells[criterion, compensation] = None
+                    skipped = f"{criterion}: {error}"
+                    continue
                 env.reset(seed=0)
                 _, _, _, _, info = env.step(np.full(len(env.groups), args.level))
                 cells[criterion, compensation] = info["psnr"]
                 sparsity, dense = info["sparsity"], info["dense_metric"]
-                bar.update(1)
     print(f"PSNR (dB) at c = {args.level}·1, exact sparsity {sparsity:.4f}, dense {dense:.2f} dB\n")
     print("| criterion | " + " | ".join(COMPENSATIONS) + " |")
     print("|---|" + "---|" * len(COMPENSATIONS))
     for criterion in CRITERIA:
+        if any(cells[criterion, c] is None for c in COMPENSATIONS):
+            continue
         row = " | ".join(f"{cells[criterion, c]:.2f}" for c in COMPENSATIONS)
         print(f"| {criterion} | {row} |")
+    if skipped:
+        print(f"\nnot applicable here: {skipped}")
 
 
 if __name__ == "__main__":
