@@ -121,11 +121,15 @@ def test_a_chain_that_does_not_reproduce_evaluate_is_refused():
         check_task(WrongChain())
 
 
-@pytest.mark.parametrize("name", ["toy", "mnist-ae", "mnist-convnet"])
-def test_shipped_tasks_pass_check_task(name):
+@pytest.mark.parametrize(
+    ("name", "paths"), [("toy", ["sliced"]), ("mnist-ae", ["sliced"]), ("mnist-convnet", [])]
+)
+def test_shipped_tasks_pass_check_task(name, paths):
     from prunegym.envs import check_task
 
-    check_task(name)  # raises on a nondeterministic evaluate, a wrong batched path, a bad reset
+    report = check_task(name)  # raises on a nondeterministic evaluate, a wrong path, a bad reset
+    assert report["batched_paths"] == paths
+    assert report["largest_relative_difference"] < 1e-4
 
 
 def test_check_task_catches_a_nondeterministic_evaluate():

@@ -18,9 +18,11 @@ _HOOKS = {"sliced": "evaluation_chain()", "stacked": "evaluate_stacked()"}
 
 def check_task(
     task: Task | str, candidates: int = 4, seed: int = 0, rtol: float = 1e-4, **env_kwargs
-) -> None:
+) -> dict[str, object]:
     """Check ``task`` as :class:`PruneEnv` uses it; raises ``RuntimeError`` naming the first
-    problem, returns ``None`` when all is well.
+    problem. When all is well, returns what was checked: ``{"batched_paths": [...],
+    "largest_relative_difference": float}`` (the batched paths the task offers, and their
+    largest relative difference from ``evaluate`` over every metric and candidate).
 
     - ``evaluate`` is deterministic (the cache relies on it): two evaluations of the dense
       model are equal.
@@ -44,13 +46,20 @@ def check_task(
     rows[0] = 0.0
     reference = env.evaluate_batch(rows)
     counts = env.pruned_counts(rows)
+    report: dict[str, object] = {"batched_paths": [], "largest_relative_difference": 0.0}
     for name, hook in _HOOKS.items():
         try:
             strategy = make_strategy(name, task, env.model, env.pruner)
         except (UnsupportedChain, ValueError):
             continue  # the task does not offer this path
+        report["batched_paths"].append(name)
         for k, (got, want) in enumerate(zip(strategy(counts), reference, strict=True)):
             for key, value in got.items():
+                scale = max(abs(want[key]), 1e-12)
+                difference = abs(value - want[key]) / scale
+                report["largest_relative_difference"] = max(
+                    report["largest_relative_difference"], difference
+                )
                 if not math.isclose(value, want[key], rel_tol=rtol, abs_tol=1e-6):
                     raise RuntimeError(
                         f"task {task.name!r}: its {hook} gives {key}={value!r} for candidate "
@@ -61,3 +70,4 @@ def check_task(
     for name, value in env.model.state_dict().items():
         if not torch.equal(value, dense[name]):
             raise RuntimeError(f"task {task.name!r}: reset() did not restore {name} bit for bit")
+    return report
