@@ -8,6 +8,8 @@ from importlib import metadata
 
 import torch
 
+from prunegym.tasks.devices import device_name
+
 PACKAGES = (
     "prunegym",
     "torch",
@@ -32,14 +34,7 @@ def versions() -> dict[str, str]:
 
 def cpu_model() -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux), else the architecture."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return device_name(torch.device("cpu"))
 
 
 def machine() -> dict[str, object]:

@@ -110,7 +110,8 @@ class Result:
     (``make_task(task, **task_options)``), ``env_options`` the environment (penalty, probes,
     seed); ``weights_sha256`` is the hash of the dense weights the result was found on;
     ``solver_settings``, ``seed`` and ``budget`` rebuild the solver run; ``versions`` and
-    ``machine`` say what it ran with. ``sparsity`` is exact (zeroed over all
+    ``machine`` say what it ran with, ``device`` (``cpu``, ``cuda:0``) and ``device_name``
+    (the GPU's or the CPU's model) where the evaluations ran. ``sparsity`` is exact (zeroed over all
     parameters), ``sparsity_estimate`` the paper's eq. (1b).
 
     Tasks whose metric is a mean over random episodes (``task.test_episodes > 0``: TD-MPC)
@@ -154,6 +155,8 @@ class Result:
     weights_sha256: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     machine: dict[str, Any] = field(default_factory=dict)
+    device: str = ""
+    device_name: str = ""
     test_metrics: dict[str, float] = field(default_factory=dict)
     dense_test_metrics: dict[str, float] = field(default_factory=dict)
     test_values: list[float] = field(default_factory=list)

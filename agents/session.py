@@ -303,6 +303,8 @@ class Session:
             weights_sha256=getattr(core, "weights_sha256", ""),
             versions=provenance.versions(),
             machine=provenance.machine(),
+            device=str(core.device),
+            device_name=core.device_name,
         )
 
     def _infeasible_reason(self) -> str:

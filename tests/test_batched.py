@@ -72,7 +72,7 @@ def test_batch_uses_and_fills_the_cache():
     assert info["cache_hit"] and info["mse"] == first[3]["mse"]
 
 
-@pytest.mark.parametrize("batching", ["sequential", "sliced"])
+@pytest.mark.parametrize("batching", ["sequential", "sliced", "batched"])
 def test_every_strategy_gives_the_same_metrics(batching):
     auto = PruneEnv("toy", cache=False)
     forced = PruneEnv("toy", cache=False, batching=batching)
@@ -122,7 +122,14 @@ def test_a_chain_that_does_not_reproduce_evaluate_is_refused():
 
 
 @pytest.mark.parametrize(
-    ("name", "paths"), [("toy", ["sliced"]), ("mnist-ae", ["sliced"]), ("mnist-convnet", [])]
+    ("name", "paths"),
+    [
+        ("toy", ["sliced", "batched"]),
+        ("mnist-ae", ["sliced", "batched"]),
+        ("mnist-convnet", ["batched"]),
+        ("mnist-classifier", ["batched"]),
+        ("diffusion-sorption", ["batched"]),
+    ],
 )
 def test_shipped_tasks_pass_check_task(name, paths):
     from prunegym.envs import check_task

@@ -117,6 +117,12 @@ def _one_error_line(capsys, *needles) -> None:
         (["groups", "mnist-ae", "--checkpoint", "missing.pt"], ["missing.pt"]),
         (["evaluate", "toy", "--coefficients", "a,b"], ["--coefficients"]),
         (["solve"], ["required"]),
+        (["solve", "toy", "--device", "tpu"], ["unknown device 'tpu'", "cpu, cuda, cuda:N"]),
+        (["groups", "toy", "--device", "cuda:5"], ["'cuda:5'", "available here"]),
+        (["bench", "--tasks", "toy", "--solvers", "uniform", "--device", "gpu0", "--out", "x"],
+         ["unknown device 'gpu0'"]),
+        (["solve", "toy", "--precision", "fp16"], ["--precision", "invalid choice"]),
+        (["validate", "missing.json", "--device", "tpu"], ["unknown device 'tpu'"]),
     ],
 )  # fmt: skip
 def test_bad_arguments_give_one_clear_line_and_exit_2(argv, needles, capsys, tmp_path, monkeypatch):

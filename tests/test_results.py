@@ -37,7 +37,9 @@ def test_a_result_records_where_it_came_from(toy_env):
         "probes": 8,
         "seed": 0,
         "granularity": "channel",
+        "precision": "fp32",
     }
+    assert result.device == "cpu" and result.device_name == toy_env.device_name != ""
     assert result.groups[0] == "0 encoder 1" and len(result.groups) == len(result.coefficients)
     estimate = toy_env.sparsity_estimate_of(np.asarray(result.coefficients))
     assert result.sparsity_estimate == pytest.approx(float(estimate))

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from prunegym.agents import Budget, Result, agent_names, make_agent
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task, task_names
+from prunegym.tasks.devices import check_precision, resolve_device
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class BenchSpec:
         budget, seconds: Per-cell evaluation and time budgets (``None``: each solver's own end).
         options: Solver options: ``{"*": {...}}`` for every solver, ``{solver: {...}}`` for one.
         task_options: Keyword arguments for each task, ``{task: {...}}``.
+        device, precision: Where and at which precision the environments evaluate.
     """
 
     tasks: list[str]
@@ -64,8 +66,12 @@ class BenchSpec:
     seconds: float | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    device: str = "cpu"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        resolve_device(self.device)  # an unavailable device fails before anything runs
+        check_precision(self.precision)
 
         for kind, given, known in (
             ("task", self.tasks, task_names()),
@@ -116,7 +122,7 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
 
     cache = {} if env_cache is None else env_cache
     if cell.task not in cache:
-        task = make_task(cell.task, **spec.task_options.get(cell.task, {}))
+        task = make_task(cell.task, device=spec.device, **spec.task_options.get(cell.task, {}))
         cache[cell.task] = PruneEnv(
             task,
             target=cell.target,
@@ -124,6 +130,7 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
             criterion=spec.criterion,
             compensation=spec.compensation,
             granularity=spec.granularity,
+            precision=spec.precision,
         )
     env = cache[cell.task]
     env.clear_cache()  # every cell pays for its own evaluations: seconds stay comparable

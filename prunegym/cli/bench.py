@@ -51,6 +51,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         options=_options(args.option),
         task_options={task: dict(extra) for task in tasks} if extra else {},
+        device=args.device,
+        precision=args.precision,
     )
     counts = run_bench(spec, args.out, args.backend, args.address, progress=not args.no_progress)
     say(f"{counts['ran']} cells run, {counts['skipped']} already done (of {counts['cells']})")

@@ -11,6 +11,7 @@ from prunegym.envs.prune_env import PruneEnv
 from prunegym.pruning import COMPENSATIONS, CRITERIA
 from prunegym.pruning.weight.importance import WEIGHT_CRITERIA
 from prunegym.tasks import make_task, task_names
+from prunegym.tasks.devices import PRECISIONS
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -59,14 +60,18 @@ def make_env(args: argparse.Namespace):
     say(f"building {args.task} ({args.granularity} granularity)...")
     started = time.perf_counter()
     env = PruneEnv(
-        make_task(args.task, **task_options(args)),
+        make_task(args.task, device=args.device, **task_options(args)),
         target=getattr(args, "target", 0.2),
         tolerance=getattr(args, "tolerance", 0.01),
         criterion=args.criterion,
         compensation=args.compensation,
         granularity=args.granularity,
+        precision=args.precision,
     )
-    say(f"ready in {time.perf_counter() - started:.1f} s: {len(env.groups)} groups")
+    say(
+        f"ready in {time.perf_counter() - started:.1f} s: {len(env.groups)} groups on "
+        f"{env.device} ({env.device_name})"
+    )
     return env
 
 
@@ -92,3 +97,16 @@ def add_env_arguments(parser: argparse.ArgumentParser, task: bool = True) -> Non
     )  # fmt: skip
     parser.add_argument("--data-root", default=None, help="full MNIST in torchvision's layout")
     parser.add_argument("--checkpoint", default=None, help="checkpoint to load instead")
+    add_device_arguments(parser)
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--precision`` of every command that evaluates."""
+    parser.add_argument(
+        "--device", default="cpu", metavar="DEVICE",
+        help="where to evaluate: cpu (default), cuda, cuda:N or auto (CUDA when present)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--precision", default="fp32", choices=PRECISIONS,
+        help="evaluation precision: fp32 (default), tf32 (CUDA) or bf16 (autocast)",
+    )  # fmt: skip

@@ -194,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="relative metric tolerance (closed-loop tasks: within their 95 %% intervals instead)",
     )  # fmt: skip
     validate.add_argument("--atol", type=float, default=1e-9, help="absolute metric tolerance")
+    validate.add_argument(
+        "--device", default="cpu", metavar="DEVICE",
+        help="where to replay: cpu (default), cuda, cuda:N or auto; any device works",
+    )  # fmt: skip
     validate.set_defaults(run=cmd_validate)
 
     export = commands.add_parser(

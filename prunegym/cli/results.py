@@ -13,6 +13,7 @@ from prunegym.cli.common import say
 from prunegym.pruning.export import save_exported
 from prunegym.results.artifacts import export_summary
 from prunegym.results.replay import OtherWeights, environment_for, rerun_solver
+from prunegym.tasks.devices import resolve_device
 
 
 def load_result(path: str):
@@ -28,10 +29,10 @@ def load_result(path: str):
         raise ValueError(f"{path} is not a prunegym result: {error}") from error
 
 
-def _environment(result):
+def _environment(result, args: argparse.Namespace):
 
     say(f"building {result.task} ({result.criterion} ranking, {result.compensation})...")
-    return environment_for(result)
+    return environment_for(result, device=getattr(args, "device", None))
 
 
 def _replay(result, env) -> dict:
@@ -106,9 +107,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     if args.rtol < 0 or args.atol < 0:
         raise ValueError(f"--rtol and --atol must be >= 0, got {args.rtol} and {args.atol}")
+    resolve_device(args.device)  # before anything loads
     result = load_result(args.result)
     try:
-        env = _environment(result)
+        env = _environment(result, args)
     except OtherWeights as error:
         return _failed(args.result, [str(error)])
     info = _replay(result, env)
@@ -126,7 +128,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return _failed(args.result, problems)
     print(
         f"validated {args.result}: {result.metric_name} {info['metric']:.6g} "
-        f"(recorded {result.metric:.6g}), sparsity {info['sparsity']:.6f}"
+        f"(recorded {result.metric:.6g}), sparsity {info['sparsity']:.6f}; found on "
+        f"{result.device or 'cpu'}, replayed on {env.device}"
     )
     if result.test_metrics:
         name, test = result.metric_name, info["test"]
@@ -148,7 +151,7 @@ def _failed(path: str, problems: list[str]) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
 
     result = load_result(args.result)
-    env = _environment(result)
+    env = _environment(result, args)
     if result.solver == "torch-pruning":
         pruned = rerun_solver(result, env)[0].pruned_model
     else:

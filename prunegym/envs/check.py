@@ -13,7 +13,11 @@ from prunegym.envs.evaluation.strategies import make_strategy
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks.base import Task
 
-_HOOKS = {"sliced": "evaluation_chain()", "stacked": "evaluate_stacked()"}
+_HOOKS = {
+    "sliced": "evaluation_chain()",
+    "batched": "evaluation_batch and metrics_of_outputs()",
+    "stacked": "evaluate_stacked()",
+}
 
 
 def check_task(
@@ -26,9 +30,10 @@ def check_task(
 
     - ``evaluate`` is deterministic (the cache relies on it): two evaluations of the dense
       model are equal.
-    - Every batched path the task offers (``evaluation_chain`` → sliced, ``evaluate_stacked``
-      → stacked) reproduces ``evaluate`` of the masked model for the dense model and
-      ``candidates`` random masks, to ``rtol``.
+    - Every batched path the task offers (``evaluation_chain`` → sliced, ``evaluation_batch``
+      or ``evaluate_candidates`` → batched, ``evaluate_stacked`` → stacked) reproduces
+      ``evaluate`` of the masked model for the dense model and ``candidates`` random masks, to
+      ``rtol``.
     - ``reset`` restores the dense parameters bit for bit after a step.
 
     ``env_kwargs`` go to :class:`PruneEnv` (e.g. ``granularity``, ``criterion``).

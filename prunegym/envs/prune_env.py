@@ -20,6 +20,7 @@ from prunegym.pruning.export import physically_prune, removed_fractions
 from prunegym.pruning.protocol import make_pruner
 from prunegym.tasks import Task, make_task
 from prunegym.tasks.base import weights_sha256
+from prunegym.tasks.devices import check_precision, device_name, resolve_device
 
 
 class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -87,7 +88,20 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``batching``: how :meth:`evaluate_batch` evaluates many candidates: ``"auto"``
       (default: the fastest the task supports), ``"sliced"`` (physically sliced layer chains
       sharing common prefixes), ``"stacked"`` (the task's ``evaluate_stacked``) or
-      ``"sequential"``. ``env.unwrapped.batch_strategy`` names the one in use.
+      ``"sequential"``, or ``"batched"`` (one forward over K copies of the evaluation data,
+      the dense weights shared and each candidate's channel masks applied to its
+      activations). ``env.unwrapped.batch_strategy`` names the one in use.
+    - ``device``: where the model, the data and every mask live: ``cpu``, ``cuda``,
+      ``cuda:N`` or ``auto`` (CUDA when present). ``None`` (default): the task's device
+      (``cpu`` unless the task was moved). A task object is copied before it is moved, so
+      yours stays where it is. An unavailable device raises ``ValueError`` listing those
+      available.
+    - ``precision``: ``fp32`` (default), ``tf32`` (CUDA matmuls and convolutions in
+      TensorFloat-32) or ``bf16`` (autocast); every evaluation, the dense one included, runs
+      at it. Calibration statistics are always float32.
+    - ``batch_memory_mb``: memory a batched evaluation may use for activations; larger
+      batches are evaluated in chunks (default: 512 MiB on the CPU, half the free memory of a
+      GPU).
 
     ```python
     import gymnasium as gym
@@ -131,10 +145,21 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         granularity: str = "channel",
         cache: bool = True,
         batching: str = "auto",
+        device: str | torch.device | None = None,
+        precision: str = "fp32",
+        batch_memory_mb: float | None = None,
     ) -> None:
-        self.task = make_task(task) if isinstance(task, str) else task
-        if not isinstance(self.task, Task):
+        if isinstance(task, str):
+            task = make_task(task, device=device)
+        if not isinstance(task, Task):
             raise TypeError(f"task must be a prunegym.Task or a task name, got {type(task)}")
+        if device is not None and resolve_device(device) != task.device:
+            task = copy.copy(task).to(device)  # the caller's task stays where it is
+        self.task = task
+        #: Where the model, the data and every mask live (``task.device``).
+        self.device = task.device
+        self.device_name = device_name(self.device)
+        self.precision = check_precision(precision)
         target = _check_fraction("target", target)
         tolerance = _check_fraction("tolerance", tolerance)
         if not (math.isfinite(penalty) and penalty >= 0):
@@ -142,7 +167,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         if batching not in STRATEGIES:
             raise ValueError(f"batching must be one of {STRATEGIES}, got {batching!r}")
         # The environment owns its model: a deep copy, so no caller's model is ever touched.
-        self._model = copy.deepcopy(self.task.build_model()).eval()
+        self._model = copy.deepcopy(self.task.load_model()).eval()
         self.pruner = make_pruner(
             granularity, self._model, self.task.components(self._model), self.task.example_inputs,
             self.task.calibration_batches, self.task.forward, loss=self.task.loss,
@@ -153,14 +178,15 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         self.criterion, self.compensation = self.pruner.criterion, self.pruner.compensation
         self.options = {
             "penalty": float(penalty), "probes": int(probes), "seed": int(seed),
-            "granularity": granularity,
+            "granularity": granularity, "precision": precision,
         }  # fmt: skip
         self.weights_sha256 = weights_sha256(self._model)  # the dense weights, for result files
         sign = 1.0 if self.task.higher_is_better else -1.0
         reward = Reward(sign, math.nan, float(self.task.metric_scale), float(penalty), target)
         self.evaluator = Evaluator(
-            self.task, self._model, self.pruner, reward, tolerance, batching, cache
-        )
+            self.task, self._model, self.pruner, reward, tolerance, batching, cache,
+            precision=precision, batch_memory_mb=batch_memory_mb,
+        )  # fmt: skip
         self.groups = self.pruner.groups
         self.channels = self.pruner.channels.copy()
         # Mean per-channel L2 norm of each group in the dense model (the norm-based baseline).
@@ -254,7 +280,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         """For solvers that prune by other means: a fresh copy of the task's dense model (as
         the task builds it, on which the caller may do anything), its example inputs, and the
         names of the layers never pruned (the task's output layers)."""
-        model = copy.deepcopy(self.task.build_model()).eval()
+        model = copy.deepcopy(self.task.load_model()).eval()
         outputs = self.task.output_layers(model) or default_output_layers(model)
         names = {module: name for name, module in model.named_modules()}
         return model, self.task.example_inputs, [names[module] for module in outputs]

@@ -12,7 +12,8 @@ from prunegym.tasks import make_task
 
 def make_task_env(task_name: str, task_kwargs: dict | None = None, **env_kwargs) -> PruneEnv:
     """Build a :class:`PruneEnv` for a named task (the registered ids' entry point)."""
-    return PruneEnv(make_task(task_name, **(task_kwargs or {})), **env_kwargs)
+    task = make_task(task_name, device=env_kwargs.get("device"), **(task_kwargs or {}))
+    return PruneEnv(task, **env_kwargs)
 
 
 def any_task_env(task: str = "toy", task_options: dict | None = None, **env_kwargs) -> PruneEnv:

@@ -43,17 +43,18 @@ def check_compatible(result: Result, env) -> None:
         )
 
 
-def environment_for(result: Result, **task_overrides):
+def environment_for(result: Result, device: str | None = None, **task_overrides):
     """A fresh :class:`prunegym.PruneEnv` with the task, criterion, compensation, window and
     environment options ``result`` records, checked with :func:`check_compatible`.
 
+    ``device`` is where to replay (any device: the result records where it was found);
     ``task_overrides`` replace recorded task options (e.g. another ``data_root``).
     Torch-Pruning results chose channels by Torch-Pruning's own ranking, so their coefficients
     cannot be replayed through the masks: re-run that (deterministic) solver instead, with
     :func:`rerun_solver`.
     """
 
-    task = make_task(result.task, **{**result.task_options, **task_overrides})
+    task = make_task(result.task, device=device, **{**result.task_options, **task_overrides})
     env = PruneEnv(
         task,
         target=result.target,

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from importlib import metadata
 
 from prunegym.tasks.base import Task
+from prunegym.tasks.devices import resolve_device
 
 _BUILT_IN = {
     "diffusion-sorption": "prunegym.tasks.diffusion_sorption:DiffusionSorptionTask",
@@ -128,9 +129,11 @@ def task_class(name: str) -> type[Task]:
     return factory if isinstance(factory, type) else type(make_task(name))
 
 
-def make_task(name: str, **kwargs) -> Task:
+def make_task(name: str, device: str | None = None, **kwargs) -> Task:
     """Build a task by name or ``module:attribute`` spec, e.g.
-    ``make_task("mnist-ae", data_root="~/data")`` or ``make_task("mytask:MyTask")``.
+    ``make_task("mnist-ae", data_root="~/data")`` or ``make_task("mytask:MyTask")``, with its
+    data on ``device`` (``cpu`` when ``None``; ``cuda``, ``cuda:N``, ``auto``: see
+    :meth:`Task.to`).
 
     Raises:
         ValueError: if ``name`` is not a known task, an option is unknown, or the factory does
@@ -143,11 +146,12 @@ def make_task(name: str, **kwargs) -> Task:
     if unknown:
         valid = [key for key in accepted if key != "self"]
         raise ValueError(f"task {name!r} takes no option {unknown[0]!r}; its options: {valid}")
+    resolve_device(device)  # an unavailable device fails before the task loads anything
     task = factory(**kwargs)
     if not isinstance(task, Task):
         raise ValueError(f"task {name!r} built a {type(task).__name__}, not a prunegym.Task")
     task.name = name  # how to build it again (a registered name or a module:attribute spec)
-    return task
+    return task.to(device) if device is not None else task
 
 
 __all__ = [

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunegym.tasks.devices import move_to, resolve_device
 from prunegym.tasks.intervals import mean_ci95, paired_difference
 
 
@@ -38,10 +39,33 @@ class Task:
     #: :meth:`evaluate`; the chosen result is then scored on these others
     #: (:meth:`test_episode_metrics`), so that selection does not inflate its score.
     test_episodes: int = 0
+    #: Where the task's evaluation and calibration data live (:meth:`to`); the environment puts
+    #: its model there too. ``cpu`` unless moved.
+    device: torch.device = torch.device("cpu")
 
     def build_model(self) -> nn.Module:
-        """Return a fresh pretrained model in eval mode (loads the shipped checkpoint)."""
+        """Return a fresh pretrained model in eval mode (loads the shipped checkpoint), on the
+        CPU; :meth:`load_model` puts it on :attr:`device`."""
         raise NotImplementedError
+
+    def load_model(self) -> nn.Module:
+        """:meth:`build_model` on the task's :attr:`device`."""
+        return self.build_model().to(self.device)
+
+    def to(self, device: str | torch.device | None) -> Task:
+        """Put the task's data on ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``), once:
+        every tensor and module among its attributes (in lists, tuples, dicts and dataclasses
+        too) is moved. Returns the task. Override it when a task keeps device data elsewhere.
+
+        Raises:
+            ValueError: if the device does not exist here (the message lists those that do).
+        """
+        device = resolve_device(device)
+        if device != self.device:
+            for key, value in list(vars(self).items()):
+                setattr(self, key, move_to(value, device))
+            self.device = device
+        return self
 
     def components(self, model: nn.Module) -> dict[str, nn.Module]:
         """Map component names to submodules of ``model``, e.g. ``{"encoder": model.encoder}``.

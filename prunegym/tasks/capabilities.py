@@ -3,15 +3,21 @@ methods (no base class needed), and the code that uses it asks with ``isinstance
 
 - :class:`ChainEvaluation`: the model's evaluation is a chain of Linear layers, so the
   environment evaluates channel-pruned candidates as physically sliced chains.
+- :class:`OutputEvaluation`: the metric is a function of the outputs on one fixed batch, so
+  K channel-masked candidates run as one forward over K copies of the batch.
+- :class:`CandidateEvaluation`: the task runs K masked candidates in one lockstep evaluation of
+  its own (closed-loop episodes on a device).
 - :class:`StackedEvaluation`: the task evaluates K parameter sets in one go.
 - :class:`Reconstructs`: the task's picture is a reconstruction grid (autoencoders).
 - :class:`PlaysEpisodes`: the task's picture is a played episode and its returns.
 
-``prunegym.envs.check_task(task)`` verifies that the first two reproduce ``evaluate``.
+``prunegym.envs.check_task(task)`` verifies that the first three reproduce ``evaluate``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -30,6 +36,51 @@ class ChainEvaluation(Protocol):
 
     def metrics_of_outputs(self, outputs: torch.Tensor) -> dict[str, float]:
         """The metrics of the chain's outputs, equal to ``evaluate``'s."""
+
+
+@runtime_checkable
+class OutputEvaluation(Protocol):
+    """``evaluate(model) == metrics_of_outputs(forward(model, evaluation_batch))``: the metric
+    is a function of the model's outputs on one fixed batch, so the environment evaluates K
+    channel-masked candidates as one forward over K copies of the batch
+    (:class:`prunegym.pruning.channel.candidate_masks.CandidateMasks`)."""
+
+    @property
+    def evaluation_batch(self) -> object:
+        """The evaluation data, as :meth:`prunegym.Task.forward` accepts it (a tensor, or a
+        tuple whose first entry is the input tensor), on the task's device."""
+
+    def metrics_of_outputs(self, outputs: torch.Tensor) -> dict[str, float]:
+        """The metrics of ``forward``'s outputs on :attr:`evaluation_batch`."""
+
+
+@runtime_checkable
+class StackedOutputMetrics(Protocol):
+    """An :class:`OutputEvaluation` task that scores K candidates' outputs at once (one device
+    synchronisation instead of K)."""
+
+    def metrics_of_stacked_outputs(self, outputs: torch.Tensor) -> list[dict[str, float]]:
+        """``outputs`` ``(K, *shape)``: K candidates' outputs; K metric dicts, each equal to
+        :meth:`OutputEvaluation.metrics_of_outputs` of its row."""
+
+
+@runtime_checkable
+class CandidateEvaluation(Protocol):
+    """The task evaluates K channel-masked candidates in one lockstep run of its own (the
+    TD-MPC episodes on a device), given a context in which the model computes all K."""
+
+    #: Whether :meth:`evaluate_candidates` can be used now (it may depend on the task's options).
+    batches_candidates: bool
+    #: Rows one candidate feeds each forward (its episodes), for memory budgets.
+    candidate_rows: int
+
+    def evaluate_candidates(
+        self, model: nn.Module, count: int, masked: Callable[[int], AbstractContextManager]
+    ) -> list[dict[str, float]]:
+        """K = ``count`` metric dicts. Inside ``masked(rows)``, a forward of ``model`` (dense
+        weights) on ``rows`` rows (one copy of the data) or ``count·rows`` rows (candidate-
+        major) computes the ``count`` candidates; each result equals ``evaluate`` of the masked
+        model to float tolerance."""
 
 
 @runtime_checkable

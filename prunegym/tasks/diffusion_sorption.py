@@ -103,7 +103,8 @@ def save_regressor(path, model: nn.Module, architecture: int, noise: float, seed
 
 def calibration_rows(inputs, targets, rows: int = 8192, batch: int = 1024):
     """``rows`` random rows (seed 0) as ``(inputs, targets)`` batches of ``batch``."""
-    pick = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(0))[:rows]
+    generator = torch.Generator().manual_seed(0)  # the same rows on every device
+    pick = torch.randperm(len(inputs), generator=generator, device="cpu")[:rows].to(inputs.device)
     return list(zip(inputs[pick].split(batch), targets[pick].split(batch), strict=True))
 
 
@@ -157,7 +158,15 @@ class DiffusionSorptionTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        return {"mse": float(mse(model, (self.test_x, self.test_y)))}
+        return self.metrics_of_outputs(self.forward(model, self.evaluation_batch))
+
+    @property
+    def evaluation_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The test rows and targets."""
+        return self.test_x, self.test_y
+
+    def metrics_of_outputs(self, outputs: torch.Tensor) -> dict[str, float]:
+        return {"mse": float(nn.functional.mse_loss(outputs, self.test_y))}
 
     def options(self) -> dict[str, object]:
         options: dict[str, object] = {"architecture": self.architecture, "noise": self.noise}

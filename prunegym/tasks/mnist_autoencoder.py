@@ -46,7 +46,7 @@ def psnr_db(mse: float, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB for a mean squared error on data of the given range."""
     if mse <= 0.0:
         return float("inf")
-    return float(10.0 * torch.log10(torch.tensor(data_range**2 / mse)).item())
+    return float(10.0 * torch.log10(torch.tensor(data_range**2 / mse, device="cpu")).item())
 
 
 class MNISTAutoencoderTask(Task):
@@ -148,6 +148,11 @@ class MNISTAutoencoderTask(Task):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return self.metrics_of_outputs(self.reconstruct(model))
 
+    @property
+    def evaluation_batch(self) -> torch.Tensor:
+        """The evaluation digits ``(N, 784)`` (what :meth:`evaluate` reconstructs)."""
+        return self._eval_images
+
     def evaluation_chain(self, model: nn.Module) -> tuple[torch.Tensor, list[nn.Module]]:
         return self._eval_images, [*model.encoder, *model.decoder]
 
@@ -156,3 +161,9 @@ class MNISTAutoencoderTask(Task):
         squared = torch.sub(outputs, self._eval_images).square_()
         mse = float(squared.mean().item())
         return {"psnr": psnr_db(mse), "mse": mse}
+
+    def metrics_of_stacked_outputs(self, outputs: torch.Tensor) -> list[dict[str, float]]:
+        """PSNR and MSE of K candidates' reconstructions ``(K, N, 784)``, read back at once."""
+        squared = torch.sub(outputs, self._eval_images).square_()
+        errors = squared.reshape(len(outputs), -1).mean(1).tolist()
+        return [{"psnr": psnr_db(mse), "mse": mse} for mse in errors]

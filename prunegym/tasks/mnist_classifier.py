@@ -46,7 +46,12 @@ def cross_entropy(model: nn.Module, batch) -> torch.Tensor:
 @torch.no_grad()
 def classifier_metrics(model: nn.Module, images, labels) -> dict[str, float]:
     """``loss`` (mean cross-entropy, nats) and ``accuracy`` (fraction) on the given digits."""
-    logits = model(images)
+    return logits_metrics(model(images), labels)
+
+
+def logits_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """``loss`` (mean cross-entropy, nats) and ``accuracy`` (fraction) of ``(N, classes)``
+    logits."""
     return {
         "loss": float(nn.functional.cross_entropy(logits, labels)),
         "accuracy": float((logits.argmax(1) == labels).float().mean()),
@@ -145,8 +150,17 @@ class MNISTClassifierTask(Task):
         """Shuffled training batches for fine-tuning (``prunegym.tasks.fitting.finetune``)."""
         return classifier_batches(self.split.train_images, self.split.train_labels, 64, seed, epoch)
 
+    @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        return classifier_metrics(model, self.split.test_images, self.split.test_labels)
+        return self.metrics_of_outputs(self.forward(model, self.evaluation_batch))
+
+    @property
+    def evaluation_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The test digits and labels."""
+        return self.split.test_images, self.split.test_labels
+
+    def metrics_of_outputs(self, outputs: torch.Tensor) -> dict[str, float]:
+        return logits_metrics(outputs, self.split.test_labels)
 
     def options(self) -> dict[str, object]:
         options: dict[str, object] = {"hidden": self.hidden}

@@ -18,7 +18,7 @@ from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import load_checkpoint, load_state_into, save_checkpoint
 from prunegym.tasks.data.mnist import load_mnist_split
 from prunegym.tasks.fitting import finetune
-from prunegym.tasks.mnist_classifier import classifier_batches, classifier_metrics
+from prunegym.tasks.mnist_classifier import classifier_batches, classifier_metrics, logits_metrics
 
 EPOCHS = 8
 
@@ -106,7 +106,15 @@ class MNISTConvNetTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        metrics = classifier_metrics(model, images(self.split.test_images), self.split.test_labels)
+        return self.metrics_of_outputs(self.forward(model, self.evaluation_batch))
+
+    @property
+    def evaluation_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The test digits ``(N, 784)`` and labels."""
+        return self.split.test_images, self.split.test_labels
+
+    def metrics_of_outputs(self, outputs: torch.Tensor) -> dict[str, float]:
+        metrics = logits_metrics(outputs, self.split.test_labels)
         return {"accuracy": metrics["accuracy"], "loss": metrics["loss"]}
 
     def options(self) -> dict[str, object]:

@@ -16,10 +16,22 @@ scored again on ``test_episodes`` held-out seeds (:meth:`test_episode_metrics`),
 normalised score and the paired difference from the dense agent on those seeds. By default
 the agent acts with its policy prior π (``mode="policy"``); ``mode="plan"`` runs MPPI planning
 with the world model (horizon ``plan_horizon``), 30 to 60 times slower.
+
+## Episodes on a device
+With ``episode_engine="torch"`` the episodes run as tensor operations on the task's device
+(:mod:`prunegym.tasks.tdmpc.tensor_episodes`): Pendulum-v1's equations and frames from a table
+of the renderer's frames, K candidates × episodes in lockstep (:meth:`evaluate_candidates`).
+Their returns equal the Gymnasium-wrapped episodes' on the same seeds (the CPU tests check it).
+``"torch+table"`` (the default on a GPU: ``"auto"``) also reads the first convolution's output
+from a table of its responses to every frame: the same numbers to float rounding, which a
+closed loop amplifies into other trajectories now and then, so it is compared statistically.
+``"numpy"`` (the default on the CPU) steps the pendulums as numpy arrays, bit-identical to the
+wrapped episodes.
 """
 
 from __future__ import annotations
 
+import weakref
 from importlib import resources
 from pathlib import Path
 
@@ -35,12 +47,19 @@ from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.controllers import random_controller
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller, record_episode
 from prunegym.tasks.tdmpc.stacked_policy import StackedPolicy
+from prunegym.tasks.tdmpc.tensor_episodes import (
+    FirstConvTable,
+    FrameTable,
+    TensorPendulums,
+    replaced_forward,
+)
 from prunegym.tasks.tdmpc.world_model import WorldModel
 
 EVALUATION_SEEDS_START = 20_000  # search episodes: what solvers see
 CALIBRATION_SEEDS_START = 30_000
 TEST_SEEDS_START = 40_000  # held-out test episodes: how the chosen result is scored
 MODES = ("policy", "plan")
+ENGINES = ("auto", "numpy", "torch", "torch+table")
 
 
 def default_checkpoint() -> Path:
@@ -77,6 +96,9 @@ class TDMPCPendulumTask(Task):
             (``benchmarks/tdmpc_planning.py``); at its trained horizon 3 the
             planner fails.
         calibration_episodes: Dense-agent episodes whose frames calibrate the statistics.
+        episode_engine: ``"numpy"``, ``"torch"`` (episodes as tensors on the task's device,
+            ``mode="policy"`` only), ``"torch+table"`` (and the first convolution from a table)
+            or ``"auto"``: torch+table on a GPU, numpy on the CPU.
     """
 
     name = "tdmpc-pendulum"
@@ -92,9 +114,20 @@ class TDMPCPendulumTask(Task):
         calibration_episodes: int = 4,
         plan_horizon: int = 1,
         test_episodes: int = 100,
+        episode_engine: str = "auto",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; choose one of {MODES}")
+        if episode_engine not in ENGINES:
+            raise ValueError(f"episode_engine must be one of {ENGINES}, got {episode_engine!r}")
+        if episode_engine.startswith("torch") and mode != "policy":
+            raise ValueError(
+                f"episode_engine={episode_engine!r} runs the policy prior; use mode='policy'"
+            )
+        self.episode_engine = episode_engine
+        self._frames: FrameTable | None = None  # on the device, built when first needed
+        self._tensor_runs: dict[int, TensorPendulums] = {}  # by first seed
+        self._conv_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         if episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
         if test_episodes < 2:
@@ -111,6 +144,24 @@ class TDMPCPendulumTask(Task):
         self.random_return = float(self.runner.run(random_controller(0)).mean())
         self.dense_return = float(self._returns(self._dense).mean())
         self._calibration = self._collect_calibration(calibration_episodes)
+
+    def to(self, device) -> TDMPCPendulumTask:
+        """Move the task; the dense agent's return is measured again where the episodes now
+        run (its normalised score is 1 on every device)."""
+        engine = self.uses_tensor_episodes
+        super().to(device)
+        self._frames, self._tensor_runs = None, {}
+        self._conv_tables = weakref.WeakKeyDictionary()
+        if engine or self.uses_tensor_episodes:
+            self.dense_return = float(self._returns(self._dense).mean())
+        return self
+
+    @property
+    def uses_tensor_episodes(self) -> bool:
+        """Whether episodes run as tensors on the device (``episode_engine``)."""
+        if self.episode_engine == "auto":
+            return self.mode == "policy" and self.device.type != "cpu"
+        return self.episode_engine.startswith("torch")
 
     # -- the Task contract ----------------------------------------------------------------------
     def build_model(self) -> nn.Module:
@@ -164,11 +215,60 @@ class TDMPCPendulumTask(Task):
         if self.mode != "policy":
             return [self._evaluate_copy(model, parameters, k) for k in range(count)]
         policy = StackedPolicy(model, parameters)
-        returns = self.runner.run(network_controller(policy), copies=count)
+        returns = self.runner.run(network_controller(policy, self.device), copies=count)
         return [self._metrics(row) for row in returns.reshape(count, self.episodes)]
 
+    # -- K candidates in lockstep on the device ---------------------------------------------------
+    @property
+    def batches_candidates(self) -> bool:
+        """:meth:`evaluate_candidates` works with the tensor episodes."""
+        return self.uses_tensor_episodes
+
+    @property
+    def candidate_rows(self) -> int:
+        return self.episodes
+
+    @torch.no_grad()
+    def evaluate_candidates(self, model: nn.Module, count: int, masked) -> list[dict[str, float]]:
+        """The search episodes of ``count`` candidates, stepped together as tensors on the
+        device; the policy of every candidate is one forward inside ``masked(episodes)``."""
+        if not self.uses_tensor_episodes:
+            raise ValueError("evaluate_candidates needs episode_engine='torch' (or a GPU)")
+        with masked(self.episodes):
+            returns = self._tensor_run(self.runner).run(self._tensor_policy(model), count)
+        return [self._metrics(row) for row in returns.cpu().numpy()]
+
+    def _tensor_run(self, runner: EpisodeRunner) -> TensorPendulums:
+        key = runner.seeds[0]
+        if key not in self._tensor_runs:
+            self._tensor_runs[key] = TensorPendulums(runner, self._frame_table())
+        return self._tensor_runs[key]
+
+    def _frame_table(self) -> FrameTable:
+        if self._frames is None:
+            self._frames = FrameTable(self.runner, self.device)
+        return self._frames
+
+    def _tensor_policy(self, model: WorldModel):
+        """``keys (B, frames) -> π(h(stack))``; with ``torch+table`` (or ``auto``) the first
+        convolution is read from its table of responses."""
+        if self.episode_engine == "torch":
+            frames = self._frame_table()
+            return lambda keys: model.pi(model.encode(frames.stacks(keys)))
+        first = model.encoder[0]
+        if first not in self._conv_tables:
+            table = self._frame_table()
+            self._conv_tables[first] = FirstConvTable(first, table, WorldModel.preprocess)
+        responses = self._conv_tables[first]
+
+        def policy(keys: torch.Tensor) -> torch.Tensor:
+            with replaced_forward(first, responses):
+                return model.pi(model.encoder(keys))
+
+        return policy
+
     def _evaluate_copy(self, model, parameters, k: int) -> dict[str, float]:
-        copy = load_world_model(self.checkpoint)
+        copy = load_world_model(self.checkpoint).to(self.device)
         copy.load_state_dict({name: value[k] for name, value in parameters.items()}, strict=False)
         return self.evaluate(copy)
 
@@ -186,6 +286,10 @@ class TDMPCPendulumTask(Task):
     @torch.no_grad()
     def test_episode_metrics(self, model: nn.Module) -> np.ndarray:
         """``(test_episodes,)`` returns of the held-out episodes (seeds 40,000 on)."""
+        if self.uses_tensor_episodes:
+            runner = self._test_runs()
+            returns = self._tensor_run(runner).run(self._tensor_policy(model))
+            return returns[0].cpu().numpy()
         return self._test_runs().run(self._controller(model))
 
     def _test_runs(self) -> EpisodeRunner:
@@ -208,6 +312,7 @@ class TDMPCPendulumTask(Task):
 
     def options(self) -> dict[str, object]:
         options = {
+            "episode_engine": self.episode_engine,
             "episodes": self.episodes,
             "mode": self.mode,
             "calibration_episodes": self.calibration_episodes,
@@ -244,15 +349,17 @@ class TDMPCPendulumTask(Task):
     # -- helpers --------------------------------------------------------------------------------
     def _controller(self, model: WorldModel):
         if self.mode == "policy":
-            return network_controller(lambda obs: model.pi(model.encode(obs)))
+            return network_controller(lambda obs: model.pi(model.encode(obs)), self.device)
 
         planner = TDMPC(self.config, seed=0)
         planner.model = model
         return network_controller(
-            lambda obs: planner.act(obs, plan=True, horizon=self.plan_horizon)
+            lambda obs: planner.act(obs, plan=True, horizon=self.plan_horizon), self.device
         )
 
     def _returns(self, model: WorldModel) -> np.ndarray:
+        if self.uses_tensor_episodes:
+            return self._tensor_run(self.runner).run(self._tensor_policy(model))[0].cpu().numpy()
         return self.runner.run(self._controller(model))
 
     @torch.no_grad()
@@ -261,15 +368,16 @@ class TDMPCPendulumTask(Task):
         seeds = list(range(CALIBRATION_SEEDS_START, CALIBRATION_SEEDS_START + episodes))
         runner = EpisodeRunner(seeds, self.config.env)
         frames, actions = [], []
-        generator = torch.Generator().manual_seed(0)
+        generator = torch.Generator().manual_seed(0)  # the same noise on every device
         model = self._dense
 
         def act(observations: torch.Tensor) -> torch.Tensor:
             action = model.pi(model.encode(observations))
-            action = (action + 0.3 * torch.randn(action.shape, generator=generator)).clamp(-1, 1)
+            noise = torch.randn(action.shape, generator=generator, device="cpu")
+            action = (action + 0.3 * noise.to(action.device)).clamp(-1, 1)
             frames.append(observations.clone())
             actions.append(action)
             return action
 
-        runner.run(network_controller(act))
+        runner.run(network_controller(act, self.device))
         return torch.cat(frames), torch.cat(actions)

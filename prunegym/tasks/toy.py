@@ -72,6 +72,11 @@ class ToyTask(Task):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return self.metrics_of_outputs(model(self.inputs))
 
+    # Optional: lets PruneEnv.evaluate_batch run K candidates as one forward.
+    @property
+    def evaluation_batch(self) -> torch.Tensor:
+        return self.inputs
+
     # Optional: lets PruneEnv.evaluate_batch run candidates as sliced chains.
     def evaluation_chain(self, model: nn.Module):
         return self.inputs, [*model.encoder, *model.decoder]

@@ -14,11 +14,14 @@ meter it through ``limit`` (no more than that many new evaluations).
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from prunegym.envs.evaluation.reward import Reward
@@ -26,6 +29,7 @@ from prunegym.envs.evaluation.strategies import SequentialStrategy, make_strateg
 from prunegym.pruning.channel.pruner import MAX_COEFFICIENT
 from prunegym.pruning.protocol import Pruner
 from prunegym.tasks.base import Task
+from prunegym.tasks.devices import precision_context
 
 
 class Evaluator:
@@ -54,35 +58,47 @@ class Evaluator:
         tolerance: float,
         batching: str = "auto",
         cache: bool = True,
+        precision: str = "fp32",
+        batch_memory_mb: float | None = None,
     ) -> None:
         self.task, self.model, self.pruner = task, model, pruner
-        self.dense_metrics = dict(task.evaluate(model))
+        self.precision, self.device = precision, task.device
+        with self.precise():
+            self.dense_metrics = dict(task.evaluate(model))
         self.reward = replace(reward, dense_metric=float(self.dense_metrics[task.metric]))
         self.tolerance = tolerance
-        self.strategy = make_strategy(batching, task, model, pruner)
+        self.strategy = make_strategy(batching, task, model, pruner, batch_memory_mb, precision)
         # One candidate alone costs least masked in place (stacking copies every parameter);
         # the sliced chain writes nothing and stays the faster path even for one.
         self.single = self.strategy
-        if self.strategy.name == "stacked":
+        if self.strategy.name in ("stacked", "batched"):
             self.single = SequentialStrategy(task, model, pruner)
-        if self.strategy.name == "sliced":
-            self._check_chain()
+        if self.strategy.name in ("sliced", "batched"):
+            self._check_dense()
         self._cache: dict[bytes, dict[str, float]] | None = None
         self.use_cache(cache)
         self._dense_test_values: np.ndarray | None = None
 
-    def _check_chain(self) -> None:
-        """Refuse a chain that does not reproduce ``evaluate`` on the dense model. It costs the
-        chain's layers after the first: the first layer's dense output, computed here, serves
-        every later candidate."""
+    @contextlib.contextmanager
+    def precise(self) -> Iterator[None]:
+        """The context every evaluation runs in: no gradients, at the environment's precision."""
+        with torch.no_grad(), precision_context(self.precision, self.device):
+            yield
+
+    def _check_dense(self) -> None:
+        """Refuse a sliced chain or batched forward that does not reproduce ``evaluate`` on the
+        dense model. For a chain it costs the layers after the first: the first layer's dense
+        output, computed here, serves every later candidate."""
         zero = np.zeros((1, len(self.pruner.channels)), dtype=np.int64)
-        chained = self.strategy(zero)[0]
+        with self.precise():
+            found = self.strategy(zero)[0]
+        what = {"sliced": "evaluation_chain()", "batched": "evaluation_batch"}[self.strategy.name]
         for key, value in self.dense_metrics.items():
-            if key in chained and not math.isclose(chained[key], value, rel_tol=1e-4, abs_tol=1e-6):
+            if key in found and not math.isclose(found[key], value, rel_tol=1e-4, abs_tol=1e-6):
                 raise RuntimeError(
-                    f"task {self.task.name!r}: its evaluation_chain() gives {key}="
-                    f"{chained[key]!r} for the dense model, evaluate() gives {value!r} "
-                    "(prunegym.check_task(task) tells more)"
+                    f"task {self.task.name!r}: its {what} gives {key}={found[key]!r} for the "
+                    f"dense model, evaluate() gives {value!r} (prunegym.check_task(task) tells "
+                    "more)"
                 )
 
     # -- validation -----------------------------------------------------------------------------
@@ -131,7 +147,9 @@ class Evaluator:
         fresh: dict[bytes, dict[str, float]] = {}
         if missing:
             strategy = self.single if len(missing) == 1 else self.strategy
-            fresh = dict(zip(missing, strategy(counts[list(missing.values())]), strict=True))
+            with self.precise():
+                found = strategy(counts[list(missing.values())])
+            fresh = dict(zip(missing, found, strict=True))
         if self._cache is not None:
             self._cache.update(fresh)
         metrics = [known.get(key) or fresh[key] for key in keys]
@@ -219,7 +237,8 @@ class Evaluator:
         if dense and self._dense_test_values is not None:
             return self._dense_test_values
         self.pruner.apply_counts(np.zeros(len(self.pruner.channels), np.int64) if dense else counts)
-        values = np.asarray(self.task.test_episode_metrics(self.model), dtype=np.float64)
+        with self.precise():
+            values = np.asarray(self.task.test_episode_metrics(self.model), dtype=np.float64)
         if dense:
             self._dense_test_values = values
         return values

@@ -236,7 +236,7 @@ class SlicedChain:
             self.multiply_adds += product.shape[0] * weight.shape[0] * weight.shape[1]
             self._second_dense = (activation, weight, dense_bias, product)
         activation, weight, dense_bias, product = self._second_dense
-        keep = torch.ones(step.module.in_features, dtype=torch.bool)
+        keep = torch.ones(step.module.in_features, dtype=torch.bool, device=kept_in.device)
         keep[kept_in] = False
         removed = torch.nonzero(keep).flatten()
         values = product.index_select(1, kept_out)

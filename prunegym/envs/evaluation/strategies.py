@@ -6,11 +6,14 @@
 - ``stacked``: the task is a :class:`~prunegym.tasks.capabilities.StackedEvaluation` (the
   TD-MPC agent's episodes for all candidates step together in lockstep, one stacked policy call
   per decision, bit-identical to sequential evaluation).
+- ``batched``: the task is an :class:`~prunegym.tasks.capabilities.OutputEvaluation`; the K
+  candidates run as one forward over K copies of the evaluation batch, masks applied to the
+  activations (:mod:`prunegym.envs.evaluation.batched`). Nothing is written to the model.
 - ``sequential``: write the masks into the model and evaluate, one candidate after the other.
 
 The strategies that write masks leave the pruner at whichever counts they applied last; the
 environment re-applies its own counts when someone reads its model. ``check_task`` verifies
-that a task's ``sliced`` and ``stacked`` paths reproduce ``sequential``;
+that a task's ``sliced``, ``batched`` and ``stacked`` paths reproduce ``sequential``;
 ``benchmarks/batched_candidates.py`` times them.
 """
 
@@ -20,12 +23,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunegym.envs.evaluation.batched import BatchedStrategy
 from prunegym.envs.evaluation.sliced_chain import SlicedChain, UnsupportedChain
+from prunegym.pruning.channel.candidate_masks import UnsupportedBatching
 from prunegym.pruning.protocol import Pruner
 from prunegym.tasks.base import Task
 from prunegym.tasks.capabilities import ChainEvaluation, StackedEvaluation
 
-STRATEGIES = ("auto", "sliced", "stacked", "sequential")
+STRATEGIES = ("auto", "sliced", "batched", "stacked", "sequential")
+#: On the CPU, ``auto`` batches only when this many candidates' activations fit the memory
+#: budget; with fewer (large activations, as in convolutional nets) the extra mask passes over
+#: the activations cost more than one forward per candidate.
+CPU_MIN_CHUNK = 8
 
 
 class SequentialStrategy:
@@ -97,12 +106,32 @@ class SlicedStrategy:
         return results  # type: ignore[return-value]
 
 
-def make_strategy(name: str, task: Task, model: nn.Module, pruner: Pruner):
-    """The strategy named, or for ``"auto"`` the fastest the task supports: ``sliced``
-    (channel masks on a chain), then ``stacked``, then ``sequential``."""
+def make_strategy(
+    name: str,
+    task: Task,
+    model: nn.Module,
+    pruner: Pruner,
+    memory_mb: float | None = None,
+    precision: str = "fp32",
+):
+    """The strategy named, or for ``"auto"`` the fastest the task supports. On a GPU:
+    ``batched`` (one forward for all candidates), then ``stacked``, ``sliced``,
+    ``sequential``. On the CPU, where a forward costs in proportion to its rows, ``sliced``
+    (sliced layers, shared prefixes) comes first, then ``stacked``, ``batched`` (when at least
+    :data:`CPU_MIN_CHUNK` candidates fit the memory budget) and ``sequential``. The sliced
+    chain computes in float32 only, so other precisions skip it."""
     if name not in STRATEGIES:
         raise ValueError(f"batching must be one of {STRATEGIES}, got {name!r}")
-    if name in ("auto", "sliced"):
+    gpu = pruner.masker is not None and pruner.masker.device.type != "cpu"
+    if name == "batched" or (name == "auto" and gpu):
+        try:
+            return BatchedStrategy(task, model, pruner, memory_mb)
+        except UnsupportedBatching:
+            if name == "batched":
+                raise
+    if name == "sliced" and precision != "fp32":
+        raise ValueError(f"sliced evaluation runs in fp32 only, not {precision}")
+    if name in ("auto", "sliced") and precision == "fp32":
         try:
             return SlicedStrategy(task, model, pruner)
         except UnsupportedChain:
@@ -113,6 +142,13 @@ def make_strategy(name: str, task: Task, model: nn.Module, pruner: Pruner):
         raise ValueError(f"task {task.name!r} does not implement evaluate_stacked()")
     if stacked and name in ("auto", "stacked"):
         return StackedStrategy(task, model, pruner)
+    if name == "auto" and not gpu:
+        try:
+            batched = BatchedStrategy(task, model, pruner, memory_mb)
+        except UnsupportedBatching:
+            batched = None
+        if batched is not None and batched.chunk >= CPU_MIN_CHUNK:
+            return batched
     return SequentialStrategy(task, model, pruner)
 
 

@@ -185,8 +185,8 @@ def _read_group(graph, tp_group, names: dict[nn.Module, str]):
             continue
         name = names[module]
         out = graph.is_out_channel_pruning_fn(item.dep.handler)
-        index = torch.as_tensor(item.idxs, dtype=torch.long)
-        root = torch.as_tensor(item.root_idxs, dtype=torch.long)
+        index = torch.as_tensor(item.idxs, dtype=torch.long, device="cpu")  # bookkeeping
+        root = torch.as_tensor(item.root_idxs, dtype=torch.long, device="cpu")
         pairs = _param_dims(module, name, out, item.dep.target.pruning_dim)
         for attribute, dim in pairs:
             slices.append(

@@ -47,12 +47,13 @@ def compensated_scores(
     statistics: dict[str, ConsumerStatistics],
 ) -> torch.Tensor:
     """``(n_i,)`` residual importance ``Σ ‖W_{:,j}‖² Var(z_j)`` of each channel of ``group``."""
-    scores = torch.zeros(group.channels, dtype=torch.float64)
+    scores = torch.zeros(group.channels, dtype=torch.float64, device="cpu")  # as the orders
     for consumer in group.consumers:
         weight = consumer_weight(modules[consumer.module]).double()
         column_energy = weight.transpose(0, 1).reshape(weight.shape[1], -1).pow(2).sum(1)
-        variance = statistics[consumer.module].var.double()
-        residual = column_energy[consumer.index] * variance[consumer.index]
+        variance = statistics[consumer.module].var.double().to(weight.device)
+        index = consumer.index.to(weight.device)
+        residual = (column_energy[index] * variance[index]).cpu()
         scores.index_add_(0, consumer.root, residual)
     return scores
 
@@ -133,9 +134,10 @@ def group_channel_norms(model: nn.Module, group: PruningGroup) -> torch.Tensor:
     shifts, consumer columns (the group's :class:`ChannelSlice` list).
     """
     parameters = dict(model.named_parameters())
-    squares = torch.zeros(group.channels, dtype=torch.float64)
+    squares = torch.zeros(group.channels, dtype=torch.float64, device="cpu")  # as the orders
     for piece in group.slices:
-        values = parameters[piece.param].detach().double().index_select(piece.dim, piece.index)
+        values = parameters[piece.param].detach().double()
+        values = values.index_select(piece.dim, piece.index.to(values.device))
         per_position = values.pow(2).movedim(piece.dim, 0).reshape(len(piece.index), -1).sum(1)
-        squares.index_add_(0, piece.root, per_position)
+        squares.index_add_(0, piece.root, per_position.cpu())
     return squares.sqrt()

@@ -65,9 +65,9 @@ def parameter_layout(
             raise ValueError(f"group slice names unknown parameter {param!r}")
         positions = sorted(owners)
         layout.setdefault(param, {})[dim] = DimLayout(
-            torch.tensor(positions, dtype=torch.long),
-            torch.tensor([owners[p][0] for p in positions], dtype=torch.long),
-            torch.tensor([owners[p][1] for p in positions], dtype=torch.long),
+            torch.tensor(positions, dtype=torch.long, device="cpu"),
+            torch.tensor([owners[p][0] for p in positions], dtype=torch.long, device="cpu"),
+            torch.tensor([owners[p][1] for p in positions], dtype=torch.long, device="cpu"),
         )
     return layout
 
@@ -106,12 +106,25 @@ class ChannelMasker:
         orders: list[torch.Tensor],
         compensation: dict[str, torch.Tensor] | None = None,
     ) -> None:
-        self.groups = groups
-        self.orders = orders
-        self.channels = np.array([g.channels for g in groups], dtype=np.int64)
         params = dict(model.named_parameters())
         modules = dict(model.named_modules())
-        self.layout = parameter_layout(groups, {n: p.shape for n, p in params.items()})
+        #: Where the model's parameters live; every mask tensor is made there.
+        self.device = next(iter(params.values())).device if params else torch.device("cpu")
+        self.groups = groups
+        self.orders = [order.to(self.device) for order in orders]
+        self.ranks = [torch.empty_like(order) for order in self.orders]  # rank[order[j]] = j
+        for rank, order in zip(self.ranks, self.orders, strict=True):
+            rank[order] = torch.arange(len(order), device=self.device)
+        self.channels = np.array([g.channels for g in groups], dtype=np.int64)
+        self.layout = {
+            name: {
+                dim: DimLayout(*(t.to(self.device) for t in (d.positions, d.groups, d.roots)))
+                for dim, d in dims.items()
+            }
+            for name, dims in parameter_layout(
+                groups, {n: p.shape for n, p in params.items()}
+            ).items()
+        }
         plans: dict[str, _ParameterPlan] = {}
         for name, dims in self.layout.items():
             depends = frozenset(int(g) for layout in dims.values() for g in layout.groups.tolist())
@@ -131,7 +144,7 @@ class ChannelMasker:
                 {},
                 frozenset(),
             )
-            plan.shift = matrix.to(plan.live.dtype)
+            plan.shift = matrix.to(device=self.device, dtype=plan.live.dtype)
             plan.shift_source = (weight_name, in_dim)
             plan.depends_on = plan.depends_on | frozenset(source.groups.tolist())
             plans[bias_name] = plan
@@ -154,21 +167,46 @@ class ChannelMasker:
         """Per group, a ``(n_i,)`` float 0/1 vector: 0 for the ``counts[i]`` masked channels."""
         keeps = []
         for order, count, channels in zip(self.orders, counts, self.channels, strict=True):
-            keep = torch.ones(int(channels))
+            keep = torch.ones(int(channels), device=self.device)
             keep[order[: int(count)]] = 0.0
             keeps.append(keep)
         return keeps
 
+    def stacked_keep_vectors(self, counts: np.ndarray) -> list[torch.Tensor]:
+        """Per group, a ``(K, n_i)`` float 0/1 matrix for ``counts`` ``(K, m)``: row ``k`` is
+        :meth:`keep_vectors` of ``counts[k]`` (computed at once on :attr:`device`)."""
+        counts = torch.as_tensor(np.asarray(counts, dtype=np.int64), device=self.device)
+        return [
+            (rank[None, :] >= counts[:, group, None]).float()
+            for group, rank in enumerate(self.ranks)
+        ]
+
     def _dim_keep(self, name: str, dim: int, size: int, keeps: list[torch.Tensor]) -> torch.Tensor:
-        vector = torch.ones(size)
+        """``(size,)`` keep vector, or ``(K, size)`` for stacked ``(K, n_i)`` keeps."""
+        rows = keeps[0].shape[:-1] if keeps else ()
+        vector = torch.ones(*rows, size, device=self.device)
         for group, positions, roots in self._owners.get((name, dim), ()):
-            vector[positions] = keeps[group][roots]
+            vector[..., positions] = keeps[group][..., roots]
         return vector
 
     def dim_keep(self, name: str, dim: int, size: int, keeps: list[torch.Tensor]) -> torch.Tensor:
         """``(size,)`` 0/1 keep vector of dimension ``dim`` of parameter ``name`` for the per-group
-        ``keeps`` of :meth:`keep_vectors` (all ones where no group owns the dimension)."""
+        ``keeps`` of :meth:`keep_vectors` (all ones where no group owns the dimension); ``(K,
+        size)`` for the stacked keeps of :meth:`stacked_keep_vectors`."""
         return self._dim_keep(name, dim, size, keeps)
+
+    def is_masked(self, name: str, dim: int) -> bool:
+        """Whether some group masks dimension ``dim`` of parameter ``name``."""
+        return (name, dim) in self._owners
+
+    def compensation(self, bias_name: str) -> tuple[torch.Tensor, str, int] | None:
+        """``(M, weight name, input dim)`` of the consumer whose bias is ``bias_name``: its bias
+        gains ``M @ removed`` for the 0/1 vector ``removed`` of that weight dimension; ``None``
+        when the bias is not compensated."""
+        plan = self._plan_by_name.get(bias_name)
+        if plan is None or plan.shift is None:
+            return None
+        return (plan.shift, *plan.shift_source)
 
     def dependencies(self, name: str) -> frozenset[int]:
         """Groups whose counts change parameter ``name`` (masks and bias compensation)."""

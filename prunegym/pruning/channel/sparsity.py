@@ -43,7 +43,7 @@ class SparsityCounter:
         ranks = []
         for order in orders:
             rank = torch.empty_like(order)
-            rank[order] = torch.arange(len(order))
+            rank[order] = torch.arange(len(order), device=order.device)
             ranks.append(rank)
         # For every (param, dim): its size and, per group touching it, the sorted importance
         # ranks of the positions it owns; k masked channels remove the positions with rank < k.
@@ -53,7 +53,7 @@ class SparsityCounter:
             per_dim = []
             for dim, positions in dims.items():
                 owned = [
-                    (group, np.sort(ranks[group][roots].numpy()))
+                    (group, np.sort(ranks[group][roots.cpu()].numpy()))
                     for group, _, roots in positions.by_group
                 ]
                 per_dim.append((shape[dim], owned))

@@ -133,7 +133,9 @@ def _sensitivities(
     targets = [outputs[name] for name in names]
     totals = [torch.zeros_like(t, dtype=torch.float64) for t in targets]
     for _ in range(probes):
-        signs = torch.randint(0, 2, result.shape, generator=generator).to(result.dtype) * 2 - 1
+        # Drawn on the CPU (the same probes on every device), then moved.
+        signs = torch.randint(0, 2, result.shape, generator=generator, device="cpu")
+        signs = signs.to(device=result.device, dtype=result.dtype) * 2 - 1
         grads = torch.autograd.grad(
             (result * signs).sum(), targets, retain_graph=True, allow_unused=True
         )

@@ -81,9 +81,19 @@ def compensation_statistics(
     layers = linear_layers(model) if layers is None else layers
     sums = {
         layer: [
-            torch.zeros(layer.out_features, dtype=torch.float64),
-            torch.zeros(layer.out_features, layer.in_features, dtype=torch.float64),
-            torch.zeros(layer.out_features, layer.in_features, dtype=torch.float64),
+            torch.zeros(layer.out_features, dtype=torch.float64, device=layer.weight.device),
+            torch.zeros(
+                layer.out_features,
+                layer.in_features,
+                dtype=torch.float64,
+                device=layer.weight.device,
+            ),
+            torch.zeros(
+                layer.out_features,
+                layer.in_features,
+                dtype=torch.float64,
+                device=layer.weight.device,
+            ),
         ]
         for layer in layers
     }
@@ -211,16 +221,16 @@ def nonlinear_importance(
         z = recorder.inputs[layer].reshape(samples, -1)
         mean = z.mean(0)
         rows, columns = layer.weight.shape
-        flat = torch.empty(rows * columns)
+        flat = torch.empty(rows * columns, device=layer.weight.device)
         for start in range(0, rows * columns, chunk):
-            index = torch.arange(start, min(start + chunk, rows * columns))
+            index = torch.arange(start, min(start + chunk, rows * columns), device=flat.device)
             i, j = index // columns, index % columns
             # (k, N): the change of a_i for weight k on every sample
             delta = layer.weight[i, j][:, None] * (mean[j][:, None] - z[:, j].T)
 
             def perturb(module, args, output, i=i, delta=delta):
                 output = output.reshape(len(i), samples, -1).clone()
-                output[torch.arange(len(i)), :, i] += delta
+                output[torch.arange(len(i), device=i.device), :, i] += delta
                 return output.reshape(len(i) * samples, -1)
 
             handle = layer.register_forward_hook(perturb)

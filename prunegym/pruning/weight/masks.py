@@ -50,7 +50,10 @@ def weight_scores(
     if criterion == "random":
         generator = torch.Generator().manual_seed(seed)
         return {
-            layer: torch.rand(layer.weight.shape, generator=generator) for layer in layers
+            layer: torch.rand(layer.weight.shape, generator=generator, device="cpu").to(
+                layer.weight.device
+            )
+            for layer in layers
         }, None
     if criterion == "gradient-magnitude":
         if loss is None:
@@ -74,7 +77,7 @@ def global_masks(scores: Scores, ratio: float) -> Scores:
         raise ValueError(f"pruning ratio must lie in [0, 1), got {ratio!r}")
     flat = torch.cat([score.reshape(-1).double() for score in scores.values()])
     pruned = int(round(ratio * flat.numel()))
-    keep = torch.ones(flat.numel(), dtype=torch.bool)
+    keep = torch.ones(flat.numel(), dtype=torch.bool, device=flat.device)
     keep[torch.argsort(flat, stable=True)[:pruned]] = False
     masks, start = {}, 0
     for layer, score in scores.items():
@@ -93,7 +96,7 @@ def layer_masks(scores: Scores, fractions) -> Scores:
         if not 0.0 <= fraction < 1.0:
             raise ValueError(f"layer fractions must lie in [0, 1), got {fraction!r}")
         flat = score.reshape(-1).double()
-        keep = torch.ones(flat.numel(), dtype=torch.bool)
+        keep = torch.ones(flat.numel(), dtype=torch.bool, device=flat.device)
         keep[torch.argsort(flat, stable=True)[: int(round(fraction * flat.numel()))]] = False
         masks[layer] = keep.reshape(score.shape)
     return masks

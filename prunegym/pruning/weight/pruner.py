@@ -110,7 +110,7 @@ class WeightPruner:
         self.applied_counts = np.full(len(self.layers), -1)  # unknown until every write is done
         for i, layer in enumerate(self.layers):
             weight, bias = self.dense[i]
-            keep = torch.ones(weight.numel(), dtype=torch.bool)
+            keep = torch.ones(weight.numel(), dtype=torch.bool, device=weight.device)
             keep[self.orders[i][: int(counts[i])]] = False
             keep = keep.reshape(weight.shape)
             layer.weight.copy_(weight * keep)

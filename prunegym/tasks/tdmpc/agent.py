@@ -55,7 +55,7 @@ class TDMPC:
         else:
             action = self.model.pi(z)
         if std > 0:
-            noise = torch.randn(action.shape, generator=self.generator) * std
+            noise = self._normal(action.shape).to(action.device) * std
             action = action + noise
         return action.clamp(-1.0, 1.0)
 
@@ -63,7 +63,7 @@ class TDMPC:
     def _estimate_value(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Σ γ^t R(z_t, a_t) + γ^H min Q(z_H, π(z_H)); ``actions (H, N, 1)``, ``z (N, latent)``."""
         gamma = self.config.learn.discount
-        value, discount = torch.zeros(z.shape[0], 1), 1.0
+        value, discount = z.new_zeros(z.shape[0], 1), 1.0
         for action in actions:
             value = value + discount * self.model.reward(z, action)
             z = self.model.next(z, action)
@@ -85,16 +85,16 @@ class TDMPC:
             z_pi = self.model.next(z_pi, action)
         pi_actions = torch.stack(pi_actions).reshape(horizon, batch, cfg.pi_samples, 1)
 
-        mean = torch.zeros(horizon, batch, 1)
+        mean = z.new_zeros(horizon, batch, 1)
         previous = self._previous_mean
         if previous is not None and previous.shape[1] == batch:  # warm start, shifted by one
             overlap = min(horizon, previous.shape[0]) - 1
             if overlap > 0:
                 mean[:overlap] = previous[1 : overlap + 1]
-        std = torch.full((horizon, batch, 1), cfg.max_std)
+        std = z.new_full((horizon, batch, 1), cfg.max_std)
         z_all = z.repeat_interleave(cfg.samples + cfg.pi_samples, dim=0)
         for _ in range(cfg.iterations):
-            noise = torch.randn(horizon, batch, cfg.samples, 1, generator=self.generator)
+            noise = self._normal((horizon, batch, cfg.samples, 1)).to(z.device)
             sampled = (mean.unsqueeze(2) + std.unsqueeze(2) * noise).clamp(-1, 1)
             actions = torch.cat([sampled, pi_actions], dim=2)  # (H, B, S + P, 1)
             flat = actions.reshape(horizon, -1, 1)
@@ -111,9 +111,14 @@ class TDMPC:
             mean = cfg.momentum * mean + (1 - cfg.momentum) * new_mean
             std = new_std.clamp(cfg.min_std, cfg.max_std)
         self._previous_mean = mean
-        pick = torch.multinomial(score, 1, generator=self.generator)  # (B, 1)
+        pick = torch.multinomial(score.cpu(), 1, generator=self.generator).to(z.device)  # (B, 1)
         chosen = torch.gather(elites[0], 1, pick[:, :, None]).squeeze(1)  # (B, 1)
         return chosen
+
+    def _normal(self, shape) -> torch.Tensor:
+        """Standard normal noise drawn on the CPU from the agent's generator (the same draws
+        whatever device the model is on)."""
+        return torch.randn(shape, generator=self.generator, device="cpu")
 
     # -- learning -----------------------------------------------------------------------------
     def _td_target(self, next_z: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:

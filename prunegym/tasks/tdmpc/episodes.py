@@ -165,11 +165,13 @@ def record_episode(
     return np.stack(frames), total
 
 
-def network_controller(act: Callable[[torch.Tensor], torch.Tensor]) -> Controller:
-    """Wrap ``act(observations uint8 tensor) -> actions tensor`` as a controller."""
+def network_controller(
+    act: Callable[[torch.Tensor], torch.Tensor], device: torch.device | str = "cpu"
+) -> Controller:
+    """Wrap ``act(observations uint8 tensor on device) -> actions tensor`` as a controller."""
 
     def controller(observations: np.ndarray, states: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return act(torch.from_numpy(observations)).numpy()
+            return act(torch.as_tensor(observations, device=device)).cpu().numpy()
 
     return controller

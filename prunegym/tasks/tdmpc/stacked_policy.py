@@ -53,7 +53,8 @@ class StackedPolicy:
             raise TypeError(f"StackedPolicy does not support {type(module).__name__}")
         key = (id(module), tuple(values.shape))
         if key not in self._exact:
-            probe = torch.randn(values.shape, generator=torch.Generator().manual_seed(0))
+            generator = torch.Generator().manual_seed(0)
+            probe = torch.randn(values.shape, generator=generator, device="cpu").to(values.device)
             together, apart = self._together(module, probe), self._apart(module, probe)
             self._exact[key] = torch.equal(together, apart)
         if self._exact[key]:
