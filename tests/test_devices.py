@@ -69,6 +69,14 @@ def test_bf16_evaluations_run_and_stay_close_to_fp32():
     np.testing.assert_allclose(b, a, atol=0.5)  # dB
 
 
+def test_bf16_sees_masks_written_between_forwards():
+    env = PruneEnv("toy", precision="bf16", batching="sequential", cache=False)
+    rows = np.random.default_rng(0).uniform(0.0, 0.6, (4, len(env.groups)))
+    together = [i["mse"] for i in env.evaluate_batch(rows)]  # one autocast region
+    apart = [env.evaluate_batch(row[None])[0]["mse"] for row in rows]
+    assert together == apart
+
+
 # -- every op on the model's device ----------------------------------------------------------------
 @pytest.mark.parametrize(
     ("name", "options"),

@@ -130,5 +130,6 @@ def precision_context(precision: str, device: torch.device) -> Iterator[None]:
         finally:
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
     else:
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
+        # No cast cache: masks are written into the parameters between forwards.
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False):
             yield

@@ -183,10 +183,15 @@ class ChannelMasker:
 
     def _dim_keep(self, name: str, dim: int, size: int, keeps: list[torch.Tensor]) -> torch.Tensor:
         """``(size,)`` keep vector, or ``(K, size)`` for stacked ``(K, n_i)`` keeps."""
-        rows = keeps[0].shape[:-1] if keeps else ()
-        vector = torch.ones(*rows, size, device=self.device)
-        for group, positions, roots in self._owners.get((name, dim), ()):
-            vector[..., positions] = keeps[group][..., roots]
+        owners = self._owners.get((name, dim), ())
+        if keeps and keeps[0].dim() == 2:  # stacked: (K, n_i) per group
+            vector = torch.ones(len(keeps[0]), size, device=self.device)
+            for group, positions, roots in owners:
+                vector[:, positions] = keeps[group][:, roots]
+            return vector
+        vector = torch.ones(size, device=self.device)
+        for group, positions, roots in owners:
+            vector[positions] = keeps[group][roots]
         return vector
 
     def dim_keep(self, name: str, dim: int, size: int, keeps: list[torch.Tensor]) -> torch.Tensor:

@@ -172,6 +172,6 @@ def network_controller(
 
     def controller(observations: np.ndarray, states: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return act(torch.as_tensor(observations, device=device)).cpu().numpy()
+            return act(torch.as_tensor(observations, device=device)).float().cpu().numpy()
 
     return controller
