@@ -210,6 +210,82 @@ def test_batched_forward_handles_batchnorm_prelu_and_residual_additions():
     assert max(batched) > 0  # the candidates really are pruned
 
 
+class Quirky(nn.Module):
+    """A small MLP whose forward breaks the batched forward's assumptions in one way."""
+
+    def __init__(self, quirk: str) -> None:
+        super().__init__()
+        self.quirk = quirk
+        self.body = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 8), nn.ReLU())
+        self.norm = nn.BatchNorm1d(8, track_running_stats=quirk != "batch-statistics")
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        x = self.body(x)
+        if self.quirk == "mixes-rows":
+            x = x - x.mean(0)  # a statistic over the batch: candidates would see each other
+        x = self.norm(x)
+        if self.quirk == "functional" and len(x) % 30 == 0:  # on the evaluation batch only
+            return nn.functional.linear(x, self.out.weight, self.out.bias)  # outside its forward
+        return self.out(x)
+
+
+class QuirkyTask(Task):
+    name = "quirky"
+    metric = "mse"
+    higher_is_better = False
+
+    def __init__(self, quirk: str) -> None:
+        self.quirk = quirk
+        generator = torch.Generator().manual_seed(0)
+        self.inputs = torch.randn(30, 6, generator=generator)
+        self.reference = self.build_model()(self.inputs).detach()
+
+    def build_model(self):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return Quirky(self.quirk).eval()
+
+    def components(self, model):
+        return {"mlp": model}
+
+    @property
+    def example_inputs(self):
+        return self.inputs[:4]
+
+    def calibration_batches(self):
+        return self.inputs.split(10)
+
+    @torch.no_grad()
+    def evaluate(self, model):
+        return self.metrics_of_outputs(model(self.inputs))
+
+    @property
+    def evaluation_batch(self):
+        return self.inputs
+
+    def metrics_of_outputs(self, outputs):
+        return {"mse": float((outputs - self.reference).pow(2).mean())}
+
+
+@pytest.mark.parametrize(
+    ("quirk", "message"),
+    [
+        ("functional", "the batched forward gives mse="),
+        ("mixes-rows", "the batched forward gives mse="),
+        ("batch-statistics", "BatchNorm with batch statistics"),
+    ],
+)
+def test_a_forward_that_cannot_be_batched_is_refused_and_auto_falls_back(quirk, message):
+    from prunegym.pruning.channel.candidate_masks import UnsupportedBatching
+
+    with pytest.raises(UnsupportedBatching, match=message):
+        PruneEnv(QuirkyTask(quirk), batching="batched")
+    env = PruneEnv(QuirkyTask(quirk))
+    assert env.batch_strategy == "sequential"
+    assert PruneEnv(QuirkyTask("none")).batch_strategy == "batched"
+
+
 @pytest.mark.parametrize("name", ["mnist-ae", "mnist-convnet", "mnist-classifier"])
 def test_memory_budget_chunks_give_the_same_numbers(name):
     whole = PruneEnv(name, batching="batched", cache=False, batch_memory_mb=4096)
@@ -268,13 +344,14 @@ def test_first_convolution_table_equals_the_convolution(tensor_tdmpc):
     model = tensor_tdmpc.load_model()
     frames = tensor_tdmpc._frame_table()
     keys = torch.randint(0, frames.bins, (64, 3), generator=torch.Generator().manual_seed(0))
-    table = FirstConvTable(model.encoder[0], frames, model.preprocess)
-    direct = model.encoder[0](model.preprocess(frames.stacks(keys)))
-    torch.testing.assert_close(table(keys), direct, rtol=1e-5, atol=1e-5)
+    table = FirstConvTable(frames, model.preprocess)
+    first = model.encoder[0]
+    direct = first(model.preprocess(frames.stacks(keys)))
+    torch.testing.assert_close(table.forward(first)(keys), direct, rtol=1e-5, atol=1e-5)
     with torch.no_grad():
-        model.encoder[0].weight[3] = 0.0  # a mask written in place: the table follows
-    direct = model.encoder[0](model.preprocess(frames.stacks(keys)))
-    torch.testing.assert_close(table(keys), direct, rtol=1e-5, atol=1e-5)
+        first.weight[3] = 0.0  # a mask written in place: the table follows
+    direct = first(model.preprocess(frames.stacks(keys)))
+    torch.testing.assert_close(table.forward(first)(keys), direct, rtol=1e-5, atol=1e-5)
 
 
 def test_table_episodes_agree_with_exact_ones_on_held_out_episodes(tensor_tdmpc):
@@ -331,17 +408,15 @@ def test_cuda_env_matches_the_cpu_and_restores_bit_for_bit(name):
 
 @cuda
 @pytest.mark.skipif(NO_CUDA, reason="needs a CUDA GPU")
-def test_cuda_solve_from_the_command_line(tmp_path, capsys):
+def test_cuda_solve_from_the_command_line(tmp_path):
+    from prunegym.agents import Result
     from prunegym.cli.main import main
 
-    code = main(["solve", "mnist-ae", "--solver", "fd-momentum", "--device", "cuda",
-                 "--json", str(tmp_path / "r.json"), "--no-progress"])  # fmt: skip
-    assert code == 0
-    from prunegym.agents import Result
-
-    result = Result.load(tmp_path / "r.json")
-    assert result.device.startswith("cuda") and result.device_name
-    assert main(["validate", str(tmp_path / "r.json"), "--device", "cpu"]) == 0
+    out = tmp_path / "run"
+    assert main(["solve", "mnist-ae", "--device", "cuda", "--out", str(out), "--no-progress"]) == 0
+    result = Result.load(out / "result.json")
+    assert result.device.startswith("cuda") and result.device_name and result.feasible
+    assert main(["validate", str(out / "result.json"), "--device", "cpu"]) == 0
 
 
 def test_gpu_throughput_benchmark_runs_quick_on_the_cpu(tmp_path):

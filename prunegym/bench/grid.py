@@ -147,7 +147,8 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
 
 def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
     """Whether the cell's file exists and holds a result of this cell with the spec's window,
-    criterion, compensation, budget and solver options (otherwise the cell runs again)."""
+    criterion, compensation, precision, device, budget and solver options (otherwise the cell
+    runs again)."""
 
     path = cell.path(out)
     if not path.is_file():
@@ -164,6 +165,8 @@ def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
         and spec.criterion in (None, result.criterion)
         and spec.compensation in (None, result.compensation)
         and result.env_options.get("granularity", "channel") == spec.granularity
+        and result.env_options.get("precision", "fp32") == spec.precision
+        and (result.device or "cpu") == str(resolve_device(spec.device))
         and result.budget == {"evaluations": spec.budget, "seconds": spec.seconds}
         and all(result.solver_settings.get(key, value) == value for key, value in options.items())
     )

@@ -20,7 +20,12 @@ from prunegym.pruning.export import physically_prune, removed_fractions
 from prunegym.pruning.protocol import make_pruner
 from prunegym.tasks import Task, make_task
 from prunegym.tasks.base import weights_sha256
-from prunegym.tasks.devices import check_precision, device_name, resolve_device
+from prunegym.tasks.devices import (
+    check_precision,
+    device_name,
+    precision_context,
+    resolve_device,
+)
 
 
 class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -166,14 +171,15 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(f"penalty must be a finite number >= 0, got {penalty!r}")
         if batching not in STRATEGIES:
             raise ValueError(f"batching must be one of {STRATEGIES}, got {batching!r}")
-        # The environment owns its model: a deep copy, so no caller's model is ever touched.
-        self._model = copy.deepcopy(self.task.load_model()).eval()
-        self.pruner = make_pruner(
-            granularity, self._model, self.task.components(self._model), self.task.example_inputs,
-            self.task.calibration_batches, self.task.forward, loss=self.task.loss,
-            output_layers=self.task.output_layers(self._model), criterion=criterion,
-            compensation=compensation, probes=probes, seed=seed,
-        )  # fmt: skip
+        # The environment owns its model: a copy, so no caller's model is ever touched.
+        self._model = self.task.load_model().eval()
+        with precision_context("fp32", self.device):  # statistics and rankings in IEEE fp32
+            self.pruner = make_pruner(
+                granularity, self._model, self.task.components(self._model),
+                self.task.example_inputs, self.task.calibration_batches, self.task.forward,
+                loss=self.task.loss, output_layers=self.task.output_layers(self._model),
+                criterion=criterion, compensation=compensation, probes=probes, seed=seed,
+            )  # fmt: skip
         self.granularity, self.batching = granularity, batching
         self.criterion, self.compensation = self.pruner.criterion, self.pruner.compensation
         self.options = {
@@ -280,7 +286,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         """For solvers that prune by other means: a fresh copy of the task's dense model (as
         the task builds it, on which the caller may do anything), its example inputs, and the
         names of the layers never pruned (the task's output layers)."""
-        model = copy.deepcopy(self.task.load_model()).eval()
+        model = self.task.load_model().eval()
         outputs = self.task.output_layers(model) or default_output_layers(model)
         names = {module: name for name, module in model.named_modules()}
         return model, self.task.example_inputs, [names[module] for module in outputs]
@@ -289,7 +295,8 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         """Metrics, sparsity (``1 −`` its parameters over ``dense``'s), feasibility, reward and
         masked-channel counts of a ``model`` pruned physically by other means from ``dense``
         (:meth:`dense_copy`). The environment is left as it was."""
-        metrics = self.task.evaluate(model)
+        with self.evaluator.precise():
+            metrics = self.task.evaluate(model)
         sparsity = 1.0 - _parameters(model) / _parameters(dense)
         metric = float(metrics[self.task.metric])
         fractions = removed_fractions(self.groups, dense, model)

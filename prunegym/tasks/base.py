@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Iterable, Mapping
 
@@ -49,8 +50,9 @@ class Task:
         raise NotImplementedError
 
     def load_model(self) -> nn.Module:
-        """:meth:`build_model` on the task's :attr:`device`."""
-        return self.build_model().to(self.device)
+        """A copy of :meth:`build_model` on the task's :attr:`device` (copied first: a
+        ``build_model`` that returns a module it keeps is never moved or changed)."""
+        return copy.deepcopy(self.build_model()).to(self.device)
 
     def to(self, device: str | torch.device | None) -> Task:
         """Put the task's data on ``device`` (``cpu``, ``cuda``, ``cuda:N`` or ``auto``), once:

@@ -91,7 +91,9 @@ def move_to(value, device: torch.device):
         return copy.deepcopy(value).to(device)
     if isinstance(value, dict):
         return {key: move_to(item, device) for key, item in value.items()}
-    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple
+        return type(value)(*(move_to(item, device) for item in value))
+    if isinstance(value, (list, tuple)):
         return type(value)(move_to(item, device) for item in value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         changes = {
@@ -111,25 +113,45 @@ def check_precision(precision: str) -> str:
 
 
 @contextlib.contextmanager
-def precision_context(precision: str, device: torch.device) -> Iterator[None]:
-    """Evaluate inside this context at ``precision``:
-
-    - ``fp32``: nothing changes (full float32);
-    - ``tf32``: CUDA matmuls and cuDNN convolutions may use TensorFloat-32 (no effect on the
-      CPU); the global flags are restored on exit;
-    - ``bf16``: ``torch.autocast`` to bfloat16 on ``device``'s type (CPU or CUDA).
-    """
-    check_precision(precision)
-    if precision == "fp32":
-        yield
-    elif precision == "tf32":
-        matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+def _cuda_fp32(precision: str) -> Iterator[None]:
+    """CUDA float32 matmuls and convolutions in ``"ieee"`` or ``"tf32"`` while inside; the
+    global settings are restored on exit. (PyTorch runs cuDNN convolutions in TF32 unless told
+    otherwise.)"""
+    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
+    if hasattr(matmul, "fp32_precision") and hasattr(conv, "fp32_precision"):
+        before = matmul.fp32_precision, conv.fp32_precision
+        matmul.fp32_precision = conv.fp32_precision = precision
         try:
             yield
         finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = matmul, cudnn
-    else:
-        # No cast cache: masks are written into the parameters between forwards.
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False):
-            yield
+            matmul.fp32_precision, conv.fp32_precision = before
+        return
+    legacy = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = legacy
+
+
+@contextlib.contextmanager
+def precision_context(precision: str, device: torch.device) -> Iterator[None]:
+    """Evaluate inside this context at ``precision``:
+
+    - ``fp32``: IEEE float32 throughout (on CUDA, TF32 is switched off for the duration, also
+      for convolutions, where PyTorch enables it by default);
+    - ``tf32``: CUDA matmuls and convolutions in TensorFloat-32 (no effect on the CPU);
+    - ``bf16``: ``torch.autocast`` to bfloat16 on ``device``'s type (CPU or CUDA), without its
+      cast cache (masks are written into the parameters between forwards).
+
+    Global settings are restored on exit.
+    """
+    check_precision(precision)
+    with contextlib.ExitStack() as stack:
+        if device.type == "cuda":
+            stack.enter_context(_cuda_fp32("tf32" if precision == "tf32" else "ieee"))
+        if precision == "bf16":
+            stack.enter_context(
+                torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=False)
+            )
+        yield

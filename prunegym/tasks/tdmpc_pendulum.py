@@ -257,12 +257,11 @@ class TDMPCPendulumTask(Task):
             return lambda keys: model.pi(model.encode(frames.stacks(keys)))
         first = model.encoder[0]
         if first not in self._conv_tables:
-            table = self._frame_table()
-            self._conv_tables[first] = FirstConvTable(first, table, WorldModel.preprocess)
-        responses = self._conv_tables[first]
+            self._conv_tables[first] = FirstConvTable(self._frame_table(), WorldModel.preprocess)
+        forward = self._conv_tables[first].forward(first)  # once per evaluation
 
         def policy(keys: torch.Tensor) -> torch.Tensor:
-            with replaced_forward(first, responses):
+            with replaced_forward(first, forward):
                 return model.pi(model.encoder(keys))
 
         return policy

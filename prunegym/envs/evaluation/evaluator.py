@@ -67,13 +67,16 @@ class Evaluator:
             self.dense_metrics = dict(task.evaluate(model))
         self.reward = replace(reward, dense_metric=float(self.dense_metrics[task.metric]))
         self.tolerance = tolerance
-        self.strategy = make_strategy(batching, task, model, pruner, batch_memory_mb, precision)
+        with self.precise():
+            self.strategy = make_strategy(batching, task, model, pruner, batch_memory_mb, precision)
         # One candidate alone costs least masked in place (stacking copies every parameter);
-        # the sliced chain writes nothing and stays the faster path even for one.
+        # the sliced chain writes nothing and stays the faster path even for one, and the
+        # batched forward keeps single candidates on the same numbers as batches (closed loops
+        # turn last-bit differences into other returns).
         self.single = self.strategy
-        if self.strategy.name in ("stacked", "batched"):
+        if self.strategy.name == "stacked":
             self.single = SequentialStrategy(task, model, pruner)
-        if self.strategy.name in ("sliced", "batched"):
+        if self.strategy.name == "sliced":
             self._check_dense()
         self._cache: dict[bytes, dict[str, float]] | None = None
         self.use_cache(cache)
@@ -86,19 +89,18 @@ class Evaluator:
             yield
 
     def _check_dense(self) -> None:
-        """Refuse a sliced chain or batched forward that does not reproduce ``evaluate`` on the
-        dense model. For a chain it costs the layers after the first: the first layer's dense
-        output, computed here, serves every later candidate."""
+        """Refuse a sliced chain that does not reproduce ``evaluate`` on the dense model. It
+        costs the chain's layers after the first: the first layer's dense output, computed
+        here, serves every later candidate."""
         zero = np.zeros((1, len(self.pruner.channels)), dtype=np.int64)
         with self.precise():
             found = self.strategy(zero)[0]
-        what = {"sliced": "evaluation_chain()", "batched": "evaluation_batch"}[self.strategy.name]
         for key, value in self.dense_metrics.items():
             if key in found and not math.isclose(found[key], value, rel_tol=1e-4, abs_tol=1e-6):
                 raise RuntimeError(
-                    f"task {self.task.name!r}: its {what} gives {key}={found[key]!r} for the "
-                    f"dense model, evaluate() gives {value!r} (prunegym.check_task(task) tells "
-                    "more)"
+                    f"task {self.task.name!r}: its evaluation_chain() gives {key}="
+                    f"{found[key]!r} for the dense model, evaluate() gives {value!r} "
+                    "(prunegym.check_task(task) tells more)"
                 )
 
     # -- validation -----------------------------------------------------------------------------
@@ -232,7 +234,8 @@ class Evaluator:
                 f"task {self.task.name!r} has no test episodes: its metric is deterministic"
             )
         if model is not None:
-            return np.asarray(self.task.test_episode_metrics(model), dtype=np.float64)
+            with self.precise():
+                return np.asarray(self.task.test_episode_metrics(model), dtype=np.float64)
         dense = counts is None or not np.any(counts)
         if dense and self._dense_test_values is not None:
             return self._dense_test_values

@@ -19,6 +19,8 @@ that a task's ``sliced``, ``batched`` and ``stacked`` paths reproduce ``sequenti
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -119,13 +121,14 @@ def make_strategy(
     ``sequential``. On the CPU, where a forward costs in proportion to its rows, ``sliced``
     (sliced layers, shared prefixes) comes first, then ``stacked``, ``batched`` (when at least
     :data:`CPU_MIN_CHUNK` candidates fit the memory budget) and ``sequential``. The sliced
-    chain computes in float32 only, so other precisions skip it."""
+    chain computes in float32 only, so other precisions skip it. A ``batched`` strategy is
+    probed first (:func:`probed_batched`); ``auto`` moves on when the probe fails."""
     if name not in STRATEGIES:
         raise ValueError(f"batching must be one of {STRATEGIES}, got {name!r}")
     gpu = pruner.masker is not None and pruner.masker.device.type != "cpu"
     if name == "batched" or (name == "auto" and gpu):
         try:
-            return BatchedStrategy(task, model, pruner, memory_mb)
+            return probed_batched(BatchedStrategy(task, model, pruner, memory_mb), precision)
         except UnsupportedBatching:
             if name == "batched":
                 raise
@@ -145,11 +148,42 @@ def make_strategy(
     if name == "auto" and not gpu:
         try:
             batched = BatchedStrategy(task, model, pruner, memory_mb)
+            if batched.chunk >= CPU_MIN_CHUNK:
+                return probed_batched(batched, precision)
         except UnsupportedBatching:
-            batched = None
-        if batched is not None and batched.chunk >= CPU_MIN_CHUNK:
-            return batched
+            pass
     return SequentialStrategy(task, model, pruner)
+
+
+def probed_batched(batched: BatchedStrategy, precision: str) -> BatchedStrategy:
+    """``batched`` once it has evaluated two candidates (the dense model and one with about a
+    third of each group masked) without error and, for feed-forward tasks at fp32, both equal
+    the sequential evaluation to a relative 1e-4 (hooks cannot mask a parameter used outside
+    its module's forward, and a forward that mixes rows would mix candidates).
+
+    Raises:
+        UnsupportedBatching: naming what went wrong.
+    """
+    pruner = batched.pruner
+    counts = np.stack(
+        [np.zeros_like(pruner.channels), pruner.counts(np.full(len(pruner.channels), 0.3))]
+    )
+    try:
+        found = batched(counts)
+    except (RuntimeError, ValueError) as error:  # shape errors of rows that did not expand
+        raise UnsupportedBatching(f"the batched forward failed: {error}") from error
+    if batched.candidates or precision != "fp32":
+        return batched
+    sequential = SequentialStrategy(batched.task, batched.model, pruner)(counts)
+    pruner.restore()
+    for k, (got, want) in enumerate(zip(found, sequential, strict=True)):
+        for key, value in want.items():
+            if not math.isclose(got.get(key, math.nan), value, rel_tol=1e-4, abs_tol=1e-6):
+                raise UnsupportedBatching(
+                    f"task {batched.task.name!r}: the batched forward gives {key}="
+                    f"{got.get(key)!r} for probe {k}, the masked model {value!r}"
+                )
+    return batched
 
 
 def _by_similarity(counts: np.ndarray) -> list[int]:

@@ -41,15 +41,15 @@ class UnsupportedBatching(ValueError):
 
 @dataclass(frozen=True)
 class _ModuleMasks:
-    """Where a module's masks act: ``inputs``/``outputs`` name the ``(parameter, dim)`` whose
-    keep vector multiplies the input/output channels (at ``axis`` of the activation), and
-    ``compensated`` the bias that gains a shift."""
+    """Where a module's masks act: ``inputs``/``outputs`` name the ``(parameter, dim, size)``
+    whose keep vector multiplies the input/output channels (at ``axis`` of the activation),
+    and ``compensated`` the bias that gains a shift (parameters by the masker's names)."""
 
     name: str
     module: nn.Module
     axis: int
-    inputs: tuple[str, int] | None
-    outputs: tuple[str, int] | None
+    inputs: tuple[str, int, int] | None
+    outputs: tuple[str, int, int] | None
     compensated: str | None
 
 
@@ -86,37 +86,44 @@ class CandidateMasks:
     def __init__(self, model: nn.Module, masker: ChannelMasker) -> None:
         self.masker = masker
         self.plans: list[_ModuleMasks] = []
+        names = {id(parameter): name for name, parameter in model.named_parameters()}
         for name, module in model.named_modules():
-            own = {
-                f"{name}.{key}" if name else key: parameter
-                for key, parameter in module.named_parameters(recurse=False)
-            }
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and (
+                module.training or module.running_mean is None
+            ):
+                raise UnsupportedBatching(
+                    f"{name}: BatchNorm with batch statistics would mix the candidates"
+                )
+            # The masker names a parameter by its first name; a tied one is found by identity.
+            own = {key: names[id(p)] for key, p in module.named_parameters(recurse=False)}
+            shapes = dict(module.named_parameters(recurse=False))
             masked = [
                 (key, dim)
-                for key, parameter in own.items()
-                for dim in range(parameter.dim())
-                if masker.is_masked(key, dim)
+                for key, full in own.items()
+                for dim in range(shapes[key].dim())
+                if masker.is_masked(full, dim)
             ]
-            shifted = [key for key in own if masker.compensation(key) is not None]
+            shifted = "bias" in own and masker.compensation(own["bias"]) is not None
             if not masked and not shifted:
                 continue
             try:
                 axis, input_dim, output_dim = _layout(module)
             except UnsupportedBatching as error:
                 raise UnsupportedBatching(f"{name}: {error}") from None
-            weight = f"{name}.weight" if name else "weight"
-            bias = f"{name}.bias" if name else "bias"
-            inputs = (weight, input_dim) if (weight, input_dim) in masked else None
-            outputs = next(((p, d) for p, d in masked if d == output_dim), None)
-            mappable = ((weight, input_dim), (weight, output_dim), (bias, 0))
-            if any(key not in mappable for key in masked):
+            if any(key not in (("weight", input_dim), ("weight", output_dim), ("bias", 0))
+                   for key in masked):  # fmt: skip
                 raise UnsupportedBatching(
                     f"{name}: {type(module).__name__} has masks that are neither its input nor "
                     "its output channels"
                 )
-            self.plans.append(
-                _ModuleMasks(name, module, axis, inputs, outputs, bias if shifted else None)
-            )
+
+            sides = {(key, dim): (own[key], dim, shapes[key].shape[dim]) for key, dim in masked}
+            outputs = next((key for key, dim in masked if dim == output_dim), "weight")
+            self.plans.append(_ModuleMasks(
+                name, module, axis, inputs=sides.get(("weight", input_dim)),
+                outputs=sides.get((outputs, output_dim)),
+                compensated=own["bias"] if shifted else None,
+            ))  # fmt: skip
 
     def _factors(self, counts: np.ndarray):
         """Per plan ``(keep_in (K, C_in) | None, keep_out (K, C_out) | None, shift (K, C_out) |
@@ -125,15 +132,10 @@ class CandidateMasks:
         keeps = masker.stacked_keep_vectors(counts)
         factors = []
         for plan in self.plans:
-            own = dict(plan.module.named_parameters(recurse=False))
-            sides = []
-            for key in (plan.inputs, plan.outputs):
-                if key is None:
-                    sides.append(None)
-                    continue
-                parameter, dim = key
-                size = own[parameter.rsplit(".", 1)[-1]].shape[dim]
-                sides.append(masker.dim_keep(parameter, dim, size, keeps))
+            sides = [
+                None if side is None else masker.dim_keep(*side, keeps)
+                for side in (plan.inputs, plan.outputs)
+            ]
             shift = None
             if plan.compensated is not None:
                 matrix, weight, in_dim = masker.compensation(plan.compensated)

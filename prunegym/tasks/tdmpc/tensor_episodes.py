@@ -116,25 +116,24 @@ class FirstConvTable:
 
     ``T[key, f] = conv(preprocess(frame_key), W[:, f])`` without bias, ``(bins, frames, C, H,
     W)``; a stack's output is ``Σ_f T[key_f, f] + b`` (the convolution is linear in each input
-    channel). Rebuilt when the convolution's weights change (a mask written in place).
+    channel). The responses are rebuilt when the convolution's weights change (a mask written
+    in place). The table keeps no reference to the convolution.
 
     Args:
-        conv: The encoder's first ``nn.Conv2d`` (input channels = stacked frames).
         table: The frame table.
         preprocess: uint8 frames → the convolution's float input.
     """
 
-    def __init__(self, conv: nn.Conv2d, table: FrameTable, preprocess) -> None:
-        self.conv, self.table, self.preprocess = conv, table, preprocess
+    def __init__(self, table: FrameTable, preprocess) -> None:
+        self.table, self.preprocess = table, preprocess
         self._weight: torch.Tensor | None = None
         self._responses: torch.Tensor | None = None
 
-    def responses(self) -> torch.Tensor:
-        """``(bins, frames, C, H, W)``, computed for the convolution's current weights."""
-        weight = self.conv.weight.detach()
+    def responses(self, conv: nn.Conv2d) -> torch.Tensor:
+        """``(bins, frames, C, H, W)`` for ``conv``'s current weights."""
+        weight = conv.weight.detach()
         if self._weight is None or not torch.equal(self._weight, weight):
             frames = self.preprocess(self.table.frames[:, None])  # (bins, 1, size, size)
-            conv = self.conv
             slots = [
                 functional.conv2d(frames, weight[:, f : f + 1], None, conv.stride, conv.padding)
                 for f in range(weight.shape[1])
@@ -143,15 +142,18 @@ class FirstConvTable:
             self._weight = weight.clone()
         return self._responses
 
-    def __call__(self, keys: torch.Tensor) -> torch.Tensor:
-        """The convolution's output ``(B, C, H, W)`` for frame stacks given as keys
-        ``(B, frames)``."""
-        responses = self.responses()
-        output = responses[keys[:, 0], 0]
-        for slot in range(1, keys.shape[1]):
-            output = output + responses[keys[:, slot], slot]
-        bias = self.conv.bias
-        return output if bias is None else output + bias.detach()[:, None, None]
+    def forward(self, conv: nn.Conv2d) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``keys (B, frames) -> conv(stacks) (B, C, H, W)`` for ``conv`` as it is now (the
+        responses are looked up once, here)."""
+        responses, bias = self.responses(conv), conv.bias
+
+        def output(keys: torch.Tensor) -> torch.Tensor:
+            values = responses[keys[:, 0], 0]
+            for slot in range(1, keys.shape[1]):
+                values = values + responses[keys[:, slot], slot]
+            return values if bias is None else values + bias.detach()[:, None, None]
+
+        return output
 
 
 @contextlib.contextmanager
