@@ -69,6 +69,19 @@ def test_bf16_evaluations_run_and_stay_close_to_fp32():
     np.testing.assert_allclose(b, a, atol=0.5)  # dB
 
 
+def test_fp32_switches_cuda_tf32_off_and_restores_the_settings():
+    from prunegym.tasks.devices import precision_context
+
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = conv.fp32_precision, matmul.fp32_precision
+    cuda_device = torch.device("cuda", 0)  # only the flags: nothing runs on it
+    with precision_context("fp32", cuda_device):
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+    with precision_context("tf32", cuda_device):
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("tf32", "tf32")
+    assert (conv.fp32_precision, matmul.fp32_precision) == before
+
+
 def test_bf16_sees_masks_written_between_forwards():
     env = PruneEnv("toy", precision="bf16", batching="sequential", cache=False)
     rows = np.random.default_rng(0).uniform(0.0, 0.6, (4, len(env.groups)))
@@ -276,14 +289,20 @@ class QuirkyTask(Task):
         ("batch-statistics", "BatchNorm with batch statistics"),
     ],
 )
-def test_a_forward_that_cannot_be_batched_is_refused_and_auto_falls_back(quirk, message):
+def test_a_forward_that_cannot_be_batched_is_refused(quirk, message):
     from prunegym.pruning.channel.candidate_masks import UnsupportedBatching
 
     with pytest.raises(UnsupportedBatching, match=message):
         PruneEnv(QuirkyTask(quirk), batching="batched")
-    env = PruneEnv(QuirkyTask(quirk))
-    assert env.batch_strategy == "sequential"
-    assert PruneEnv(QuirkyTask("none")).batch_strategy == "batched"
+    assert PruneEnv(QuirkyTask("none"), batching="batched").batch_strategy == "batched"
+    # On a GPU, auto tries the batched forward first and falls back when the probe fails.
+    from prunegym.envs.evaluation.strategies import make_strategy
+
+    env = PruneEnv(QuirkyTask(quirk), batching="sequential")
+    fallback = make_strategy("auto", env.task, env._model, env.pruner, on_gpu=True)
+    assert fallback.name == "sequential"
+    good = PruneEnv(QuirkyTask("none"), batching="sequential")
+    assert make_strategy("auto", good.task, good._model, good.pruner, on_gpu=True).name == "batched"
 
 
 @pytest.mark.parametrize("name", ["mnist-ae", "mnist-convnet", "mnist-classifier"])
@@ -314,10 +333,10 @@ def test_a_batch_after_a_step_runs_on_the_dense_weights():
     )
 
 
-def test_auto_picks_the_batched_forward_on_the_cpu_only_where_it_pays():
+def test_auto_keeps_the_cpu_strategies_and_batches_on_request():
     assert PruneEnv("mnist-ae").batch_strategy == "sliced"
-    assert PruneEnv("mnist-classifier").batch_strategy == "batched"
-    assert PruneEnv("mnist-convnet").batch_strategy == "sequential"  # activations too large
+    assert PruneEnv("mnist-classifier").batch_strategy == "sequential"
+    assert PruneEnv("mnist-classifier", batching="batched").batch_strategy == "batched"
 
 
 # -- TD-MPC episodes as tensors -------------------------------------------------------------------
@@ -440,3 +459,12 @@ def test_gpu_throughput_benchmark_runs_quick_on_the_cpu(tmp_path):
     assert ae["forward_s"] > 0 and ae["step_over_forward"] > 0
     assert {"grid (pre-filtered)", "fd-momentum", "random (512)"} == set(ae["solvers"])
     assert "## mnist-classifier" in done.stdout and "candidates/s at K=128" in done.stdout
+
+
+def test_stacked_candidates_on_tensor_episodes_equal_sequential_ones(tensor_tdmpc):
+    stacked = PruneEnv(tensor_tdmpc, batching="stacked", cache=False)
+    sequential = PruneEnv(tensor_tdmpc, batching="sequential", cache=False)
+    rows = np.random.default_rng(1).uniform(0.0, 0.4, (3, len(stacked.groups)))
+    a = [i["return"] for i in stacked.evaluate_batch(rows)]
+    b = [i["return"] for i in sequential.evaluate_batch(rows)]
+    np.testing.assert_allclose(a, b, rtol=1e-9)

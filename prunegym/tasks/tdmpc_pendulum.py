@@ -209,12 +209,19 @@ class TDMPCPendulumTask(Task):
     ) -> list[dict[str, float]]:
         """All K parameter sets' episodes run in lockstep; per decision, the policy of every
         set is computed by one :class:`StackedPolicy` call (grouped convolutions over the
-        sets), bit-identical to K separate :meth:`evaluate` calls. In ``plan`` mode each set
-        is evaluated on a copy of the model, one after the other."""
+        sets), bit-identical to K separate :meth:`evaluate` calls (with tensor episodes, to
+        ``episode_engine="torch"``'s; the first-convolution table is not used). In ``plan``
+        mode each set is evaluated on a copy of the model, one after the other."""
         count = len(next(iter(parameters.values())))
         if self.mode != "policy":
             return [self._evaluate_copy(model, parameters, k) for k in range(count)]
         policy = StackedPolicy(model, parameters)
+        if self.uses_tensor_episodes:
+            frames = self._frame_table()
+            returns = self._tensor_run(self.runner).run(
+                lambda keys: policy(frames.stacks(keys)), count
+            )
+            return [self._metrics(row) for row in returns.cpu().numpy()]
         returns = self.runner.run(network_controller(policy, self.device), copies=count)
         return [self._metrics(row) for row in returns.reshape(count, self.episodes)]
 

@@ -65,10 +65,9 @@ class Evaluator:
         self.precision, self.device = precision, task.device
         with self.precise():
             self.dense_metrics = dict(task.evaluate(model))
+            self.strategy = make_strategy(batching, task, model, pruner, batch_memory_mb, precision)
         self.reward = replace(reward, dense_metric=float(self.dense_metrics[task.metric]))
         self.tolerance = tolerance
-        with self.precise():
-            self.strategy = make_strategy(batching, task, model, pruner, batch_memory_mb, precision)
         # One candidate alone costs least masked in place (stacking copies every parameter);
         # the sliced chain writes nothing and stays the faster path even for one, and the
         # batched forward keeps single candidates on the same numbers as batches (closed loops
@@ -77,18 +76,25 @@ class Evaluator:
         if self.strategy.name == "stacked":
             self.single = SequentialStrategy(task, model, pruner)
         if self.strategy.name == "sliced":
-            self._check_dense()
+            self._check_chain()
         self._cache: dict[bytes, dict[str, float]] | None = None
         self.use_cache(cache)
         self._dense_test_values: np.ndarray | None = None
 
+    def precise(self) -> contextlib.AbstractContextManager:
+        """The context every evaluation runs in: no gradients, at the environment's precision
+        (plain ``no_grad`` for fp32 on the CPU, where there is nothing to set: a step's
+        overhead stays as small as it was)."""
+        if self.precision == "fp32" and self.device.type == "cpu":
+            return torch.no_grad()
+        return self._precise()
+
     @contextlib.contextmanager
-    def precise(self) -> Iterator[None]:
-        """The context every evaluation runs in: no gradients, at the environment's precision."""
+    def _precise(self) -> Iterator[None]:
         with torch.no_grad(), precision_context(self.precision, self.device):
             yield
 
-    def _check_dense(self) -> None:
+    def _check_chain(self) -> None:
         """Refuse a sliced chain that does not reproduce ``evaluate`` on the dense model. It
         costs the chain's layers after the first: the first layer's dense output, computed
         here, serves every later candidate."""

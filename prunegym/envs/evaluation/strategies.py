@@ -6,9 +6,11 @@
 - ``stacked``: the task is a :class:`~prunegym.tasks.capabilities.StackedEvaluation` (the
   TD-MPC agent's episodes for all candidates step together in lockstep, one stacked policy call
   per decision, bit-identical to sequential evaluation).
-- ``batched``: the task is an :class:`~prunegym.tasks.capabilities.OutputEvaluation`; the K
-  candidates run as one forward over K copies of the evaluation batch, masks applied to the
-  activations (:mod:`prunegym.envs.evaluation.batched`). Nothing is written to the model.
+- ``batched``: the task is an :class:`~prunegym.tasks.capabilities.OutputEvaluation` (the K
+  candidates run as one forward over K copies of the evaluation batch) or a
+  :class:`~prunegym.tasks.capabilities.CandidateEvaluation` (its own lockstep run), the masks
+  applied to the activations (:mod:`prunegym.envs.evaluation.batched`). Nothing is written to
+  the model.
 - ``sequential``: write the masks into the model and evaluate, one candidate after the other.
 
 The strategies that write masks leave the pruner at whichever counts they applied last; the
@@ -33,10 +35,6 @@ from prunegym.tasks.base import Task
 from prunegym.tasks.capabilities import ChainEvaluation, StackedEvaluation
 
 STRATEGIES = ("auto", "sliced", "batched", "stacked", "sequential")
-#: On the CPU, ``auto`` batches only when this many candidates' activations fit the memory
-#: budget; with fewer (large activations, as in convolutional nets) the extra mask passes over
-#: the activations cost more than one forward per candidate.
-CPU_MIN_CHUNK = 8
 
 
 class SequentialStrategy:
@@ -115,17 +113,21 @@ def make_strategy(
     pruner: Pruner,
     memory_mb: float | None = None,
     precision: str = "fp32",
+    on_gpu: bool | None = None,
 ):
     """The strategy named, or for ``"auto"`` the fastest the task supports. On a GPU:
     ``batched`` (one forward for all candidates), then ``stacked``, ``sliced``,
-    ``sequential``. On the CPU, where a forward costs in proportion to its rows, ``sliced``
-    (sliced layers, shared prefixes) comes first, then ``stacked``, ``batched`` (when at least
-    :data:`CPU_MIN_CHUNK` candidates fit the memory budget) and ``sequential``. The sliced
-    chain computes in float32 only, so other precisions skip it. A ``batched`` strategy is
-    probed first (:func:`probed_batched`); ``auto`` moves on when the probe fails."""
+    ``sequential``. On the CPU, where a forward costs in proportion to its rows and the mask
+    passes over K copies of the activations cost memory bandwidth, ``sliced`` (sliced layers,
+    shared prefixes), then ``stacked``, then ``sequential`` (``batched`` only when named). The
+    sliced chain computes in float32 only, so other precisions skip it. A ``batched`` strategy is
+    probed first (:func:`probed_batched`); ``auto`` moves on when the probe fails. ``on_gpu``
+    (default: whether the masks live on a GPU) picks the order."""
     if name not in STRATEGIES:
         raise ValueError(f"batching must be one of {STRATEGIES}, got {name!r}")
-    gpu = pruner.masker is not None and pruner.masker.device.type != "cpu"
+    gpu = on_gpu
+    if gpu is None:
+        gpu = pruner.masker is not None and pruner.masker.device.type != "cpu"
     if name == "batched" or (name == "auto" and gpu):
         try:
             return probed_batched(BatchedStrategy(task, model, pruner, memory_mb), precision)
@@ -145,13 +147,6 @@ def make_strategy(
         raise ValueError(f"task {task.name!r} does not implement evaluate_stacked()")
     if stacked and name in ("auto", "stacked"):
         return StackedStrategy(task, model, pruner)
-    if name == "auto" and not gpu:
-        try:
-            batched = BatchedStrategy(task, model, pruner, memory_mb)
-            if batched.chunk >= CPU_MIN_CHUNK:
-                return probed_batched(batched, precision)
-        except UnsupportedBatching:
-            pass
     return SequentialStrategy(task, model, pruner)
 
 
