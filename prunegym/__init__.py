@@ -56,6 +56,12 @@ register(
     max_episode_steps=50,
 )
 register(
+    id="prunegym/ImageClassification-v0",
+    entry_point="prunegym.envs.registration:image_classification_env",
+    vector_entry_point="prunegym.envs.registration:image_classification_vector_env",
+    max_episode_steps=50,
+)
+register(
     id="prunegym/MNISTConvNet-v0",
     entry_point="prunegym.envs.registration:mnist_convnet_env",
     vector_entry_point="prunegym.envs.registration:mnist_convnet_vector_env",

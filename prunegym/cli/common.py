@@ -46,12 +46,15 @@ def check_window(target: float, tolerance: float) -> None:
 
 
 def task_options(args: argparse.Namespace) -> dict:
-    """The task keyword arguments given on the command line (``--data-root``, ``--checkpoint``)."""
-    return {
+    """The task keyword arguments given on the command line (``--data-root``,
+    ``--checkpoint`` and every ``--task-option key=value``)."""
+    options = {
         key: getattr(args, key)
         for key in ("data_root", "checkpoint")
         if getattr(args, key, None) is not None
     }
+    options.update(parse_option(text) for text in getattr(args, "task_option", None) or [])
+    return options
 
 
 def make_env(args: argparse.Namespace):
@@ -97,6 +100,10 @@ def add_env_arguments(parser: argparse.ArgumentParser, task: bool = True) -> Non
     )  # fmt: skip
     parser.add_argument("--data-root", default=None, help="full MNIST in torchvision's layout")
     parser.add_argument("--checkpoint", default=None, help="checkpoint to load instead")
+    parser.add_argument(
+        "--task-option", action="append", default=[], metavar="KEY=VALUE",
+        help="a task option (e.g. --task-option model=resnet18 --task-option data=fake)",
+    )  # fmt: skip
     add_device_arguments(parser)
 
 

@@ -58,6 +58,12 @@ def diffusion_sorption_env(architecture=1, noise=0.0, granularity="weight", **en
     return make_task_env("diffusion-sorption", task_kwargs, granularity=granularity, **env_kwargs)
 
 
+def image_classification_env(model="resnet18", data="fake", task_kwargs=None, **env_kwargs):
+    """``PruneEnv`` of the image-classification task (``task_kwargs``: its other options)."""
+    options = {"model": model, "data": data, **(task_kwargs or {})}
+    return make_task_env("image-classification", options, **env_kwargs)
+
+
 def mnist_convnet_env(checkpoint=None, **env_kwargs):
     """Entry point of ``prunegym/MNISTConvNet-v0`` (channel granularity)."""
     return make_task_env("mnist-convnet", {"checkpoint": checkpoint}, **env_kwargs)
@@ -97,4 +103,5 @@ toy_vector_env = _vector_entry("toy_env")
 tdmpc_pendulum_vector_env = _vector_entry("tdmpc_pendulum_env")
 mnist_classifier_vector_env = _vector_entry("mnist_classifier_env")
 diffusion_sorption_vector_env = _vector_entry("diffusion_sorption_env")
+image_classification_vector_env = _vector_entry("image_classification_env")
 mnist_convnet_vector_env = _vector_entry("mnist_convnet_env")

@@ -34,7 +34,7 @@ def physically_prune(
     """A copy of ``masked`` with the ``counts[i]`` least important channels of every group
     removed (``orders[i][:counts[i]]``, the channels the masks zeroed)."""
     pruned = copy.deepcopy(masked).eval()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), torch.enable_grad():  # tracing needs autograd, even here
         warnings.simplefilter("ignore")
         graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example_inputs)
     names = {module: name for name, module in masked.named_modules()}

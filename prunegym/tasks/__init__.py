@@ -27,6 +27,7 @@ from prunegym.tasks.devices import resolve_device
 
 _BUILT_IN = {
     "diffusion-sorption": "prunegym.tasks.diffusion_sorption:DiffusionSorptionTask",
+    "image-classification": "prunegym.tasks.image_classification:ImageClassificationTask",
     "mnist-ae": "prunegym.tasks.mnist_autoencoder:MNISTAutoencoderTask",
     "mnist-classifier": "prunegym.tasks.mnist_classifier:MNISTClassifierTask",
     "mnist-convnet": "prunegym.tasks.mnist_convnet:MNISTConvNetTask",
