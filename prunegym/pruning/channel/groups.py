@@ -171,15 +171,17 @@ def count_group_parameters(slices: tuple[ChannelSlice, ...], shapes: dict[str, t
     return total
 
 
-def _read_group(graph, tp_group, names: dict[nn.Module, str]):
+def _read_group(graph, tp_group, names: dict[nn.Module, str], parameter_names: dict[int, str]):
     """``(slices, consumers, modules)`` of one Torch-Pruning group: where its channels sit in
     parameters, the layers that read them as inputs, and the named modules it touches."""
     slices, consumers, modules = [], [], []
     for item in tp_group:
         module = item.dep.target.module
         if isinstance(module, nn.Parameter):
+            name = parameter_names.get(id(module), "?")
             raise UnsupportedLayerError(
-                "a pruning group contains a bare nn.Parameter; wrap it in a module"
+                f"a pruning group contains the bare nn.Parameter {name!r} (used outside any "
+                "layer, such as a layer scale or a class token); wrap it in a module"
             )
         if module not in names:  # Torch-Pruning's own op nodes (activations, reshapes...)
             continue
@@ -233,12 +235,20 @@ def find_groups(
         output_layers = default_output_layers(model)
     shapes = {name: param.shape for name, param in model.named_parameters()}
 
-    graph = tp.DependencyGraph().build_dependency(
-        model, example_inputs=example_inputs, verbose=False
-    )
+    try:
+        graph = tp.DependencyGraph().build_dependency(
+            model, example_inputs=example_inputs, verbose=False
+        )
+    except (ArithmeticError, IndexError, KeyError, TypeError) as error:  # inside Torch-Pruning
+        raise UnsupportedLayerError(
+            f"Torch-Pruning cannot trace this model's channel dependencies "
+            f"({type(error).__name__}: {error}): it has an operation Torch-Pruning cannot map "
+            "channels through, such as a channel shuffle"
+        ) from error
+    parameter_names = {id(p): n for n, p in model.named_parameters()}
     raw = []
     for tp_group in graph.get_all_groups(ignored_layers=list(output_layers)):
-        slices, consumers, modules = _read_group(graph, tp_group, names)
+        slices, consumers, modules = _read_group(graph, tp_group, names, parameter_names)
         if not slices:
             continue
         labels = tuple(dict.fromkeys(_component_of(m, prefixes) for m in modules))
