@@ -122,6 +122,11 @@ class Result:
     ``<metric>_vs_dense_ci95``), ``dense_test_metrics`` likewise for the dense model, and the
     per-episode values ``test_values`` and ``dense_test_values`` (same seeds, same order) for
     paired comparisons between results. All four are empty for deterministic tasks.
+
+    ``costs`` (:meth:`PruneEnv.costs_of` of the coefficients): ``params_kept``, ``params_total``
+    and, for channel pruning, ``macs`` per sample (convolutions and linear layers, counted from
+    the masks), ``macs_dense`` and the ``channel_fractions`` removed per group; ``solve --out``
+    adds the exported model's measured ``latency_ms`` and the dense ``latency_dense_ms``.
     """
 
     solver: str
@@ -161,6 +166,7 @@ class Result:
     dense_test_metrics: dict[str, float] = field(default_factory=dict)
     test_values: list[float] = field(default_factory=list)
     dense_test_values: list[float] = field(default_factory=list)
+    costs: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

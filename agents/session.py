@@ -305,6 +305,7 @@ class Session:
             machine=provenance.machine(),
             device=str(core.device),
             device_name=core.device_name,
+            costs=core.costs_of(best.coefficients) if hasattr(core, "costs_of") else {},
         )
 
     def _infeasible_reason(self) -> str:

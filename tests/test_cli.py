@@ -32,6 +32,11 @@ def test_solve_mnist_out_dir_holds_result_pictures_and_a_smaller_model(capsys, t
     model = torch.export.load(out / "model.pt2").module()
     kept = sum(p.numel() for name, p in model.named_parameters())
     assert kept < 0.85 * 1_132_944 and model(torch.rand(4, 784)).shape == (4, 784)
+    costs = result.costs  # counted from the masks; the latencies measured on the export
+    assert costs["params_kept"] == kept and f"{costs['macs']:,} exported" in printed.err
+    assert costs["macs"] < costs["macs_dense"] and len(costs["channel_fractions"]) == 5
+    assert costs["latency_ms"] > 0 and costs["latency_dense_ms"] > 0
+    assert "MACs  " in printed.out and "latency " in printed.err
 
 
 def test_solve_toy_out_dir_has_no_task_picture_but_everything_else(tmp_path):

@@ -3,11 +3,14 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from prunegym.cli.main import main
 from prunegym.envs.prune_env import PruneEnv
-from prunegym.pruning.export import model_cost, save_exported
+from prunegym.pruning.channel.macs import count_macs
+from prunegym.pruning.export import model_cost, removed_fractions, save_exported
+from prunegym.tasks import make_task
 
 
 def _export_and_compare(env, coefficients, inputs):
@@ -78,3 +81,31 @@ def test_export_command_writes_a_loadable_smaller_model(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "parameters" in printed and "MACs" in printed and out.stat().st_size > 0
     assert torch.export.load(out).module()(torch.zeros(3, 16)).shape == (3, 16)
+
+
+@pytest.mark.parametrize("name", ["toy", "mnist-convnet", "resnet18", "vit"])
+def test_macs_counted_from_the_masks_equal_the_exported_models(name):
+    if name in ("resnet18", "vit"):
+        model = "resnet18" if name == "resnet18" else _tiny_vit
+        task = make_task("image-classification", model=model, image_size=32, eval_images=4,
+                         calibration_images=4, batch_size=4)  # fmt: skip
+        env = PruneEnv(task)
+    else:
+        env = PruneEnv(name)
+    coefficients = np.linspace(0.1, 0.6, len(env.groups))
+    info = env.step(coefficients)[4]
+    exported = env.export(coefficients)
+    inputs = env.task.example_inputs
+    assert info["macs"] == count_macs(exported, inputs) < info["macs_dense"]
+    env.reset()
+    assert info["macs_dense"] == count_macs(env.model, inputs)
+    fractions = np.asarray(info["channel_fractions"])
+    assert np.allclose(fractions, removed_fractions(env.groups, env.model, exported))
+    assert env.costs_of(coefficients)["macs"] == info["macs"]
+
+
+def _tiny_vit():
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
+                             hidden_dim=32, mlp_dim=64, num_classes=10)  # fmt: skip

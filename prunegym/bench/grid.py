@@ -52,6 +52,7 @@ class BenchSpec:
         options: Solver options: ``{"*": {...}}`` for every solver, ``{solver: {...}}`` for one.
         task_options: Keyword arguments for each task, ``{task: {...}}``.
         device, precision: Where and at which precision the environments evaluate.
+        bn_recalibration: Adaptive BatchNorm batches of every environment (0: off).
     """
 
     tasks: list[str]
@@ -68,6 +69,7 @@ class BenchSpec:
     task_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     device: str = "cpu"
     precision: str = "fp32"
+    bn_recalibration: int = 0
 
     def __post_init__(self) -> None:
         resolve_device(self.device)  # an unavailable device fails before anything runs
@@ -131,6 +133,7 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
             compensation=spec.compensation,
             granularity=spec.granularity,
             precision=spec.precision,
+            bn_recalibration=spec.bn_recalibration,
         )
     env = cache[cell.task]
     env.clear_cache()  # every cell pays for its own evaluations: seconds stay comparable
@@ -147,8 +150,8 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
 
 def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
     """Whether the cell's file exists and holds a result of this cell with the spec's window,
-    criterion, compensation, precision, device, budget and solver options (otherwise the cell
-    runs again)."""
+    criterion, compensation, precision, adaptive BN, device, budget and solver options
+    (otherwise the cell runs again)."""
 
     path = cell.path(out)
     if not path.is_file():
@@ -166,6 +169,7 @@ def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
         and spec.compensation in (None, result.compensation)
         and result.env_options.get("granularity", "channel") == spec.granularity
         and result.env_options.get("precision", "fp32") == spec.precision
+        and result.env_options.get("bn_recalibration", 0) == spec.bn_recalibration
         and (result.device or "cpu") == str(resolve_device(spec.device))
         and result.budget == {"evaluations": spec.budget, "seconds": spec.seconds}
         and all(result.solver_settings.get(key, value) == value for key, value in options.items())

@@ -53,6 +53,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         task_options={task: dict(extra) for task in tasks} if extra else {},
         device=args.device,
         precision=args.precision,
+        bn_recalibration=args.bn_recalibration,
     )
     counts = run_bench(spec, args.out, args.backend, args.address, progress=not args.no_progress)
     say(f"{counts['ran']} cells run, {counts['skipped']} already done (of {counts['cells']})")

@@ -70,6 +70,7 @@ def make_env(args: argparse.Namespace):
         compensation=args.compensation,
         granularity=args.granularity,
         precision=args.precision,
+        bn_recalibration=args.bn_recalibration,
     )
     say(
         f"ready in {time.perf_counter() - started:.1f} s: {len(env.groups)} groups on "
@@ -97,6 +98,11 @@ def add_env_arguments(parser: argparse.ArgumentParser, task: bool = True) -> Non
     parser.add_argument(
         "--compensation", default=None, choices=COMPENSATIONS,
         help="bias compensation (default: mean for channels, optimal for weights)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bn-recalibration", type=int, default=0, metavar="B",
+        help="re-estimate BatchNorm statistics of each masked model on B calibration batches "
+        "(adaptive BN; default 0: off)",
     )  # fmt: skip
     parser.add_argument("--data-root", default=None, help="full MNIST in torchvision's layout")
     parser.add_argument("--checkpoint", default=None, help="checkpoint to load instead")

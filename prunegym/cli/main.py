@@ -43,6 +43,11 @@ def print_result(result) -> None:
     if result.test_metrics:
         for line in test_lines(result):
             print(line)
+    if "macs" in result.costs:
+        macs, dense = result.costs["macs"], result.costs["macs_dense"]
+        share = macs / dense if dense else float("nan")
+        print(f"MACs         {macs:,} of {dense:,} per sample ({share:.1%}; convolutions and "
+              "linear layers)")  # fmt: skip
     print(f"evaluations  {result.evaluations} in {result.wall_seconds:.2f} s"
           f" ({result.cache_hits} of {result.cache_lookups} requests from the cache)")  # fmt: skip
     for key, value in result.details.items():
@@ -80,17 +85,17 @@ def _run_agent(args: argparse.Namespace, env, agent) -> int:
     if args.budget is not None or args.seconds is not None:
         budget = Budget(evaluations=args.budget, seconds=args.seconds)
     result = agent.run(env, budget)
-    if args.json:
-        print(result.to_json())
-    else:
-        print_result(result)
-    if args.out:
+    if args.out:  # first: the export adds its measured latency to the result
         say(f"writing {args.out}/ (result, pictures, exported model)...")
         written, summary = save_solve_outputs(env, result, args.out, agent.pruned_model)
         for line in summary:
             say(line)
         for path in written.values():
             say(f"saved {path}")
+    if args.json:
+        print(result.to_json())
+    else:
+        print_result(result)
     return 0
 
 

@@ -156,11 +156,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         pruned = rerun_solver(result, env)[0].pruned_model
     else:
         pruned = env.export(np.asarray(result.coefficients))
-    inputs = env.task.example_inputs
-    path = save_exported(pruned, inputs, args.out)
+    path = save_exported(pruned, env.task.example_inputs, args.out)
     env.reset()
     print(f"exported {result.solver} result on {result.task} to {path}")
-    for line in export_summary(env.model, pruned, inputs, path):
+    for line in export_summary(env, pruned, path)[0]:
         print(line)
     print("load it with: torch.export.load(PATH).module()")
     return 0

@@ -107,6 +107,10 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``batch_memory_mb``: memory a batched evaluation may use for activations; larger
       batches are evaluated in chunks (default: 512 MiB on the CPU, half the free memory of a
       GPU).
+    - ``bn_recalibration``: ``B > 0`` re-estimates every BatchNorm's running statistics on
+      ``B`` calibration batches of each masked model before it is evaluated (EagleEye's
+      adaptive BN; default 0: the dense statistics). It composes with compensation, candidates
+      are then evaluated one by one, and ``reset`` restores the dense statistics bit for bit.
 
     ```python
     import gymnasium as gym
@@ -153,6 +157,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         device: str | torch.device | None = None,
         precision: str = "fp32",
         batch_memory_mb: float | None = None,
+        bn_recalibration: int = 0,
     ) -> None:
         if isinstance(task, str):
             task = make_task(task, device=device)
@@ -169,6 +174,12 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         tolerance = _check_fraction("tolerance", tolerance)
         if not (math.isfinite(penalty) and penalty >= 0):
             raise ValueError(f"penalty must be a finite number >= 0, got {penalty!r}")
+        if isinstance(bn_recalibration, bool) or not (
+            isinstance(bn_recalibration, int | np.integer) and bn_recalibration >= 0
+        ):
+            raise ValueError(
+                f"bn_recalibration must be a whole number of batches >= 0, got {bn_recalibration!r}"
+            )
         if batching not in STRATEGIES:
             raise ValueError(f"batching must be one of {STRATEGIES}, got {batching!r}")
         # The environment owns its model: a copy, so no caller's model is ever touched.
@@ -179,12 +190,14 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
                 self.task.example_inputs, self.task.calibration_batches, self.task.forward,
                 loss=self.task.loss, output_layers=self.task.output_layers(self._model),
                 criterion=criterion, compensation=compensation, probes=probes, seed=seed,
+                **({"bn_recalibration": int(bn_recalibration)} if bn_recalibration else {}),
             )  # fmt: skip
         self.granularity, self.batching = granularity, batching
         self.criterion, self.compensation = self.pruner.criterion, self.pruner.compensation
         self.options = {
             "penalty": float(penalty), "probes": int(probes), "seed": int(seed),
             "granularity": granularity, "precision": precision,
+            "bn_recalibration": int(bn_recalibration),
         }  # fmt: skip
         self.weights_sha256 = weights_sha256(self._model)  # the dense weights, for result files
         sign = 1.0 if self.task.higher_is_better else -1.0
@@ -384,6 +397,16 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         """Exact achieved sparsity of ``(m,)`` or ``(K, m)`` coefficients, without evaluating."""
         counts = self.pruner.counts(coefficients)
         return np.asarray(self.pruner.zeroed(counts)) / self.pruner.total_parameters
+
+    def costs_of(self, coefficients: np.ndarray) -> dict[str, Any]:
+        """What ``(m,)`` coefficients leave, without evaluating: ``params_kept``,
+        ``params_total``, ``sparsity`` and, for channel pruning, ``macs`` per sample,
+        ``macs_dense`` and the ``channel_fractions`` removed per group."""
+        counts = self.pruner.counts(self.check_action(coefficients))[None]
+        zeroed = int(np.asarray(self.pruner.zeroed(counts)).reshape(-1)[0])
+        total = int(self.pruner.total_parameters)
+        return {"params_kept": total - zeroed, "params_total": total,
+                "sparsity": zeroed / total, **self.evaluator.costs(counts)[0]}  # fmt: skip
 
     def sparsity_estimate_of(self, coefficients: np.ndarray) -> np.ndarray:
         """The paper's estimate ``Σ c_i s_i / ‖θ‖₀`` (eq. 1b) of ``(m,)`` or ``(K, m)``."""

@@ -13,6 +13,7 @@ without prunegym::
 from __future__ import annotations
 
 import copy
+import time
 import warnings
 from pathlib import Path
 
@@ -21,7 +22,9 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from prunegym.pruning.channel.attention import remove_heads, sync_widths
 from prunegym.pruning.channel.groups import PruningGroup
+from prunegym.pruning.channel.layer_norm import KeptLayerNorm
 
 
 def physically_prune(
@@ -34,6 +37,9 @@ def physically_prune(
     """A copy of ``masked`` with the ``counts[i]`` least important channels of every group
     removed (``orders[i][:counts[i]]``, the channels the masks zeroed)."""
     pruned = copy.deepcopy(masked).eval()
+    for module in pruned.modules():
+        if isinstance(module, KeptLayerNorm):  # its width becomes the kept channels
+            module.channel_keep = None
     with warnings.catch_warnings(), torch.enable_grad():  # tracing needs autograd, even here
         warnings.simplefilter("ignore")
         graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example_inputs)
@@ -42,9 +48,14 @@ def physically_prune(
     for group, order, count in zip(groups, orders, counts, strict=True):
         if count == 0:
             continue
+        if group.tp_group is None:  # attention heads: cut out of the HeadAttention itself
+            attention = modules[group.modules[0].rpartition(".")[0]]
+            remove_heads(attention, order[: int(count)].tolist())
+            continue
         root = group.tp_group[0].dep
         layer = modules[names[root.target.module]]
         graph.get_pruning_group(layer, root.handler, order[: int(count)].tolist()).prune()
+    sync_widths(pruned)
     return pruned
 
 
@@ -58,6 +69,25 @@ def model_cost(model: nn.Module, example_inputs) -> tuple[int, int]:
         warnings.simplefilter("ignore")
         macs, parameters = tp.utils.count_ops_and_params(model, inputs)
     return int(macs), int(parameters)
+
+
+@torch.no_grad()
+def measure_latency(forward, device: torch.device, repeats: int = 20, warmup: int = 3) -> float:
+    """Median wall milliseconds of one ``forward()`` call on ``device`` (CUDA synchronised
+    around each), after ``warmup`` untimed calls."""
+    device = torch.device(device)
+    synchronise = torch.cuda.synchronize if device.type == "cuda" else None
+    times = []
+    for run in range(warmup + repeats):
+        if synchronise:
+            synchronise(device)
+        started = time.perf_counter()
+        forward()
+        if synchronise:
+            synchronise(device)
+        if run >= warmup:
+            times.append(time.perf_counter() - started)
+    return 1000.0 * float(np.median(times))
 
 
 def save_exported(model: nn.Module, example_inputs, path: str | Path) -> Path:
@@ -80,7 +110,7 @@ def removed_fractions(groups: list[PruningGroup], dense: nn.Module, pruned: nn.M
     after = {name: p.shape for name, p in pruned.named_parameters()}
     removed = []
     for group in groups:
-        piece = group.slices[0]
-        removed.append(before[piece.param][piece.dim] - after[piece.param][piece.dim])
-    channels = np.array([g.channels for g in groups], dtype=np.float64)
-    return np.asarray(removed, dtype=np.float64) / channels
+        piece = group.slices[0]  # its positions: one per channel, or head_dim per head
+        lost = before[piece.param][piece.dim] - after[piece.param][piece.dim]
+        removed.append(lost / len(piece.index))
+    return np.asarray(removed, dtype=np.float64)

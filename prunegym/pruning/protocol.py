@@ -84,15 +84,20 @@ def make_pruner(
 
     ``criterion`` and ``compensation`` default per granularity (:data:`DEFAULT_CRITERION`,
     :data:`DEFAULT_COMPENSATION`). ``options``: ``loss`` and ``seed`` for both;
-    ``output_layers`` and ``probes`` for channel pruning (weight pruning has no use for them,
-    nor for ``example_inputs``). See :class:`SoftPruner` and :class:`WeightPruner`.
+    ``output_layers``, ``probes`` and ``bn_recalibration`` for channel pruning (weight pruning
+    has no use for them, nor for ``example_inputs``). See :class:`SoftPruner` and
+    :class:`WeightPruner`.
     """
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
     criterion = criterion or DEFAULT_CRITERION[granularity]
     compensation = compensation or DEFAULT_COMPENSATION[granularity]
     if granularity == "weight":
-        options = {k: v for k, v in options.items() if k not in ("output_layers", "probes")}
+        if options.get("bn_recalibration"):
+            raise ValueError("bn_recalibration needs channel granularity (weight masks leave "
+                             "every channel's statistics in place)")  # fmt: skip
+        dropped = ("output_layers", "probes", "bn_recalibration")
+        options = {k: v for k, v in options.items() if k not in dropped}
         return WeightPruner(
             model, components, calibration_batches, forward, criterion=criterion,
             compensation=compensation, **options,

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.pruning.export import model_cost, save_exported
+from prunegym.pruning.channel.macs import count_macs
+from prunegym.pruning.export import measure_latency, save_exported
 from prunegym.results import plots
 from prunegym.tasks.capabilities import PlaysEpisodes, Reconstructs
 
@@ -93,7 +94,36 @@ def save_solve_outputs(env, result, directory: str | Path, pruned: nn.Module | N
         pruned = core.export(np.asarray(result.coefficients))
     written["model"] = save_exported(pruned, core.task.example_inputs, directory / "model.pt2")
     core.reset()
-    return written, export_summary(core.model, pruned, core.task.example_inputs, written["model"])
+    summary, latency = export_summary(core, pruned, written["model"])
+    result.costs.update(latency)
+    result.save(written["result"])
+    return written, summary
+
+
+def export_latency(core, pruned: nn.Module) -> dict:
+    """Measured latency of the dense and the exported model, on the task's device:
+    ``latency_ms`` and ``latency_dense_ms`` (medians of 20 forwards of the task's evaluation
+    batch, or of its example inputs for tasks without one) and ``latency_what``."""
+    task = core.task
+    batch = getattr(task, "evaluation_batch", None)
+    if batch is None:
+        inputs = task.example_inputs
+        arguments = inputs if isinstance(inputs, tuple) else (inputs,)
+        what = "the example inputs"
+
+        def forward(model):
+            return model(*arguments)
+    else:
+        rows = len(batch[0]) if isinstance(batch, tuple | list) else len(batch)
+        what = f"the {rows} evaluation samples"
+
+        def forward(model):
+            return task.forward(model, batch)
+
+    dense_ms = measure_latency(lambda: forward(core.model), core.device)
+    pruned_ms = measure_latency(lambda: forward(pruned), core.device)
+    return {"latency_ms": pruned_ms, "latency_dense_ms": dense_ms,
+            "latency_what": f"median of 20 forwards of {what} on {core.device}"}  # fmt: skip
 
 
 def _save_masked_weights(core, result, directory: Path, written: dict) -> list[str]:
@@ -114,14 +144,21 @@ def _save_masked_weights(core, result, directory: Path, written: dict) -> list[s
     ]
 
 
-def export_summary(dense: nn.Module, pruned: nn.Module, inputs, path: Path) -> list[str]:
-    """Lines comparing parameters and MACs per sample, dense against exported, and the size
-    of the exported file at ``path``."""
+def export_summary(core, pruned: nn.Module, path: Path) -> tuple[list[str], dict]:
+    """Lines comparing parameters, MACs per sample and measured latency, dense (the
+    environment's model, reset) against exported (``pruned``), and the size of the exported
+    file at ``path``; and the latency figures of :func:`export_latency`."""
 
-    dense_macs, dense_parameters = model_cost(dense, inputs)
-    macs, parameters = model_cost(pruned, inputs)
+    inputs = core.task.example_inputs
+    dense_parameters = sum(p.numel() for p in core.model.parameters())
+    parameters = sum(p.numel() for p in pruned.parameters())
+    dense_macs, macs = count_macs(core.model, inputs), count_macs(pruned, inputs)
+    latency = export_latency(core, pruned)
     return [
         f"parameters  {dense_parameters:,} dense -> {parameters:,} exported",
-        f"MACs        {dense_macs:,} dense -> {macs:,} exported (per sample)",
+        f"MACs        {dense_macs:,} dense -> {macs:,} exported (per sample; convolutions and "
+        "linear layers)",
+        f"latency     {latency['latency_dense_ms']:.2f} ms dense -> "
+        f"{latency['latency_ms']:.2f} ms exported ({latency['latency_what']})",
         f"file size   {os.path.getsize(path):,} bytes ({Path(path).name})",
-    ]
+    ], latency

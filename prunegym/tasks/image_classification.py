@@ -17,7 +17,8 @@ nats) on the evaluation images, from one forward over all of them.
 ## Components
 The model's top-level children that hold parameters (``conv1``, ``bn1``, ``layer1`` … ``fc``
 for a ResNet; ``features`` is split into its children, the stages of MobileNet, EfficientNet
-and the like). Pass ``components={"name": "module.path"}`` to choose others.
+and the like; a vision transformer's ``encoder`` into its blocks and final norm). Pass
+``components={"name": "module.path"}`` to choose others.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import CheckpointError, load_state_into, safe_load
 from prunegym.tasks.data.images import load_image_split
 
-SPLIT = ("features",)  # top-level children whose own children are the components
+#: Modules whose children are the components (the stages of ``features``, a ViT's blocks).
+SPLIT = ("features", "encoder", "encoder.layers")
 
 
 def top_k_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -117,7 +119,7 @@ class ImageClassificationTask(Task):
                     model = self.model()
                 else:
                     model = torchvision.models.get_model(
-                        self.model, weights=None, num_classes=self.num_classes
+                        self.model, weights=None, num_classes=self.num_classes, **self._sized()
                     )
         if self.weights is not None:
             state = safe_load(self.weights, "weights file")
@@ -128,19 +130,28 @@ class ImageClassificationTask(Task):
             load_state_into(model, state, self.weights)
         return model.eval()
 
+    def _sized(self) -> dict[str, int]:
+        """``image_size=`` for a vision transformer by name: its position embedding is made for
+        one image side (torchvision's default 224)."""
+        side = int(self.split.eval_images.shape[-1])
+        return {"image_size": side} if self.model.startswith("vit_") and side != 224 else {}
+
     def components(self, model: nn.Module) -> dict[str, nn.Module]:
         if self.component_paths is not None:
             return {name: model.get_submodule(path) for name, path in self.component_paths.items()}
         found = {}
-        for name, child in model.named_children():
-            if not any(True for _ in child.parameters()):
-                continue
-            if name in SPLIT:
-                for inner, part in child.named_children():
-                    if any(True for _ in part.parameters()):
-                        found[f"{name}.{inner}"] = part
-            else:
-                found[name] = child
+
+        def gather(prefix: str, module: nn.Module) -> None:
+            for name, child in module.named_children():
+                path = f"{prefix}{name}"
+                if not any(True for _ in child.parameters()):
+                    continue
+                if path in SPLIT:
+                    gather(f"{path}.", child)
+                else:
+                    found[path] = child
+
+        gather("", model)
         return found
 
     @property

@@ -172,6 +172,7 @@ class Evaluator:
         estimate = np.asarray(self.pruner.sparsity_estimate(rows), dtype=np.float64)
         estimate = estimate.reshape(-1).tolist()
         target, tolerance, name = self.target, self.tolerance, self.task.metric
+        costs = self.costs(counts)
         infos = []
         for k, found in enumerate(metrics):
             self.lookups += 1
@@ -189,11 +190,26 @@ class Evaluator:
                 "params_kept": total - zeroed[k],
                 "params_total": total,
                 "pruned_channels": counts[k].tolist(),
+                **costs[k],
                 "reward": self.reward.scalar(metric, sparsity),
                 "cache_hit": bool(hits[k]),
                 "cache_hit_rate": self.hits / self.lookups,
             })  # fmt: skip
         return infos
+
+    def costs(self, counts: np.ndarray) -> list[dict[str, Any]]:
+        """Per row of ``counts`` ``(K, m)``, for channel pruning: ``macs`` (per sample, of the
+        convolutions and linear layers), ``macs_dense`` and ``channel_fractions`` (removed per
+        group); empty dicts for weight pruning, which removes no computation."""
+        if self.pruner.granularity != "channel":
+            return [{} for _ in counts]
+        macs = np.asarray(self.pruner.macs(counts), dtype=np.int64).reshape(-1).tolist()
+        fractions = (np.asarray(counts) / self.pruner.channels).tolist()
+        dense = int(self.pruner.total_macs)
+        return [
+            {"macs": m, "macs_dense": dense, "channel_fractions": f}
+            for m, f in zip(macs, fractions, strict=True)
+        ]
 
     def dense_info(self) -> dict[str, Any]:
         """The info of ``c = 0`` (what ``reset`` returns); not counted as a lookup."""

@@ -122,9 +122,17 @@ def make_strategy(
     shared prefixes), then ``stacked``, then ``sequential`` (``batched`` only when named). The
     sliced chain computes in float32 only, so other precisions skip it. A ``batched`` strategy is
     probed first (:func:`probed_batched`); ``auto`` moves on when the probe fails. ``on_gpu``
-    (default: whether the masks live on a GPU) picks the order."""
+    (default: whether the masks live on a GPU) picks the order. With adaptive BatchNorm
+    (``bn_recalibration``), every masked model has its own statistics: sequential only."""
     if name not in STRATEGIES:
         raise ValueError(f"batching must be one of {STRATEGIES}, got {name!r}")
+    if getattr(pruner, "recalibration", None) is not None:  # statistics per masked model
+        if name not in ("auto", "sequential"):
+            raise ValueError(
+                f"batching={name!r} cannot re-estimate BatchNorm statistics per candidate "
+                "(bn_recalibration); use auto or sequential"
+            )
+        return SequentialStrategy(task, model, pruner)
     gpu = on_gpu
     if gpu is None:
         gpu = pruner.masker is not None and pruner.masker.device.type != "cpu"

@@ -6,7 +6,8 @@ as zeroing activations:
 - the output rows of a Linear or convolution (weight and bias): its output channel ``j`` is 0;
 - the input columns of a Linear or (ungrouped) convolution: its input channel ``j`` is 0;
 - the per-channel parameters of a normalisation layer or PReLU: its output channel ``j`` is 0
-  (its input channel is already 0, since the producer is masked too);
+  (its input channel is already 0, since the producer is masked too); a LayerNorm
+  (:class:`KeptLayerNorm`) also takes each candidate's statistics over its kept channels;
 - a compensated bias ``b + M·removed``: the candidate's shift ``M·removed`` added to the output.
 
 So K candidates run as one forward of K stacked copies of the data through the *dense* weights:
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunegym.pruning.channel.layer_norm import KeptLayerNorm
 from prunegym.pruning.channel.masks import ChannelMasker
 
 NORMALISATIONS = (
@@ -63,6 +65,10 @@ def _layout(module: nn.Module) -> tuple[int, int | None, int | None]:
         return 1, input_dim if module.groups == 1 else None, output_dim
     if isinstance(module, (*NORMALISATIONS, nn.PReLU)):
         return 1, None, 0
+    if isinstance(module, nn.LayerNorm) and not isinstance(module, KeptLayerNorm):
+        raise UnsupportedBatching(  # its statistics would include the masked channels
+            "a masked LayerNorm must be a KeptLayerNorm (SoftPruner makes it one)"
+        )
     if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) == 1:
         return -1, None, 0
     raise UnsupportedBatching(
@@ -151,7 +157,7 @@ class CandidateMasks:
         masked module; the output holds candidate ``k``'s rows at ``[k·rows, (k+1)·rows)``."""
         count = len(counts)
         factors = self._factors(counts)
-        handles = []
+        handles, norms = [], []
 
         def blocks(tensor: torch.Tensor, name: str) -> torch.Tensor:
             if tensor.shape[0] == rows * count:
@@ -171,6 +177,14 @@ class CandidateMasks:
             return (view + factor if add else view * factor).reshape(tensor.shape)
 
         for plan, (keep_in, keep_out, shift) in zip(self.plans, factors, strict=True):
+            if isinstance(plan.module, KeptLayerNorm) and keep_out is not None:
+
+                def kept(module, args, plan=plan, keep_out=keep_out):
+                    module.channel_keep = keep_out  # (K, C): each candidate's statistics
+                    return (blocks(args[0], plan.name), *args[1:])
+
+                handles.append(plan.module.register_forward_pre_hook(kept))
+                norms.append((plan.module, plan.module.channel_keep))
             if keep_in is not None:
 
                 def before(module, args, plan=plan, keep_in=keep_in):
@@ -193,3 +207,5 @@ class CandidateMasks:
         finally:
             for handle in handles:
                 handle.remove()
+            for norm, keep in norms:
+                norm.channel_keep = keep

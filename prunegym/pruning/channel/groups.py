@@ -16,12 +16,11 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from prunegym.pruning.channel.attention import HeadAttention
+from prunegym.pruning.channel.errors import UnsupportedLayerError
+
 COMPONENT = "component"
 COUPLING = "coupling"
-
-
-class UnsupportedLayerError(ValueError):
-    """A layer in a pruning group has parameters prunegym does not know how to mask."""
 
 
 @dataclass(frozen=True)
@@ -92,12 +91,13 @@ class PruningGroup(Group):
     Attributes:
         slices: Where its channels sit in parameter tensors.
         consumers: Layers that read its channels as inputs.
-        tp_group: The Torch-Pruning group (used by Torch-Pruning's importance criteria).
+        tp_group: The Torch-Pruning group (used by Torch-Pruning's importance criteria and by
+            export); ``None`` for attention heads, which prunegym groups itself.
     """
 
     slices: tuple[ChannelSlice, ...]
     consumers: tuple[ConsumerSlice, ...]
-    tp_group: tp.dependency.Group = field(repr=False, compare=False)
+    tp_group: tp.dependency.Group | None = field(repr=False, compare=False)
 
 
 def _is_depthwise(module: nn.Module) -> bool:
@@ -126,6 +126,11 @@ def _param_dims(module: nn.Module, name: str, out: bool, pruning_dim: int) -> li
         pairs = [("weight", pruning_dim), ("bias", pruning_dim)]
     elif isinstance(module, nn.PReLU):
         pairs = [("weight", 0)] if module.num_parameters > 1 else []
+    elif isinstance(module, nn.MultiheadAttention):
+        raise UnsupportedLayerError(
+            f"layer {name!r} is an nn.MultiheadAttention; make it explicit first with "
+            "prunegym.pruning.channel.attention.explicit_attention (SoftPruner does)"
+        )
     elif not any(True for _ in module.parameters(recurse=False)):
         pairs = []
     else:
@@ -140,6 +145,21 @@ def _param_dims(module: nn.Module, name: str, out: bool, pruning_dim: int) -> li
         if isinstance(param, nn.Parameter):
             resolved.append((attribute, dim % param.dim()))
     return resolved
+
+
+def head_slices(name: str, attention: HeadAttention):
+    """``(slices, consumer)`` of the head group of ``attention`` (module ``name``): its
+    ``q``/``k``/``v`` rows and biases and its ``out`` columns, with head numbers as roots."""
+    inner = attention.num_heads * attention.head_dim
+    index = torch.arange(inner, dtype=torch.long, device="cpu")
+    root = index // attention.head_dim
+    slices = []
+    for layer in ("q", "k", "v"):
+        for attribute in ("weight", "bias"):
+            if getattr(getattr(attention, layer), attribute) is not None:
+                slices.append(ChannelSlice(f"{name}.{layer}.{attribute}", 0, index, root))
+    slices.append(ChannelSlice(f"{name}.out.weight", 1, index, root))
+    return tuple(slices), ConsumerSlice(f"{name}.out", index, root)
 
 
 def _component_of(module_name: str, component_prefixes: dict[str, str]) -> str:
@@ -177,18 +197,21 @@ def _read_group(graph, tp_group, names: dict[nn.Module, str], parameter_names: d
     slices, consumers, modules = [], [], []
     for item in tp_group:
         module = item.dep.target.module
-        if isinstance(module, nn.Parameter):
-            name = parameter_names.get(id(module), "?")
-            raise UnsupportedLayerError(
-                f"a pruning group contains the bare nn.Parameter {name!r} (used outside any "
-                "layer, such as a layer scale or a class token); wrap it in a module"
+        index = torch.as_tensor(item.idxs, dtype=torch.long, device="cpu")  # bookkeeping
+        root = torch.as_tensor(item.root_idxs, dtype=torch.long, device="cpu")
+        if isinstance(module, nn.Parameter):  # a class token, position embedding, layer scale
+            name = parameter_names[id(module)]
+            slices.append(
+                ChannelSlice(name, item.dep.target.pruning_dim % module.dim(), index, root)
             )
+            owner = name.rpartition(".")[0]
+            if owner not in modules:
+                modules.append(owner)
+            continue
         if module not in names:  # Torch-Pruning's own op nodes (activations, reshapes...)
             continue
         name = names[module]
         out = graph.is_out_channel_pruning_fn(item.dep.handler)
-        index = torch.as_tensor(item.idxs, dtype=torch.long, device="cpu")  # bookkeeping
-        root = torch.as_tensor(item.root_idxs, dtype=torch.long, device="cpu")
         pairs = _param_dims(module, name, out, item.dep.target.pruning_dim)
         for attribute, dim in pairs:
             slices.append(
@@ -246,19 +269,32 @@ def find_groups(
             "channels through, such as a channel shuffle"
         ) from error
     parameter_names = {id(p): n for n, p in model.named_parameters()}
-    raw = []
-    for tp_group in graph.get_all_groups(ignored_layers=list(output_layers)):
+    attentions = {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, HeadAttention) and module.out not in output_layers
+    }
+    inner = [layer for a in attentions.values() for layer in (a.q, a.k, a.v)]  # head groups
+    found = []
+    for tp_group in graph.get_all_groups(ignored_layers=list(output_layers) + inner):
         slices, consumers, modules = _read_group(graph, tp_group, names, parameter_names)
-        if not slices:
-            continue
+        if slices:
+            found.append((len(tp_group[0].idxs), tp_group, slices, consumers, modules))
+    for name, attention in attentions.items():
+        slices, consumer = head_slices(name, attention)
+        modules = [f"{name}.{layer}" for layer in ("q", "k", "v", "out")]
+        found.append((attention.num_heads, None, slices, [consumer], modules))
+    raw = []
+    for channels, tp_group, slices, consumers, modules in found:
         labels = tuple(dict.fromkeys(_component_of(m, prefixes) for m in modules))
         ranked = tuple(c for c in list(prefixes) + ["other"] if c in labels)
-        raw.append((ranked, min(order[m] for m in modules), tp_group, slices, consumers, modules))
+        first = min(order[m] for m in modules)
+        raw.append((ranked, first, channels, tp_group, slices, consumers, modules))
 
     component_rank = {c: i for i, c in enumerate(list(prefixes) + ["other"])}
     raw.sort(key=lambda r: (len(r[0]) > 1, [component_rank[c] for c in r[0]], r[1]))
     groups, numbers = [], {}
-    for position, (labels, _, tp_group, slices, consumers, modules) in enumerate(raw):
+    for position, (labels, _, channels, tp_group, slices, consumers, modules) in enumerate(raw):
         numbers[labels] = numbers.get(labels, 0) + 1
         groups.append(
             PruningGroup(
@@ -266,7 +302,7 @@ def find_groups(
                 kind=COUPLING if len(labels) > 1 else COMPONENT,
                 components=labels,
                 number=numbers[labels],
-                channels=len(tp_group[0].idxs),
+                channels=channels,
                 modules=tuple(modules),
                 parameters=count_group_parameters(tuple(slices), shapes),
                 slices=tuple(slices),

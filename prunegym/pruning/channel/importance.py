@@ -66,6 +66,35 @@ def _accumulate_loss_gradients(
         loss(model, batch).backward()
 
 
+def _score(scorer, model: nn.Module, group: PruningGroup, criterion: str):
+    """Torch-Pruning's ``scorer`` on the group, or for a group prunegym made itself (attention
+    heads, no Torch-Pruning group) the same criterion over its parameter slices: L1 or L2 norm,
+    Taylor ``Σ|w·∂L/∂w|``, uniform random; ``None`` for ``bn-scale`` (no BatchNorm)."""
+    if group.tp_group is not None:
+        return scorer(group.tp_group)
+    if criterion == "bn-scale":
+        return None
+    if criterion == "random":
+        return torch.rand(group.channels, dtype=torch.float64)
+    if criterion == "taylor":
+        return _slice_sums(
+            model, group, lambda w: (w * w.grad).abs() if w.grad is not None else 0 * w
+        )
+    return _slice_sums(model, group, lambda w: w.abs() if criterion == "l1" else w.pow(2))
+
+
+def _slice_sums(model: nn.Module, group: PruningGroup, entry) -> torch.Tensor:
+    """``(n_i,)`` float64 sum of ``entry(parameter)`` over each channel's parameter entries."""
+    parameters = dict(model.named_parameters())
+    sums = torch.zeros(group.channels, dtype=torch.float64, device="cpu")  # as the orders
+    for piece in group.slices:
+        values = entry(parameters[piece.param]).detach().double()
+        values = values.index_select(piece.dim, piece.index.to(values.device))
+        per_position = values.movedim(piece.dim, 0).reshape(len(piece.index), -1).sum(1)
+        sums.index_add_(0, piece.root, per_position.cpu())
+    return sums
+
+
 def rank_channels(
     criterion: str,
     groups: list[PruningGroup],
@@ -100,18 +129,18 @@ def rank_channels(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             scorer = tp.importance.RandomImportance()
-            scores = [scorer(group.tp_group) for group in groups]
+            scores = [_score(scorer, model, group, criterion) for group in groups]
     elif criterion == "taylor":
         if calibration_batches is None or loss is None:
             raise ValueError("criterion 'taylor' needs calibration batches and a task loss")
         _accumulate_loss_gradients(model, calibration_batches, loss)
         scorer = tp.importance.GroupTaylorImportance()
-        scores = [scorer(group.tp_group) for group in groups]
+        scores = [_score(scorer, model, group, criterion) for group in groups]
         model.zero_grad(set_to_none=True)
     elif criterion == "bn-scale":  # network slimming: |γ| of the group's BatchNorm
         scorer = tp.importance.BNScaleImportance()
         with torch.no_grad():
-            scores = [scorer(group.tp_group) for group in groups]
+            scores = [_score(scorer, model, group, criterion) for group in groups]
         missing = [
             group.label for group, score in zip(groups, scores, strict=True) if score is None
         ]
@@ -123,7 +152,7 @@ def rank_channels(
     else:
         scorer = tp.importance.GroupMagnitudeImportance(p=1 if criterion == "l1" else 2)
         with torch.no_grad():
-            scores = [scorer(group.tp_group) for group in groups]
+            scores = [_score(scorer, model, group, criterion) for group in groups]
     return [torch.argsort(score.detach().cpu().double(), stable=True) for score in scores]
 
 
@@ -133,11 +162,4 @@ def group_channel_norms(model: nn.Module, group: PruningGroup) -> torch.Tensor:
     The entries are those a mask would zero: producer rows and biases, normalisation scales and
     shifts, consumer columns (the group's :class:`ChannelSlice` list).
     """
-    parameters = dict(model.named_parameters())
-    squares = torch.zeros(group.channels, dtype=torch.float64, device="cpu")  # as the orders
-    for piece in group.slices:
-        values = parameters[piece.param].detach().double()
-        values = values.index_select(piece.dim, piece.index.to(values.device))
-        per_position = values.pow(2).movedim(piece.dim, 0).reshape(len(piece.index), -1).sum(1)
-        squares.index_add_(0, piece.root, per_position.cpu())
-    return squares.sqrt()
+    return _slice_sums(model, group, lambda w: w.pow(2)).sqrt()

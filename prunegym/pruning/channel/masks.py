@@ -3,7 +3,8 @@
 A coefficient ``c_i`` masks ``k_i = ⌊c_i·n_i⌉`` channels of group ``i`` (rounded half up): the
 first ``k_i`` of the group's importance order. Masking a channel zeroes every parameter entry
 that belongs to it (the producer's rows and bias, normalisation scales and shifts, the
-consumers' columns), so the masked model computes exactly what the physically pruned one does.
+consumers' columns), and a LayerNorm leaves it out of its statistics, so the masked model
+computes exactly what the physically pruned one does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunegym.pruning.channel.errors import UnsupportedLayerError
 from prunegym.pruning.channel.groups import PruningGroup
+from prunegym.pruning.channel.layer_norm import KeptLayerNorm
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,7 @@ class ChannelMasker:
         }
         self._applied = np.zeros(len(groups), dtype=np.int64)
         self._written: dict[tuple[str, int], torch.Tensor] = {}  # keep vectors now in the model
+        self._norms = _masked_layer_norms(modules, self.layout)
 
     @property
     def applied_counts(self) -> np.ndarray:
@@ -277,6 +281,9 @@ class ChannelMasker:
             self._write_masked(plan, plan.live, dim_keep)
         for (name, dim), keep in dim_keeps.items():
             self._written[name, dim] = keep
+        for norm, name in self._norms:
+            keep = dim_keep(name, 0, norm.normalized_shape[0])
+            norm.channel_keep = None if bool(keep.all()) else keep
         self._applied = counts.copy()
 
     def _rewrite_changed_slices(self, plan: _ParameterPlan, dim_keep) -> None:
@@ -312,8 +319,34 @@ class ChannelMasker:
 
     @torch.no_grad()
     def restore(self) -> None:
-        """Write the dense values back bit for bit."""
+        """Write the dense values back bit for bit (and let LayerNorms see every channel)."""
         for plan in self._plans:
             plan.live.copy_(plan.dense)
+        for norm, _ in self._norms:
+            norm.channel_keep = None
         self._applied = np.zeros(len(self.groups), dtype=np.int64)
         self._written = {}
+
+
+def _masked_layer_norms(modules: dict[str, nn.Module], layout) -> list[tuple[KeptLayerNorm, str]]:
+    """``(module, masked parameter)`` of every LayerNorm some group masks.
+
+    Raises:
+        UnsupportedLayerError: for a masked LayerNorm that is not a :class:`KeptLayerNorm`
+            (its statistics would still cover the masked channels).
+    """
+    norms = []
+    for name, module in modules.items():
+        if not isinstance(module, nn.LayerNorm):
+            continue
+        masked = [f"{name}.{key}" for key in ("weight", "bias") if f"{name}.{key}" in layout]
+        if not masked:
+            continue
+        if not isinstance(module, KeptLayerNorm):
+            raise UnsupportedLayerError(
+                f"LayerNorm {name!r} ({type(module).__name__} over "
+                f"{tuple(module.normalized_shape)}) has masked channels, but only a plain "
+                "nn.LayerNorm over the last dimension can leave them out of its statistics"
+            )
+        norms.append((module, masked[0]))
+    return norms

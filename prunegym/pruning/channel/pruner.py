@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunegym.pruning.channel.attention import explicit_attention
+from prunegym.pruning.channel.bn_recalibration import BatchNormRecalibration
 from prunegym.pruning.channel.compensation import (
     add_missing_biases,
     check_compensation,
@@ -24,6 +26,8 @@ from prunegym.pruning.channel.importance import (
     group_channel_norms,
     rank_channels,
 )
+from prunegym.pruning.channel.layer_norm import explicit_layer_norms
+from prunegym.pruning.channel.macs import positions_per_weight_entry
 from prunegym.pruning.channel.masks import ChannelMasker, pruned_counts
 from prunegym.pruning.channel.sparsity import SparsityCounter
 from prunegym.pruning.channel.statistics import collect_statistics
@@ -36,7 +40,10 @@ class SoftPruner:
     :class:`prunegym.pruning.protocol.Pruner` of granularity ``"channel"``).
 
     Args:
-        model: The model to prune; it is modified in place, so pass a copy you own.
+        model: The model to prune; it is modified in place, so pass a copy you own. Its
+            ``nn.MultiheadAttention`` layers are replaced by the equal
+            :class:`~prunegym.pruning.channel.attention.HeadAttention`, its LayerNorms by
+            :class:`~prunegym.pruning.channel.layer_norm.KeptLayerNorm`.
         components: Component name to submodule.
         example_inputs: Inputs for tracing the dependency graph.
         calibration_batches: Returns a fresh iterable of calibration batches on each call.
@@ -48,6 +55,8 @@ class SoftPruner:
         compensation: Bias compensation, one of ``none``, ``mean``, ``optimal``.
         probes: Rademacher probes per calibration batch for ``optimal`` compensation.
         seed: Seed of the ``random`` criterion and of the probes.
+        bn_recalibration: ``B > 0`` re-estimates the BatchNorm statistics of every masked model
+            on ``B`` calibration batches (adaptive BN, :mod:`.bn_recalibration`).
     """
 
     def __init__(
@@ -63,11 +72,14 @@ class SoftPruner:
         compensation: str = "mean",
         probes: int = 8,
         seed: int = 0,
+        bn_recalibration: int = 0,
     ) -> None:
         self.granularity = "channel"
         self.criterion = check_criterion(criterion)
         self.compensation = check_compensation(compensation)
         self.model = model
+        explicit_attention(model)  # attention heads become groups (same function)
+        explicit_layer_norms(model)  # statistics over the kept channels when masked
         groups = find_groups(model, components, example_inputs, output_layers)
         modules = dict(model.named_modules())
         if compensation != "none":
@@ -107,6 +119,19 @@ class SoftPruner:
             self.masker.layout, self.orders, shapes, [g.parameters for g in groups]
         )
         self.channels = np.array([g.channels for g in groups], dtype=np.int64)
+        self.recalibration = None
+        if bn_recalibration:
+            self.recalibration = BatchNormRecalibration(
+                model, calibration_batches, forward, int(bn_recalibration)
+            )
+            if not self.recalibration.norms:
+                raise ValueError(
+                    f"bn_recalibration={bn_recalibration} re-estimates BatchNorm statistics, but "
+                    "the model has no BatchNorm layer"
+                )
+        self._calibrated = np.zeros(len(groups), dtype=np.int64)  # counts the statistics fit
+        self._positions = positions_per_weight_entry(model, example_inputs)
+        self.total_macs = sum(n * shapes[name].numel() for name, n in self._positions.items())
 
     @property
     def total_parameters(self) -> int:
@@ -123,12 +148,27 @@ class SoftPruner:
         return self.masker.applied_counts
 
     def apply_counts(self, counts: np.ndarray) -> None:
-        """Mask and compensate for given counts per group (e.g. to go back to a former state)."""
+        """Mask and compensate for given counts per group (e.g. to go back to a former state),
+        and re-estimate the BatchNorm statistics if asked to."""
         self.masker.apply(counts)
+        counts = np.asarray(counts, dtype=np.int64)
+        if self.recalibration is None or np.array_equal(counts, self._calibrated):
+            return
+        if counts.any():
+            self.recalibration.recalibrate()
+        else:
+            self.recalibration.restore()  # the dense model keeps its own statistics
+        self._calibrated = counts.copy()
 
     def zeroed(self, counts: np.ndarray) -> np.ndarray:
         """Parameter entries zeroed by ``counts`` ``(m,)`` or ``(K, m)``."""
         return self.counter.zeroed(counts)
+
+    def macs(self, counts: np.ndarray) -> np.ndarray:
+        """MACs per sample of the convolutions and linear layers (int64, ``()`` or ``(K,)``)
+        once ``counts`` ``(m,)`` or ``(K, m)`` channels are masked (see
+        :mod:`prunegym.pruning.channel.macs`)."""
+        return self.total_macs - self.counter.zeroed(counts, self._positions)
 
     def group_norms(self) -> np.ndarray:
         """Mean per-channel L2 norm of each group in the current (dense) model."""
@@ -137,12 +177,15 @@ class SoftPruner:
     def apply(self, coefficients: np.ndarray) -> np.ndarray:
         """Mask and compensate the model for ``coefficients`` ``(m,)``; returns the counts."""
         counts = self.counts(coefficients)
-        self.masker.apply(counts)
+        self.apply_counts(counts)
         return counts
 
     def restore(self) -> None:
-        """Restore every dense parameter bit for bit."""
+        """Restore every dense parameter (and BatchNorm statistic) bit for bit."""
         self.masker.restore()
+        if self.recalibration is not None:
+            self.recalibration.restore()
+            self._calibrated[:] = 0
 
     def sparsity(self, coefficients: np.ndarray) -> np.ndarray:
         """Exact achieved sparsity (fraction 0–1) of ``(m,)`` or ``(K, m)`` coefficients."""

@@ -58,21 +58,26 @@ class SparsityCounter:
                 ]
                 per_dim.append((shape[dim], owned))
             rest = int(np.prod([s for d, s in enumerate(shape) if d not in dims], dtype=np.int64))
-            self._entries.append((shape.numel(), rest, per_dim))
+            self._entries.append((name, shape.numel(), rest, per_dim))
 
-    def zeroed(self, counts: np.ndarray) -> np.ndarray:
-        """Zeroed entries (int64, shape ``()`` or ``(K,)``) for ``(m,)`` or ``(K, m)`` counts."""
+    def zeroed(self, counts: np.ndarray, weights: dict[str, int] | None = None) -> np.ndarray:
+        """Zeroed entries (int64, shape ``()`` or ``(K,)``) for ``(m,)`` or ``(K, m)`` counts;
+        with ``weights``, each zeroed entry of parameter ``p`` counts ``weights[p]`` times
+        (0 for parameters not named)."""
         counts = np.asarray(counts, dtype=np.int64)
         batch = counts.reshape(-1, counts.shape[-1])
         total = np.zeros(len(batch), dtype=np.int64)
-        for numel, rest, per_dim in self._entries:
+        for name, numel, rest, per_dim in self._entries:
+            weight = 1 if weights is None else weights.get(name, 0)
+            if weight == 0:
+                continue
             kept = np.full(len(batch), rest, dtype=np.int64)
             for size, owned in per_dim:
                 removed = np.zeros(len(batch), dtype=np.int64)
                 for group, sorted_ranks in owned:
                     removed += np.searchsorted(sorted_ranks, batch[:, group], side="left")
                 kept *= size - removed
-            total += numel - kept
+            total += (numel - kept) * weight
         return total.reshape(counts.shape[:-1])
 
     def sparsity(self, counts: np.ndarray) -> np.ndarray:
