@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from prunegym.cli.main import main
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task
 from prunegym.tasks.data.images import load_image_split
@@ -124,3 +125,12 @@ def test_solve_from_the_command_line_with_task_options(capsys):
                  "--target", "0.3", "--json"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert '"task": "image-classification"' in out and '"model": "resnet18"' in out
+
+
+def test_the_readme_resnet18_fd_momentum_solve_runs_whole_on_the_cpu(capsys):
+    argv = ["solve", "image-classification", "--task-option", "model=resnet18",
+            "--task-option", "data=fake", "--target", "0.3"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "solver: fd-momentum" in out and "feasible     True" in out
+    assert "MACs" in out and "11 layer4-fc 1" in out

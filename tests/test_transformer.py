@@ -16,7 +16,11 @@ from prunegym.envs import check_task
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.pruning.channel.attention import HeadAttention, explicit_attention
 from prunegym.pruning.channel.groups import UnsupportedLayerError, find_groups
-from prunegym.pruning.channel.layer_norm import KeptLayerNorm
+from prunegym.pruning.channel.layer_norm import (
+    KeptLayerNorm,
+    KeptLayerNorm2d,
+    explicit_layer_norms,
+)
 from prunegym.pruning.channel.pruner import SoftPruner
 from prunegym.tasks import make_task
 
@@ -153,3 +157,23 @@ def test_the_batched_forward_takes_each_candidates_layer_norm_statistics():
     env = PruneEnv(task, batching="batched", cache=False)
     c = np.array([0.5, 0.25])
     assert env.evaluate_batch(c[None])[0]["loss"] == pytest.approx(env.step(c)[4]["loss"], 1e-6)
+
+
+def test_layer_norm_2d_becomes_a_kept_layer_norm_over_the_channels():
+    from torchvision.models.convnext import LayerNorm2d
+
+    torch.manual_seed(0)
+    norm = LayerNorm2d(6)
+    nn.init.normal_(norm.weight)
+    x = torch.randn(2, 6, 3, 3)
+    expected = norm(x)
+    model = nn.Sequential(norm)
+    assert explicit_layer_norms(model) == 1 and isinstance(norm, KeptLayerNorm2d)
+    assert torch.equal(norm(x), expected)  # the same function while nothing is masked
+    keep = torch.tensor([1.0, 0, 1, 1, 0, 1])
+    norm.channel_keep = keep
+    kept = keep.bool()
+    smaller = nn.functional.layer_norm(
+        x[:, kept].permute(0, 2, 3, 1), (4,), norm.weight[kept], norm.bias[kept], norm.eps
+    ).permute(0, 3, 1, 2)
+    torch.testing.assert_close(norm(x * keep[:, None, None])[:, kept], smaller)

@@ -28,7 +28,7 @@ ARCHITECTURES = [
     ("efficientnet_b0", "ok"), ("efficientnet_v2_s", "ok"),
     ("regnet_x_400mf", "layer 'trunk_output.block4.block4-11.f.b.0' is a grouped convolution"),
     ("regnet_y_400mf", "layer 'trunk_output.block4.block4-5.f.b.0' is a grouped convolution"),
-    ("convnext_tiny", "LayerNorm 'features.0.1' (LayerNorm2d over (96,)) has masked channels"),
+    ("convnext_tiny", "ok"),
     ("densenet121", "ok"), ("vgg11_bn", "ok"), ("vgg16", "ok"), ("squeezenet1_0", "ok"),
     ("mnasnet0_5", "ok"), ("googlenet", "ok"), ("alexnet", "ok"), ("vit_b_16", "ok"),
     ("shufflenet_v2_x0_5", "Torch-Pruning cannot trace this model's channel dependencies"),

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.pruning.channel.layer_norm import KeptLayerNorm
+from prunegym.pruning.channel.layer_norm import KeptLayerNorm, KeptLayerNorm2d
 from prunegym.pruning.channel.masks import ChannelMasker
 
 NORMALISATIONS = (
@@ -69,6 +69,8 @@ def _layout(module: nn.Module) -> tuple[int, int | None, int | None]:
         raise UnsupportedBatching(  # its statistics would include the masked channels
             "a masked LayerNorm must be a KeptLayerNorm (SoftPruner makes it one)"
         )
+    if isinstance(module, KeptLayerNorm2d):
+        return 1, None, 0
     if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) == 1:
         return -1, None, 0
     raise UnsupportedBatching(

@@ -43,14 +43,28 @@ class KeptLayerNorm(nn.LayerNorm):
         return out
 
 
+class KeptLayerNorm2d(KeptLayerNorm):
+    """A :class:`KeptLayerNorm` over the channels of ``(N, C, H, W)`` inputs: the function of
+    torchvision's (and timm's) ``LayerNorm2d``, channels moved last and back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
 def explicit_layer_norms(model: nn.Module) -> int:
-    """Make every ``nn.LayerNorm`` over one dimension in ``model`` a :class:`KeptLayerNorm`, in
-    place (the same objects and parameters; only their class changes); returns how many."""
-    targets = [
-        module
-        for module in model.modules()
-        if type(module) is nn.LayerNorm and len(module.normalized_shape) == 1
-    ]
-    for module in targets:
-        module.__class__ = KeptLayerNorm
-    return len(targets)
+    """Make every ``nn.LayerNorm`` over one dimension in ``model`` a :class:`KeptLayerNorm`, and
+    every ``LayerNorm2d`` (an ``nn.LayerNorm`` subclass of that name, which normalises the
+    channels of ``(N, C, H, W)``) a :class:`KeptLayerNorm2d`, in place (the same objects and
+    parameters; only their class changes); returns how many."""
+    count = 0
+    for module in model.modules():
+        if not isinstance(module, nn.LayerNorm) or len(module.normalized_shape) != 1:
+            continue
+        if type(module) is nn.LayerNorm:
+            module.__class__ = KeptLayerNorm
+        elif type(module).__name__ == "LayerNorm2d":
+            module.__class__ = KeptLayerNorm2d
+        else:
+            continue
+        count += 1
+    return count
