@@ -38,7 +38,13 @@ def test_a_result_records_where_it_came_from(toy_env):
         "seed": 0,
         "granularity": "channel",
         "precision": "fp32",
+        "bn_recalibration": 0,
     }
+    assert (
+        result.costs["params_kept"] + round(result.sparsity * result.costs["params_total"])
+        == (result.costs["params_total"])
+    )
+    assert result.costs["macs"] < result.costs["macs_dense"]
     assert result.device == "cpu" and result.device_name == toy_env.device_name != ""
     assert result.groups[0] == "0 encoder 1" and len(result.groups) == len(result.coefficients)
     estimate = toy_env.sparsity_estimate_of(np.asarray(result.coefficients))
