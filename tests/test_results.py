@@ -39,6 +39,7 @@ def test_a_result_records_where_it_came_from(toy_env):
         "granularity": "channel",
         "precision": "fp32",
         "bn_recalibration": 0,
+        "lsq_ridge": 0.01,
     }
     assert (
         result.costs["params_kept"] + round(result.sparsity * result.costs["params_total"])

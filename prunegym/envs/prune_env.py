@@ -77,10 +77,13 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     - ``granularity``: ``"channel"`` (default: structured groups as above) or ``"weight"``
       (unstructured: one group per ``nn.Linear`` layer, ``c_i`` the fraction of its weights
       zeroed, ranked by a weight-level criterion, with a bias shift per removed weight).
-    - ``criterion``: channels: ``l1``, ``l2``, ``random``, ``taylor`` or ``compensated``
-      (default); weights: ``magnitude``, ``gradient-magnitude``, ``random``,
+    - ``criterion``: channels: ``l1``, ``l2``, ``random``, ``taylor``, ``compensated``
+      (default), ``lsq`` (the error left after the least-squares refit) or ``bn-scale``;
+      weights: ``magnitude``, ``gradient-magnitude``, ``random``,
       ``elimination-compensation`` (default) or ``nonlinear``.
-    - ``compensation``: channels: ``none``, ``mean`` (default) or ``optimal``; weights:
+    - ``compensation``: channels: ``none``, ``mean`` (default), ``optimal`` or ``lsq`` (Linear
+      consumers refit their kept weights and bias by ridge least squares, ridge ``lsq_ridge``
+      relative to the mean input variance, default 0.01; convolutions get ``mean``); weights:
       ``none``, ``mean`` (``W_ij E[z_j]``) or ``optimal`` (default, eq. 7).
     - ``penalty``: ``μ`` of the sparsity penalty.
     - ``probes``: Rademacher probes per calibration batch for ``optimal`` compensation.
@@ -158,6 +161,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         precision: str = "fp32",
         batch_memory_mb: float | None = None,
         bn_recalibration: int = 0,
+        lsq_ridge: float = 1e-2,
     ) -> None:
         if isinstance(task, str):
             task = make_task(task, device=device)
@@ -180,6 +184,8 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             raise ValueError(
                 f"bn_recalibration must be a whole number of batches >= 0, got {bn_recalibration!r}"
             )
+        if not (math.isfinite(lsq_ridge) and lsq_ridge > 0):
+            raise ValueError(f"lsq_ridge must be a finite number > 0, got {lsq_ridge!r}")
         if batching not in STRATEGIES:
             raise ValueError(f"batching must be one of {STRATEGIES}, got {batching!r}")
         # The environment owns its model: a copy, so no caller's model is ever touched.
@@ -191,13 +197,14 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
                 loss=self.task.loss, output_layers=self.task.output_layers(self._model),
                 criterion=criterion, compensation=compensation, probes=probes, seed=seed,
                 **({"bn_recalibration": int(bn_recalibration)} if bn_recalibration else {}),
+                **({"lsq_ridge": float(lsq_ridge)} if granularity == "channel" else {}),
             )  # fmt: skip
         self.granularity, self.batching = granularity, batching
         self.criterion, self.compensation = self.pruner.criterion, self.pruner.compensation
         self.options = {
             "penalty": float(penalty), "probes": int(probes), "seed": int(seed),
             "granularity": granularity, "precision": precision,
-            "bn_recalibration": int(bn_recalibration),
+            "bn_recalibration": int(bn_recalibration), "lsq_ridge": float(lsq_ridge),
         }  # fmt: skip
         self.weights_sha256 = weights_sha256(self._model)  # the dense weights, for result files
         sign = 1.0 if self.task.higher_is_better else -1.0

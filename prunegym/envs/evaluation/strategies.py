@@ -123,15 +123,23 @@ def make_strategy(
     sliced chain computes in float32 only, so other precisions skip it. A ``batched`` strategy is
     probed first (:func:`probed_batched`); ``auto`` moves on when the probe fails. ``on_gpu``
     (default: whether the masks live on a GPU) picks the order. With adaptive BatchNorm
-    (``bn_recalibration``), every masked model has its own statistics: sequential only."""
+    (``bn_recalibration``), every masked model has its own statistics: sequential only; with
+    ``lsq`` compensation, its own weights: stacked (which reads the written weights) or
+    sequential."""
     if name not in STRATEGIES:
         raise ValueError(f"batching must be one of {STRATEGIES}, got {name!r}")
-    if getattr(pruner, "recalibration", None) is not None:  # statistics per masked model
-        if name not in ("auto", "sequential"):
+    recalibrates = getattr(pruner, "recalibration", None) is not None  # statistics per model
+    refits = pruner.granularity == "channel" and pruner.compensation == "lsq"  # weights too
+    if recalibrates or refits:
+        allowed = ("auto", "sequential") if recalibrates else ("auto", "sequential", "stacked")
+        if name not in allowed:
             raise ValueError(
-                f"batching={name!r} cannot re-estimate BatchNorm statistics per candidate "
-                "(bn_recalibration); use auto or sequential"
+                f"batching={name!r} cannot evaluate candidates whose weights are refit "
+                "(compensation='lsq') or whose BatchNorm statistics are re-estimated "
+                f"(bn_recalibration); use {' or '.join(allowed)}"
             )
+        if isinstance(task, StackedEvaluation) and not recalibrates and name != "sequential":
+            return StackedStrategy(task, model, pruner)
         return SequentialStrategy(task, model, pruner)
     gpu = on_gpu
     if gpu is None:

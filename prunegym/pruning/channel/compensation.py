@@ -6,7 +6,9 @@ When input channel ``j`` of a consumer is removed, the consumer's pre-activation
 - ``mean``: ``Δb_i = W_{ij} E[z_j]``; for convolutions ``W_{ij}`` is the sum of the kernel
   entries and ``E[z_j]`` the spatial mean of the channel;
 - ``optimal``: ``Δb_i = W_{ij} E[s_i z_j] / E[s_i]`` with output sensitivities ``s_i``
-  (eq. 7); it falls back to ``mean`` for outputs with zero sensitivity.
+  (eq. 7); it falls back to ``mean`` for outputs with zero sensitivity;
+- ``lsq``: Linear consumers refit their kept weights and bias by ridge least squares
+  (:mod:`prunegym.pruning.channel.least_squares`); convolutions get ``mean``.
 
 Shifts add up over removed channels, so each consumer gets one ``(out, in)`` matrix ``M`` with
 ``Δb = M @ removed`` for a 0/1 vector ``removed`` over its input channels.
@@ -20,7 +22,7 @@ from torch import nn
 from prunegym.pruning.channel.importance import consumer_weight
 from prunegym.pruning.channel.statistics import ConsumerStatistics
 
-COMPENSATIONS = ("none", "mean", "optimal")
+COMPENSATIONS = ("none", "mean", "optimal", "lsq")
 
 
 def check_compensation(compensation: str) -> str:
@@ -40,7 +42,7 @@ def compensation_matrix(
     weight = consumer_weight(module).float()
     summed = weight.reshape(weight.shape[0], weight.shape[1], -1).sum(-1)  # (out, in)
     mean_shift = summed * statistics.mean[None, :]
-    if compensation == "mean":
+    if compensation in ("mean", "lsq"):  # lsq: the bias part of consumers without a refit
         return mean_shift
     if statistics.sensitivity is None or statistics.weighted_mean is None:
         raise ValueError("optimal compensation needs sensitivity statistics")

@@ -10,6 +10,9 @@ channels with the lowest scores are masked first.
 - ``compensated``: the error that mean bias compensation cannot remove when channel ``j`` is
   dropped, ``Σ_consumers ‖W_{:,j}‖² · Var(z_j)`` (DESIGN.md, structured bias compensation, with
   constant output sensitivity).
+- ``lsq``: the error that the least-squares refit cannot remove when channel ``j`` alone is
+  dropped, ``Σ_consumers ‖W_{:,j}‖² / [(Σ + λI)⁻¹]_jj`` (OBS; ``compensated`` for consumers
+  without a refit, such as convolutions).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import torch_pruning as tp
 from torch import nn
 
 from prunegym.pruning.channel.groups import PruningGroup
+from prunegym.pruning.channel.least_squares import LeastSquaresRefit
 from prunegym.pruning.channel.statistics import ConsumerStatistics
 
-CRITERIA = ("l1", "l2", "random", "taylor", "compensated", "bn-scale")
+CRITERIA = ("l1", "l2", "random", "taylor", "compensated", "lsq", "bn-scale")
 
 
 def check_criterion(criterion: str) -> str:
@@ -45,10 +49,17 @@ def compensated_scores(
     group: PruningGroup,
     modules: dict[str, nn.Module],
     statistics: dict[str, ConsumerStatistics],
+    refits: dict[str, LeastSquaresRefit] | None = None,
 ) -> torch.Tensor:
-    """``(n_i,)`` residual importance ``Σ ‖W_{:,j}‖² Var(z_j)`` of each channel of ``group``."""
+    """``(n_i,)`` residual importance ``Σ ‖W_{:,j}‖² Var(z_j)`` of each channel of ``group``;
+    with ``refits``, the error left after the least-squares refit of each consumer that has one
+    (:meth:`LeastSquaresRefit.removal_scores`) instead."""
     scores = torch.zeros(group.channels, dtype=torch.float64, device="cpu")  # as the orders
     for consumer in group.consumers:
+        if refits and consumer.module in refits:
+            residual = refits[consumer.module].removal_scores()
+            scores.index_add_(0, consumer.root, residual[consumer.index.to(residual.device)].cpu())
+            continue
         weight = consumer_weight(modules[consumer.module]).double()
         column_energy = weight.transpose(0, 1).reshape(weight.shape[1], -1).pow(2).sum(1)
         variance = statistics[consumer.module].var.double().to(weight.device)
@@ -103,6 +114,7 @@ def rank_channels(
     calibration_batches: Iterable | None = None,
     loss: Callable[[nn.Module, object], torch.Tensor] | None = None,
     seed: int = 0,
+    refits: dict[str, LeastSquaresRefit] | None = None,
 ) -> list[torch.Tensor]:
     """Order each group's channels from least to most important.
 
@@ -114,6 +126,7 @@ def rank_channels(
         calibration_batches: Batches for ``taylor``.
         loss: ``loss(model, batch)`` for ``taylor``.
         seed: Seed of ``random``.
+        refits: Least-squares refits of the Linear consumers (needed by ``lsq``).
 
     Returns:
         One ``(n_i,)`` int64 permutation per group; the first ``k`` entries are masked for
@@ -121,10 +134,11 @@ def rank_channels(
     """
     check_criterion(criterion)
     modules = dict(model.named_modules())
-    if criterion == "compensated":
-        if statistics is None:
-            raise ValueError("criterion 'compensated' needs calibration statistics")
-        scores = [compensated_scores(group, modules, statistics) for group in groups]
+    if criterion in ("compensated", "lsq"):
+        if statistics is None or (criterion == "lsq" and refits is None):
+            raise ValueError(f"criterion {criterion!r} needs calibration statistics")
+        used = refits if criterion == "lsq" else None
+        scores = [compensated_scores(group, modules, statistics, used) for group in groups]
     elif criterion == "random":
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -18,6 +18,7 @@ from torch import nn
 from prunegym.pruning.channel.errors import UnsupportedLayerError
 from prunegym.pruning.channel.groups import PruningGroup
 from prunegym.pruning.channel.layer_norm import KeptLayerNorm
+from prunegym.pruning.channel.least_squares import LeastSquaresRefit
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class ChannelMasker:
         orders: Per group, channel indices from least to most important.
         compensation: Consumer module name to ``(out, in)`` matrix ``M``; the consumer's bias
             becomes ``dense_bias + M @ removed_inputs``.
+        refits: Linear consumer name to its least-squares refit: its weight and bias become the
+            refit ones for its kept inputs (then masked as usual).
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class ChannelMasker:
         groups: list[PruningGroup],
         orders: list[torch.Tensor],
         compensation: dict[str, torch.Tensor] | None = None,
+        refits: dict[str, LeastSquaresRefit] | None = None,
     ) -> None:
         params = dict(model.named_parameters())
         modules = dict(model.named_modules())
@@ -151,6 +155,17 @@ class ChannelMasker:
             plan.shift_source = (weight_name, in_dim)
             plan.depends_on = plan.depends_on | frozenset(source.groups.tolist())
             plans[bias_name] = plan
+        self._refits = []
+        for module_name, refit in (refits or {}).items():
+            weight_name, bias_name = f"{module_name}.weight", f"{module_name}.bias"
+            if bias_name not in plans:
+                plans[bias_name] = _ParameterPlan(
+                    bias_name, params[bias_name].data, params[bias_name].detach().clone(), {},
+                    frozenset(),
+                )  # fmt: skip
+            bias_plan = plans[bias_name]
+            bias_plan.depends_on = bias_plan.depends_on | plans[weight_name].depends_on
+            self._refits.append((refit, plans[weight_name], bias_plan))
         self._plans = list(plans.values())
         self._plan_by_name = plans
         self._owners = {
@@ -279,12 +294,30 @@ class ChannelMasker:
                 self._rewrite_changed_slices(plan, dim_keep)
                 continue
             self._write_masked(plan, plan.live, dim_keep)
+        for refit, weight, bias in self._refits:
+            if weight.depends_on & changed:
+                self._write_refit(refit, weight, bias, dim_keep)
         for (name, dim), keep in dim_keeps.items():
             self._written[name, dim] = keep
         for norm, name in self._norms:
             keep = dim_keep(name, 0, norm.normalized_shape[0])
             norm.channel_keep = None if bool(keep.all()) else keep
         self._applied = counts.copy()
+
+    @staticmethod
+    def _write_refit(refit, weight: _ParameterPlan, bias: _ParameterPlan, dim_keep) -> None:
+        """Overwrite a Linear consumer's weight and bias with its least-squares refit for the
+        kept inputs, times the keep vectors of its masked dimensions."""
+        rows, columns = weight.live.shape
+        keep_in = dim_keep(weight.name, 1, columns)
+        new_weight, new_bias = refit.refit(keep_in)
+        keep_out = dim_keep(weight.name, 0, rows) if 0 in weight.dims else None
+        new_weight = new_weight * keep_in.double()[None, :]
+        if keep_out is not None:
+            new_weight = new_weight * keep_out.double()[:, None]
+            new_bias = new_bias * keep_out.double()
+        weight.live.copy_(new_weight)
+        bias.live.copy_(new_bias)
 
     def _rewrite_changed_slices(self, plan: _ParameterPlan, dim_keep) -> None:
         """Rewrite only the slices of a weight whose keep value changed since the last apply:

@@ -27,6 +27,7 @@ from prunegym.pruning.channel.importance import (
     rank_channels,
 )
 from prunegym.pruning.channel.layer_norm import explicit_layer_norms
+from prunegym.pruning.channel.least_squares import LeastSquaresRefit
 from prunegym.pruning.channel.macs import positions_per_weight_entry
 from prunegym.pruning.channel.masks import ChannelMasker, pruned_counts
 from prunegym.pruning.channel.sparsity import SparsityCounter
@@ -51,12 +52,14 @@ class SoftPruner:
         loss: ``loss(model, batch) -> scalar``; needed by ``criterion="taylor"``.
         output_layers: Layers never pruned; ``None`` picks the last Linear/convolution.
         criterion: Channel ranking, one of ``l1``, ``l2``, ``random``, ``taylor``,
-            ``compensated``.
-        compensation: Bias compensation, one of ``none``, ``mean``, ``optimal``.
+            ``compensated``, ``lsq``, ``bn-scale``.
+        compensation: Compensation, one of ``none``, ``mean``, ``optimal``, ``lsq``.
         probes: Rademacher probes per calibration batch for ``optimal`` compensation.
         seed: Seed of the ``random`` criterion and of the probes.
         bn_recalibration: ``B > 0`` re-estimates the BatchNorm statistics of every masked model
             on ``B`` calibration batches (adaptive BN, :mod:`.bn_recalibration`).
+        lsq_ridge: ``λ`` of the ``lsq`` refit and criterion, relative to the mean input
+            variance of each consumer.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class SoftPruner:
         probes: int = 8,
         seed: int = 0,
         bn_recalibration: int = 0,
+        lsq_ridge: float = 1e-2,
     ) -> None:
         self.granularity = "channel"
         self.criterion = check_criterion(criterion)
@@ -89,7 +93,8 @@ class SoftPruner:
         self.groups: list[PruningGroup] = groups
         consumer_modules = {c.module: modules[c.module] for g in groups for c in g.consumers}
         statistics = None
-        if criterion == "compensated" or compensation != "none":
+        least_squares = "lsq" in (criterion, compensation)
+        if criterion in ("compensated", "lsq") or compensation != "none":
             statistics = collect_statistics(
                 model,
                 consumer_modules,
@@ -97,7 +102,23 @@ class SoftPruner:
                 forward,
                 probes=probes if compensation == "optimal" else 0,
                 seed=seed,
+                covariance=least_squares,
             )
+        refits = {}
+        if least_squares:
+            refits = {
+                name: LeastSquaresRefit(
+                    module.weight,
+                    module.bias
+                    if module.bias is not None
+                    else module.weight.new_zeros(len(module.weight)),
+                    statistics[name].mean,
+                    statistics[name].covariance,
+                    lsq_ridge,
+                )  # fmt: skip
+                for name, module in consumer_modules.items()
+                if isinstance(module, nn.Linear)
+            }
         self.orders = rank_channels(
             criterion,
             groups,
@@ -106,14 +127,16 @@ class SoftPruner:
             calibration_batches=calibration_batches() if criterion == "taylor" else None,
             loss=loss,
             seed=seed,
+            refits=refits,
         )
-        matrices = {}
-        if compensation != "none":
-            matrices = {
-                name: compensation_matrix(module, statistics[name], compensation)
-                for name, module in consumer_modules.items()
-            }
-        self.masker = ChannelMasker(model, groups, self.orders, matrices)
+        if compensation != "lsq":
+            refits = {}
+        matrices = {
+            name: compensation_matrix(module, statistics[name], compensation)
+            for name, module in consumer_modules.items()
+            if compensation != "none" and name not in refits
+        }
+        self.masker = ChannelMasker(model, groups, self.orders, matrices, refits)
         shapes = {name: p.shape for name, p in model.named_parameters()}
         self.counter = SparsityCounter(
             self.masker.layout, self.orders, shapes, [g.parameters for g in groups]

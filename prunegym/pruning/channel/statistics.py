@@ -28,6 +28,7 @@ class ConsumerStatistics:
     var: torch.Tensor  # (in,)
     sensitivity: torch.Tensor | None = None  # (out,)  A_i
     weighted_mean: torch.Tensor | None = None  # (out, in)  B_ij
+    covariance: torch.Tensor | None = None  # (in, in) float64, centred (Linear consumers)
 
 
 def _channels_last(inputs: torch.Tensor, module: nn.Module) -> torch.Tensor:
@@ -52,6 +53,7 @@ def collect_statistics(
     forward: Callable[[nn.Module, object], torch.Tensor],
     probes: int = 0,
     seed: int = 0,
+    covariance: bool = False,
 ) -> dict[str, ConsumerStatistics]:
     """Run ``model`` over ``batches`` and gather consumer input statistics.
 
@@ -62,6 +64,7 @@ def collect_statistics(
         forward: ``forward(model, batch) -> output tensor``.
         probes: Rademacher probes per batch for output sensitivities; 0 skips them.
         seed: Seed of the probes.
+        covariance: Also the centred input covariance of every Linear consumer.
     """
     sums = {name: None for name in consumers}
     inputs: dict[str, torch.Tensor] = {}
@@ -82,7 +85,9 @@ def collect_statistics(
                 result = forward(model, batch)
             sensitivities = _sensitivities(result, outputs, probes, generator) if probes else {}
             for name, module in consumers.items():
-                sums[name] = _accumulate(sums[name], inputs[name], module, sensitivities.get(name))
+                sums[name] = _accumulate(
+                    sums[name], inputs[name], module, sensitivities.get(name), covariance
+                )
             inputs.clear()
             outputs.clear()
     finally:
@@ -91,15 +96,20 @@ def collect_statistics(
     return {name: _finish(name, entry, probes > 0) for name, entry in sums.items()}
 
 
-def _accumulate(entry: dict | None, z: torch.Tensor, module: nn.Module, sensitivity) -> dict:
-    """Add one batch of a consumer's inputs ``z`` (and output sensitivities, if probed) to its
-    running sums (float64)."""
+def _accumulate(
+    entry: dict | None, z: torch.Tensor, module: nn.Module, sensitivity, covariance: bool
+) -> dict:
+    """Add one batch of a consumer's inputs ``z`` (and output sensitivities, if probed, and
+    second moments of a Linear's inputs, if asked) to its running sums (float64)."""
     z = z.detach().double()
     flat = _channels_last(z, module)
-    entry = entry or {"n": 0, "sum": 0.0, "sq": 0.0, "ns": 0, "A": 0.0, "B": 0.0}
+    entry = entry or {"n": 0, "sum": 0.0, "sq": 0.0, "ns": 0, "A": 0.0, "B": 0.0, "zz": None}
     entry["n"] += flat.shape[0]
     entry["sum"] = entry["sum"] + flat.sum(0)
     entry["sq"] = entry["sq"] + (flat * flat).sum(0)
+    if covariance and isinstance(module, nn.Linear):
+        products = flat.T @ flat
+        entry["zz"] = products if entry["zz"] is None else entry["zz"] + products
     if sensitivity is not None:
         s = _per_sample_channels(sensitivity, module, "sum")
         zbar = _per_sample_channels(z, module, "mean")
@@ -116,6 +126,8 @@ def _finish(name: str, entry: dict | None, probed: bool) -> ConsumerStatistics:
     mean = entry["sum"] / entry["n"]
     var = (entry["sq"] / entry["n"] - mean * mean).clamp_min(0.0)
     result = ConsumerStatistics(mean.float(), var.float())
+    if entry["zz"] is not None:
+        result.covariance = entry["zz"] / entry["n"] - torch.outer(mean, mean)
     if probed:
         result.sensitivity = (entry["A"] / entry["ns"]).float()
         result.weighted_mean = (entry["B"] / entry["ns"]).float()

@@ -1,0 +1,105 @@
+"""Least-squares compensation (``compensation="lsq"``) and its criterion: the closed-form ridge
+refit, never worse than mean compensation on the calibration data, exact reset and export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.pruning.channel.pruner import SoftPruner
+
+RIDGE = 0.05
+
+
+def _net_and_inputs():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 10), nn.Tanh(), nn.Linear(10, 4))
+    mixing = torch.randn(6, 6)
+    inputs = torch.randn(200, 6) @ mixing  # correlated inputs: the kept units predict the rest
+    return model, inputs
+
+
+def _pruner(model, inputs, compensation, criterion="l2"):
+    return SoftPruner(
+        model, {"all": model}, inputs[:2], lambda: inputs.split(100), lambda m, x: m(x),
+        criterion=criterion, compensation=compensation, lsq_ridge=RIDGE,
+    )  # fmt: skip
+
+
+def test_lsq_on_one_linear_consumer_is_the_closed_form_ridge_solution():
+    model, inputs = _net_and_inputs()
+    dense = [p.detach().clone() for p in model[2].parameters()]
+    with torch.no_grad():
+        hidden = model[1](model[0](inputs)).double()
+    pruner = _pruner(model, inputs, "lsq")
+    pruner.apply(np.array([0.4]))
+    removed = pruner.orders[0][:4]
+    kept = pruner.orders[0][4:]
+    mean = hidden.mean(0)
+    covariance = (hidden - mean).T @ (hidden - mean) / len(hidden)
+    ridge = RIDGE * covariance.diagonal().mean()
+    weight, bias = dense[0].double(), dense[1].double()
+    lost = weight[:, removed]
+    gram = covariance[kept][:, kept] + ridge * torch.eye(len(kept), dtype=torch.float64)
+    delta = torch.linalg.solve(gram, covariance[kept][:, removed] @ lost.T).T
+    expected_bias = bias + lost @ mean[removed] - delta @ mean[kept]
+    torch.testing.assert_close(model[2].weight[:, kept].double(), weight[:, kept] + delta,
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    assert bool((model[2].weight[:, removed] == 0).all())
+    torch.testing.assert_close(model[2].bias.double(), expected_bias, rtol=1e-5, atol=1e-6)
+    pruner.restore()
+    assert torch.equal(model[2].weight, dense[0]) and torch.equal(model[2].bias, dense[1])
+
+
+@pytest.mark.parametrize("level", [0.1, 0.3, 0.5, 0.7, 0.9])
+def test_lsq_never_reconstructs_the_calibration_outputs_worse_than_mean(level):
+    errors = {}
+    for compensation in ("mean", "lsq"):
+        model, inputs = _net_and_inputs()
+        with torch.no_grad():
+            reference = model(inputs)
+        pruner = _pruner(model, inputs, compensation)
+        pruner.apply(np.array([level]))
+        with torch.no_grad():
+            errors[compensation] = float((model(inputs) - reference).pow(2).mean())
+    assert errors["lsq"] <= errors["mean"] * (1 + 1e-6)
+    if level >= 0.3:
+        assert errors["lsq"] < 0.9 * errors["mean"]  # correlated inputs: a real gain
+
+
+def test_lsq_criterion_ranks_by_the_error_left_after_the_refit():
+    model, inputs = _net_and_inputs()
+    with torch.no_grad():
+        hidden = model[1](model[0](inputs)).double()
+    pruner = _pruner(model, inputs, "lsq", criterion="lsq")
+    covariance = torch.cov(hidden.T, correction=0)
+    gram = covariance + RIDGE * covariance.diagonal().mean() * torch.eye(10, dtype=torch.float64)
+    scores = model[2].weight.detach().double().pow(2).sum(0) / torch.linalg.inv(gram).diagonal()
+    assert pruner.orders[0].tolist() == torch.argsort(scores).tolist()
+
+
+def test_lsq_environment_resets_exactly_exports_the_refit_and_refuses_batched_paths():
+    env = PruneEnv("toy", compensation="lsq", cache=False)
+    dense = {k: v.clone() for k, v in env.model.state_dict().items()}
+    coefficients = np.array([0.3, 0.5, 0.1, 0.4, 0.25])
+    info = env.step(coefficients)[4]
+    mean_env = PruneEnv("toy", compensation="mean")
+    assert info["mse"] <= mean_env.step(coefficients)[4]["mse"]
+    with torch.no_grad():
+        torch.testing.assert_close(
+            env.export(coefficients)(env.task.inputs), env.model(env.task.inputs),
+            rtol=1e-5, atol=1e-6,
+        )  # fmt: skip
+    assert env.step(np.zeros(5))[4]["mse"] == env.dense_metric
+    env.reset()
+    assert all(torch.equal(v, dense[k]) for k, v in env.model.state_dict().items())
+    assert env.evaluate_batch(np.stack([coefficients, coefficients * 0.5]))[0]["mse"] == (
+        pytest.approx(info["mse"], rel=1e-6)
+    )
+    with pytest.raises(ValueError, match="compensation='lsq'"):
+        PruneEnv("toy", compensation="lsq", batching="sliced")
+    with pytest.raises(ValueError, match="lsq_ridge"):
+        PruneEnv("toy", compensation="lsq", lsq_ridge=0.0)
