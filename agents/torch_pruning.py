@@ -1,12 +1,22 @@
-"""What a user would pick instead of prunegym: Torch-Pruning's own pruner, global magnitude.
+"""What a user would pick instead of prunegym: Torch-Pruning's own pruner and criteria.
 
-Torch-Pruning's ``MetaPruner`` with ``GroupMagnitudeImportance(p=2)`` and
-``global_pruning=True`` physically removes the channels with the smallest normalised group
-norms across the whole network, without bias compensation. Its ``pruning_ratio`` counts
-channels, not parameters, so the ratio is bisected until the physically pruned model's
-parameter count is nearest the sparsity target. Only the final model is evaluated, with the
-task's own metric, on a copy of the task's pretrained model; the environment's model is not
-touched.
+Torch-Pruning's ``MetaPruner`` physically removes the channels its importance criterion ranks
+lowest, across the whole network (``global_pruning=True``, the default) or layer by layer,
+without compensation. The criteria (``importance=``):
+
+- ``magnitude``: ``GroupMagnitudeImportance(p)`` (L2 by default), the default;
+- ``lamp``: ``LAMPImportance`` (layer-adaptive magnitude);
+- ``taylor``: ``GroupTaylorImportance`` on the gradient of the task loss summed over the
+  calibration batches;
+- ``hessian``: ``GroupHessianImportance`` (optimal brain damage) with each calibration batch's
+  loss gradient as one sample of the empirical Fisher;
+- ``bn-scale``: ``BNScaleImportance`` (network slimming's ``|γ|``; BatchNorm models only);
+- ``fpgm``: ``FPGMImportance`` (filters near the geometric median go first).
+
+Its ``pruning_ratio`` counts channels, not parameters, so the ratio is bisected until the
+physically pruned model's parameter count is nearest the sparsity target. Only the final model
+is evaluated, with the task's own metric, on a copy of the task's pretrained model; the
+environment's model is not touched.
 """
 
 from __future__ import annotations
@@ -14,22 +24,40 @@ from __future__ import annotations
 import copy
 import warnings
 
+import torch
 import torch_pruning as tp
 from torch import nn
 
 from prunegym.agents.base import Agent
 from prunegym.agents.session import Session
 
+IMPORTANCES = ("magnitude", "lamp", "taylor", "hessian", "bn-scale", "fpgm")
+
 
 def _parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _criterion(importance: str, p: int):
+    """Torch-Pruning's importance object for a criterion name."""
+    return {
+        "magnitude": lambda: tp.importance.GroupMagnitudeImportance(p=p),
+        "lamp": lambda: tp.importance.LAMPImportance(p=p),
+        "taylor": tp.importance.GroupTaylorImportance,
+        "hessian": tp.importance.GroupHessianImportance,
+        "bn-scale": tp.importance.BNScaleImportance,
+        "fpgm": lambda: tp.importance.FPGMImportance(p=p),
+    }[importance]()
+
+
 class TorchPruningBaseline(Agent):
-    """Torch-Pruning global magnitude pruning at the env's sparsity target (1 evaluation).
+    """Torch-Pruning's pruning at the env's sparsity target (1 evaluation).
 
     Args:
-        p: Norm of the magnitude importance (2: L2).
+        importance: One of :data:`IMPORTANCES` (see the module docstring).
+        global_pruning: Rank channels across the network (default) or prune each layer by the
+            same ratio.
+        p: Norm of the magnitude, LAMP and FPGM criteria (2: L2).
         max_pruning_ratio: Largest fraction of any layer's channels removed (0.95, as ``c_i``).
         bisections: Bisection steps on Torch-Pruning's channel ratio.
     """
@@ -37,34 +65,77 @@ class TorchPruningBaseline(Agent):
     name = "torch-pruning"
 
     def __init__(
-        self, p: int = 2, max_pruning_ratio: float = 0.95, bisections: int = 24, **kwargs
+        self,
+        importance: str = "magnitude",
+        global_pruning: bool = True,
+        p: int = 2,
+        max_pruning_ratio: float = 0.95,
+        bisections: int = 24,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        if importance not in IMPORTANCES:
+            raise ValueError(f"unknown importance {importance!r}; valid: {', '.join(IMPORTANCES)}")
+        self.importance, self.global_pruning = importance, bool(global_pruning)
         self.p, self.max_pruning_ratio, self.bisections = p, max_pruning_ratio, bisections
+        self._task = None
 
     def prune(self, dense: nn.Module, example_inputs, ignored, ratio: float) -> nn.Module:
         """A physically pruned copy of ``dense`` at Torch-Pruning channel ratio ``ratio``."""
         model = copy.deepcopy(dense)
         if ratio <= 0:
             return model
+        importance = _criterion(self.importance, self.p)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pruner = tp.pruner.MetaPruner(
                 model,
                 example_inputs,
-                importance=tp.importance.GroupMagnitudeImportance(p=self.p),
-                global_pruning=True,
+                importance=importance,
+                global_pruning=self.global_pruning,
                 pruning_ratio=ratio,
                 max_pruning_ratio=self.max_pruning_ratio,
                 ignored_layers=[dict(model.named_modules())[name] for name in ignored],
             )
-            pruner.step()
+            self._gradients(model, importance)
+            try:
+                pruner.step()
+            except (AttributeError, TypeError) as error:  # a criterion with nothing to score
+                raise ValueError(
+                    f"Torch-Pruning's {self.importance!r} importance cannot rank this model's "
+                    f"groups ({type(error).__name__}: {error})"
+                ) from error
         return model
+
+    def _gradients(self, model: nn.Module, importance) -> None:
+        """The gradients ``taylor`` and ``hessian`` read: of the task loss on each calibration
+        batch (summed for ``taylor``; one Fisher sample per batch for ``hessian``)."""
+        if self.importance not in ("taylor", "hessian"):
+            return
+        task = self._task
+        model.zero_grad(set_to_none=True)
+        if self.importance == "hessian":
+            importance.zero_grad()
+        with torch.enable_grad():
+            for batch in task.calibration_batches():
+                if self.importance == "hessian":
+                    model.zero_grad(set_to_none=True)
+                task.loss(model, batch).backward()
+                if self.importance == "hessian":
+                    importance.accumulate_grad(model)
 
     def solve(self, session: Session) -> None:
         problem = session.problem
         core = session.env.unwrapped
+        self._task = core.task
         dense, example_inputs, ignored = core.dense_copy()
+        if self.importance == "bn-scale" and not any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in dense.modules()
+        ):
+            raise ValueError(
+                "importance 'bn-scale' ranks channels by BatchNorm scales, but the model has no "
+                "BatchNorm layer"
+            )
         total = _parameter_count(dense)
 
         def sparsity(model: nn.Module) -> float:
@@ -88,6 +159,8 @@ class TorchPruningBaseline(Agent):
             pruning_ratio=best_ratio,
             parameters_kept=_parameter_count(model),
             parameters_dense=total,
+            importance=self.importance,
+            global_pruning=self.global_pruning,
             note="Torch-Pruning's own ranking, no compensation; the env's criterion is unused",
         )
         session.observe(info.pop("coefficients"), info["reward"], info)

@@ -254,3 +254,26 @@ def test_sb3_episode_mode_puts_the_target_in_the_observation():
     answers = [agent.predict(t) for t in (0.1, 0.5)]
     assert all(a.shape == (5,) and a.min() >= 0 and a.max() <= 0.95 for a in answers)
     assert not np.array_equal(answers[0], answers[1])  # the target reaches the policy
+
+
+@pytest.mark.parametrize("importance", ["magnitude", "lamp", "taylor", "hessian", "fpgm"])
+def test_torch_pruning_takes_each_of_its_criteria_globally_or_per_layer(importance, mnist_env):
+    # The autoencoder: the toy's loss is 0 at the dense model, so its gradients are too.
+    mnist_env.reset(options={"target": 0.3})
+    results = [
+        make_agent("torch-pruning", importance=importance, global_pruning=scope, bisections=10,
+                   progress=False).run(mnist_env)
+        for scope in (True, False)
+    ]  # fmt: skip
+    for result in results:  # physically pruned near the target (10 bisections of the ratio)
+        assert result.details["importance"] == importance
+        assert abs(result.sparsity - 0.3) < 0.03 and result.metric < result.dense_metric
+    assert [r.details["global_pruning"] for r in results] == [True, False]
+
+
+def test_torch_pruning_refuses_unknown_or_inapplicable_criteria():
+    with pytest.raises(ValueError, match="unknown importance 'obd'"):
+        make_agent("torch-pruning", importance="obd")
+    env = PruneEnv("toy", target=0.3, tolerance=0.03)
+    with pytest.raises(ValueError, match="bn-scale"):
+        make_agent("torch-pruning", importance="bn-scale", progress=False).run(env)

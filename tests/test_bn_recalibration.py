@@ -66,7 +66,7 @@ def test_bad_bn_recalibration_settings_get_one_clear_line():
         PruneEnv(ResidualTask(), bn_recalibration=-1)
     with pytest.raises(ValueError, match="needs 5 calibration batches; the task has 2"):
         PruneEnv(ResidualTask(), bn_recalibration=5)
-    with pytest.raises(ValueError, match="cannot re-estimate BatchNorm"):
+    with pytest.raises(ValueError, match="BatchNorm statistics are re-estimated"):
         PruneEnv(ResidualTask(), bn_recalibration=1, batching="batched")
     with pytest.raises(ValueError, match="channel granularity"):
         PruneEnv("toy", bn_recalibration=1, granularity="weight")

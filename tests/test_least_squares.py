@@ -103,3 +103,39 @@ def test_lsq_environment_resets_exactly_exports_the_refit_and_refuses_batched_pa
         PruneEnv("toy", compensation="lsq", batching="sliced")
     with pytest.raises(ValueError, match="lsq_ridge"):
         PruneEnv("toy", compensation="lsq", lsq_ridge=0.0)
+
+
+def _conv_net_and_inputs():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.Tanh(), nn.Conv2d(6, 3, 3, padding=1))
+    return model, torch.randn(16, 2, 7, 7)
+
+
+def test_lsq_on_a_convolution_is_the_ridge_solution_over_its_input_patches():
+    model, inputs = _conv_net_and_inputs()
+    dense = model[2].weight.detach().clone().reshape(3, -1).double()
+    with torch.no_grad():
+        reference = model(inputs)
+        hidden = model[1](model[0](inputs))
+    patches = nn.functional.unfold(hidden, 3, padding=1).transpose(1, 2).reshape(-1, 54).double()
+    pruner = _pruner(model, inputs, "lsq")
+    pruner.apply(np.array([0.5]))
+    removed = torch.zeros(6, dtype=torch.bool)
+    removed[pruner.orders[0][:3]] = True
+    removed = removed.repeat_interleave(9)  # the 3×3 patch entries of each removed channel
+    covariance = torch.cov(patches.T, correction=0)
+    alive = covariance.diagonal() > 0
+    kept = ~removed & alive
+    ridge = RIDGE * covariance.diagonal()[alive].mean()
+    gram = covariance[kept][:, kept] + ridge * torch.eye(int(kept.sum()), dtype=torch.float64)
+    lost = dense[:, removed]
+    delta = torch.linalg.solve(gram, covariance[kept][:, removed] @ lost.T).T
+    got = model[2].weight.detach().reshape(3, -1).double()
+    torch.testing.assert_close(got[:, kept], dense[:, kept] + delta, rtol=1e-5, atol=1e-6)
+    assert bool((got[:, removed] == 0).all())
+    with torch.no_grad():
+        lsq_error = float((model(inputs) - reference).pow(2).mean())
+    twin, _ = _conv_net_and_inputs()
+    _pruner(twin, inputs, "mean").apply(np.array([0.5]))
+    with torch.no_grad():
+        assert lsq_error < float((twin(inputs) - reference).pow(2).mean())

@@ -177,3 +177,14 @@ def test_layer_norm_2d_becomes_a_kept_layer_norm_over_the_channels():
         x[:, kept].permute(0, 2, 3, 1), (4,), norm.weight[kept], norm.bias[kept], norm.eps
     ).permute(0, 3, 1, 2)
     torch.testing.assert_close(norm(x * keep[:, None, None])[:, kept], smaller)
+
+
+def test_torch_transformer_encoders_run_with_head_attention():
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 4, dim_feedforward=32, batch_first=True)
+    model = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+    x = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        expected = model(x)
+        assert explicit_attention(model) == 2
+        torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)

@@ -82,8 +82,8 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
       weights: ``magnitude``, ``gradient-magnitude``, ``random``,
       ``elimination-compensation`` (default) or ``nonlinear``.
     - ``compensation``: channels: ``none``, ``mean`` (default), ``optimal`` or ``lsq`` (Linear
-      consumers refit their kept weights and bias by ridge least squares, ridge ``lsq_ridge``
-      relative to the mean input variance, default 0.01; convolutions get ``mean``); weights:
+      and small convolution consumers refit their kept weights and bias by ridge least
+      squares, ridge ``lsq_ridge`` relative to the mean input variance, default 0.01); weights:
       ``none``, ``mean`` (``W_ij E[z_j]``) or ``optimal`` (default, eq. 7).
     - ``penalty``: ``μ`` of the sparsity penalty.
     - ``probes``: Rademacher probes per calibration batch for ``optimal`` compensation.

@@ -105,12 +105,18 @@ def save_exported(model: nn.Module, example_inputs, path: str | Path) -> Path:
 def removed_fractions(groups: list[PruningGroup], dense: nn.Module, pruned: nn.Module):
     """Per group, the fraction of its channels that ``pruned`` (a physically smaller copy of
     ``dense``, e.g. from Torch-Pruning) lacks, read from the shape of the group's first
-    parameter slice; ``(m,)`` float64."""
+    parameter slice (from ``num_heads`` for attention heads); ``(m,)`` float64."""
     before = {name: p.shape for name, p in dense.named_parameters()}
     after = {name: p.shape for name, p in pruned.named_parameters()}
     removed = []
     for group in groups:
-        piece = group.slices[0]  # its positions: one per channel, or head_dim per head
-        lost = before[piece.param][piece.dim] - after[piece.param][piece.dim]
-        removed.append(lost / len(piece.index))
+        if group.tp_group is None:  # attention heads (nn.MultiheadAttention or HeadAttention)
+            attention = group.modules[0].rpartition(".")[0]
+            heads = [m.get_submodule(attention).num_heads for m in (dense, pruned)]
+            removed.append((heads[0] - heads[1]) / group.channels)
+            continue
+        piece = group.slices[0]
+        removed.append(
+            (before[piece.param][piece.dim] - after[piece.param][piece.dim]) / len(piece.index)
+        )
     return np.asarray(removed, dtype=np.float64)

@@ -120,7 +120,8 @@ def export_latency(core, pruned: nn.Module) -> dict:
         def forward(model):
             return task.forward(model, batch)
 
-    dense_ms = measure_latency(lambda: forward(core.model), core.device)
+    dense = task.load_model().eval()  # the model as the user has it, not the env's copy
+    dense_ms = measure_latency(lambda: forward(dense), core.device)
     pruned_ms = measure_latency(lambda: forward(pruned), core.device)
     return {"latency_ms": pruned_ms, "latency_dense_ms": dense_ms,
             "latency_what": f"median of 20 forwards of {what} on {core.device}"}  # fmt: skip

@@ -85,7 +85,10 @@ class CandidateEvaluation(Protocol):
 
 @runtime_checkable
 class StackedEvaluation(Protocol):
-    """Evaluates K parameter sets of one model together."""
+    """Evaluates K parameter sets of one model together. A task may set ``stacks_evaluation``
+    to ``False`` when, in its current mode, it would only evaluate the sets one by one (or
+    run modules whose state is more than their parameters): the environment then evaluates
+    sequentially."""
 
     def evaluate_stacked(
         self, model: nn.Module, parameters: dict[str, torch.Tensor]

@@ -203,6 +203,12 @@ class TDMPCPendulumTask(Task):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         return self._metrics(self._returns(model))
 
+    @property
+    def stacks_evaluation(self) -> bool:
+        """Whether :meth:`evaluate_stacked` applies: in policy mode (only the encoder and π run,
+        from their parameters); planning runs the whole world model, one set at a time."""
+        return self.mode == "policy"
+
     @torch.no_grad()
     def evaluate_stacked(
         self, model: nn.Module, parameters: dict[str, torch.Tensor]
@@ -210,11 +216,11 @@ class TDMPCPendulumTask(Task):
         """All K parameter sets' episodes run in lockstep; per decision, the policy of every
         set is computed by one :class:`StackedPolicy` call (grouped convolutions over the
         sets), bit-identical to K separate :meth:`evaluate` calls (with tensor episodes, to
-        ``episode_engine="torch"``'s; the first-convolution table is not used). In ``plan``
-        mode each set is evaluated on a copy of the model, one after the other."""
+        ``episode_engine="torch"``'s; the first-convolution table is not used). Policy mode
+        only (:attr:`stacks_evaluation`): planning runs the whole world model."""
+        if not self.stacks_evaluation:
+            raise ValueError("evaluate_stacked runs the policy prior; mode='plan' plans")
         count = len(next(iter(parameters.values())))
-        if self.mode != "policy":
-            return [self._evaluate_copy(model, parameters, k) for k in range(count)]
         policy = StackedPolicy(model, parameters)
         if self.uses_tensor_episodes:
             frames = self._frame_table()
@@ -272,11 +278,6 @@ class TDMPCPendulumTask(Task):
                 return model.pi(model.encoder(keys))
 
         return policy
-
-    def _evaluate_copy(self, model, parameters, k: int) -> dict[str, float]:
-        copy = load_world_model(self.checkpoint).to(self.device)
-        copy.load_state_dict({name: value[k] for name, value in parameters.items()}, strict=False)
-        return self.evaluate(copy)
 
     def _metrics(self, returns: np.ndarray) -> dict[str, float]:
         mean, half_width = mean_ci95(returns)

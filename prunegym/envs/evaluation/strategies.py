@@ -128,17 +128,24 @@ def make_strategy(
     sequential."""
     if name not in STRATEGIES:
         raise ValueError(f"batching must be one of {STRATEGIES}, got {name!r}")
+    stacked = isinstance(task, StackedEvaluation) and getattr(task, "stacks_evaluation", True)
+    if name == "stacked" and not stacked:
+        raise ValueError(f"task {task.name!r} offers no stacked evaluation (evaluate_stacked)")
     recalibrates = getattr(pruner, "recalibration", None) is not None  # statistics per model
     refits = pruner.granularity == "channel" and pruner.compensation == "lsq"  # weights too
     if recalibrates or refits:
         allowed = ("auto", "sequential") if recalibrates else ("auto", "sequential", "stacked")
         if name not in allowed:
-            raise ValueError(
-                f"batching={name!r} cannot evaluate candidates whose weights are refit "
-                "(compensation='lsq') or whose BatchNorm statistics are re-estimated "
-                f"(bn_recalibration); use {' or '.join(allowed)}"
+            cause = (
+                "BatchNorm statistics are re-estimated (bn_recalibration)"
+                if recalibrates
+                else "weights are refit (compensation='lsq')"
             )
-        if isinstance(task, StackedEvaluation) and not recalibrates and name != "sequential":
+            raise ValueError(
+                f"batching={name!r} cannot evaluate candidates whose {cause}; use "
+                f"{' or '.join(allowed)}"
+            )
+        if stacked and not recalibrates and name != "sequential":
             return StackedStrategy(task, model, pruner)
         return SequentialStrategy(task, model, pruner)
     gpu = on_gpu
@@ -158,9 +165,6 @@ def make_strategy(
         except UnsupportedChain:
             if name == "sliced":
                 raise
-    stacked = isinstance(task, StackedEvaluation)
-    if name == "stacked" and not stacked:
-        raise ValueError(f"task {task.name!r} does not implement evaluate_stacked()")
     if stacked and name in ("auto", "stacked"):
         return StackedStrategy(task, model, pruner)
     return SequentialStrategy(task, model, pruner)

@@ -38,7 +38,16 @@ class HeadAttention(nn.Module):
         bias: Whether the projections have biases.
         dropout: Attention dropout probability (training only).
         batch_first: Inputs ``(B, L, E)`` if true, else ``(L, B, E)``.
+
+    A per-head ``attn_mask`` ``(B·H, L, S)`` is for the model's head count: after
+    :func:`remove_heads`, pass one for the kept heads.
     """
+
+    # Read by torch's TransformerEncoder(Layer) before its fused fast path, which needs
+    # nn.MultiheadAttention's packed projection: these values make it take the plain path.
+    in_proj_weight = None
+    in_proj_bias = None
+    _qkv_same_embed_dim = False
 
     def __init__(
         self,

@@ -6,7 +6,8 @@ statistics on a few calibration batches of the masked model, without touching a 
 every ``BatchNorm`` is reset, put in training mode with a cumulative average (``momentum=None``)
 and fed ``B`` batches; nothing else changes mode, and no gradient is taken. The statistics are
 a pure function of the masked weights and the fixed batches, so the same masks always give the
-same statistics, and :meth:`BatchNormRecalibration.restore` writes the dense ones back bit for
+same statistics (computed in IEEE float32 whatever the evaluation precision, as the calibration
+statistics are), and :meth:`BatchNormRecalibration.restore` writes the dense ones back bit for
 bit.
 """
 
@@ -17,6 +18,8 @@ from itertools import islice
 
 import torch
 from torch import nn
+
+from prunegym.tasks.devices import precision_context
 
 
 class BatchNormRecalibration:
@@ -61,6 +64,11 @@ class BatchNormRecalibration:
         """Replace every BatchNorm's running statistics by those of the current (masked) model on
         the calibration batches."""
         saved = [(module.momentum, module.training) for module in self.norms]
+        device = self.norms[0].running_mean.device
+        with precision_context("fp32", device), torch.autocast(device.type, enabled=False):
+            self._recalibrate(saved)
+
+    def _recalibrate(self, saved) -> None:
         for module in self.norms:
             module.reset_running_stats()
             module.momentum = None  # a cumulative average over the B batches

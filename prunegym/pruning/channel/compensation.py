@@ -7,8 +7,9 @@ When input channel ``j`` of a consumer is removed, the consumer's pre-activation
   entries and ``E[z_j]`` the spatial mean of the channel;
 - ``optimal``: ``Δb_i = W_{ij} E[s_i z_j] / E[s_i]`` with output sensitivities ``s_i``
   (eq. 7); it falls back to ``mean`` for outputs with zero sensitivity;
-- ``lsq``: Linear consumers refit their kept weights and bias by ridge least squares
-  (:mod:`prunegym.pruning.channel.least_squares`); convolutions get ``mean``.
+- ``lsq``: Linear consumers and convolutions with ``k²·C_in ≤ 2048`` refit their kept weights
+  and bias by ridge least squares (:mod:`prunegym.pruning.channel.least_squares`); other
+  consumers get ``mean``.
 
 Shifts add up over removed channels, so each consumer gets one ``(out, in)`` matrix ``M`` with
 ``Δb = M @ removed`` for a 0/1 vector ``removed`` over its input channels.

@@ -88,18 +88,19 @@ def _score(scorer, model: nn.Module, group: PruningGroup, criterion: str):
     if criterion == "random":
         return torch.rand(group.channels, dtype=torch.float64)
     if criterion == "taylor":
-        return _slice_sums(
-            model, group, lambda w: (w * w.grad).abs() if w.grad is not None else 0 * w
-        )
-    return _slice_sums(model, group, lambda w: w.abs() if criterion == "l1" else w.pow(2))
+        return _slice_sums(model, group, lambda w, g: (w * g).abs() if g is not None else 0 * w)
+    return _slice_sums(model, group, lambda w, g: w.abs() if criterion == "l1" else w.pow(2))
 
 
 def _slice_sums(model: nn.Module, group: PruningGroup, entry) -> torch.Tensor:
-    """``(n_i,)`` float64 sum of ``entry(parameter)`` over each channel's parameter entries."""
+    """``(n_i,)`` float64 sum of ``entry(weight, gradient)`` (both float64; the gradient
+    ``None`` if there is none) over each channel's parameter entries."""
     parameters = dict(model.named_parameters())
     sums = torch.zeros(group.channels, dtype=torch.float64, device="cpu")  # as the orders
     for piece in group.slices:
-        values = entry(parameters[piece.param]).detach().double()
+        parameter = parameters[piece.param]
+        gradient = None if parameter.grad is None else parameter.grad.double()
+        values = entry(parameter.detach().double(), gradient)
         values = values.index_select(piece.dim, piece.index.to(values.device))
         per_position = values.movedim(piece.dim, 0).reshape(len(piece.index), -1).sum(1)
         sums.index_add_(0, piece.root, per_position.cpu())
@@ -176,4 +177,4 @@ def group_channel_norms(model: nn.Module, group: PruningGroup) -> torch.Tensor:
     The entries are those a mask would zero: producer rows and biases, normalisation scales and
     shifts, consumer columns (the group's :class:`ChannelSlice` list).
     """
-    return _slice_sums(model, group, lambda w: w.pow(2)).sqrt()
+    return _slice_sums(model, group, lambda w, g: w.pow(2)).sqrt()

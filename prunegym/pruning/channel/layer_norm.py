@@ -29,9 +29,10 @@ class KeptLayerNorm(nn.LayerNorm):
         keep = self.channel_keep
         if keep is None:
             return super().forward(x)
-        rows = x.reshape(len(keep) if keep.dim() == 2 else 1, -1, x.shape[-1])
-        keep = keep.reshape(len(rows), 1, -1).to(x.dtype)
-        kept = keep.sum(-1, keepdim=True)
+        dtype = torch.promote_types(x.dtype, torch.float32)  # as F.layer_norm under autocast
+        rows = x.to(dtype).reshape(len(keep) if keep.dim() == 2 else 1, -1, x.shape[-1])
+        keep = keep.reshape(len(rows), 1, -1).to(dtype)
+        kept = keep.sum(-1, keepdim=True).clamp_min(1.0)  # all masked: the output is 0
         mean = (rows * keep).sum(-1, keepdim=True) / kept
         centred = (rows - mean) * keep
         variance = centred.pow(2).sum(-1, keepdim=True) / kept

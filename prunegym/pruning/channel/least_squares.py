@@ -15,8 +15,12 @@ covariance of ``z`` from calibration:
 error than ``mean`` (the ridge solution's error plus ``λ‖Δ‖²`` is at most the error at
 ``Δ = 0``). ``λ`` is ``ridge`` times the mean input variance. Inputs that never vary on the
 calibration data (units that never fire) are left out of the regression: their weights stay.
-Convolutions are refit only in their bias (mean compensation): their patch covariance is
-``(k²·C_in)²`` and is not built yet.
+
+A convolution is the same regression over its input patches: ``z`` is a patch of ``k²·C_in``
+entries (channel-major, as ``weight.reshape(out, -1)``), every output position a sample, and
+removing channel ``j`` removes its ``k²`` entries. That is exact, and is done where
+``k²·C_in ≤ 2048`` (:func:`~prunegym.pruning.channel.statistics.patches_fit`); larger,
+grouped or transposed convolutions get mean compensation.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ class LeastSquaresRefit:
     """The ridge refit of one Linear consumer (see the module docstring).
 
     Args:
-        weight: ``(out, in)`` dense weight.
+        weight: ``(out, cols)`` dense weight (a convolution's reshaped to ``(out, in·k²)``).
         bias: ``(out,)`` dense bias.
-        mean: ``(in,)`` calibration mean of the inputs.
-        covariance: ``(in, in)`` centred calibration covariance of the inputs (float64).
+        mean: ``(cols,)`` calibration mean of the inputs (patch entries).
+        covariance: ``(cols, cols)`` centred calibration covariance of the inputs (float64).
         ridge: ``λ`` relative to the mean input variance.
+        columns_per_channel: ``k²`` for a convolution, 1 for a Linear.
     """
 
     def __init__(
@@ -46,7 +51,9 @@ class LeastSquaresRefit:
         mean: torch.Tensor,
         covariance: torch.Tensor,
         ridge: float,
+        columns_per_channel: int = 1,
     ) -> None:
+        self.columns_per_channel = columns_per_channel
         self.weight = weight.detach().double()
         self.bias = bias.detach().double()
         self.mean = mean.to(self.weight).double()
@@ -58,9 +65,9 @@ class LeastSquaresRefit:
         self._cache: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
     def refit(self, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(weight (out, in), bias (out,))`` float64 for the 0/1 input keep vector ``keep``
-        ``(in,)``: removed columns zero, kept columns and the bias refit."""
-        removed = keep == 0
+        """``(weight (out, cols), bias (out,))`` float64 for the 0/1 input-channel keep vector
+        ``keep`` ``(in,)``: removed channels' columns zero, kept columns and the bias refit."""
+        removed = keep.repeat_interleave(self.columns_per_channel) == 0
         key = removed.cpu().numpy().tobytes()
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -84,13 +91,19 @@ class LeastSquaresRefit:
         return weight, bias
 
     def removal_scores(self) -> torch.Tensor:
-        """``(in,)`` error left by removing input ``j`` alone and refitting the others:
-        ``‖W_{:,j}‖² / [(Σ + λI)⁻¹]_jj`` (OBS), 0 for inputs that never vary."""
+        """``(in,)`` error left by removing input channel ``j`` alone and refitting the others:
+        ``tr(W_B (P_BB)⁻¹ W_Bᵀ)`` for its columns ``B`` and ``P = (Σ + λI)⁻¹`` over the inputs
+        that vary (OBS; ``‖W_{:,j}‖² / P_jj`` for a Linear); columns that never vary count 0."""
         alive = self.alive
-        scores = torch.zeros(len(alive), dtype=torch.float64, device=self.weight.device)
+        precision = torch.zeros_like(self.covariance)
         if bool(alive.any()):
             gram = self.covariance[alive][:, alive]
             gram.diagonal().add_(self.ridge)
-            precision = torch.linalg.inv(gram).diagonal()
-            scores[alive] = self.weight[:, alive].pow(2).sum(0) / precision
-        return scores
+            index = alive.nonzero().flatten()
+            precision[index[:, None], index[None, :]] = torch.linalg.inv(gram)
+        size = self.columns_per_channel
+        channels = len(alive) // size
+        blocks = precision.reshape(channels, size, channels, size)
+        blocks = blocks[torch.arange(channels), :, torch.arange(channels), :]  # (in, k², k²)
+        weight = self.weight.reshape(len(self.weight), channels, size)
+        return torch.einsum("ocp,cpq,ocq->c", weight, torch.linalg.pinv(blocks), weight)

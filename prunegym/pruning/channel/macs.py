@@ -23,14 +23,16 @@ def positions_per_weight_entry(model: nn.Module, example_inputs) -> dict[str, in
     else ``model(inputs)``)."""
     positions: dict[str, int] = {}
     handles = []
-    for name, module in model.named_modules():
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    for module in model.modules():
         if not isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)):
             continue
-        key = f"{name}.weight" if name else "weight"
+        key = names[id(module.weight)]  # a tied weight by its first name
 
-        def count(module, args, output, key=key):
+        def count(module, args, output, key=key):  # every call counts (a layer run twice)
             channels = output.shape[-1] if isinstance(module, nn.Linear) else output.shape[1]
-            positions[key] = output.numel() // (output.shape[0] * channels)
+            calls = output.numel() // (output.shape[0] * channels)
+            positions[key] = positions.get(key, 0) + calls
 
         handles.append(module.register_forward_hook(count))
     try:

@@ -101,8 +101,8 @@ class ChannelMasker:
         orders: Per group, channel indices from least to most important.
         compensation: Consumer module name to ``(out, in)`` matrix ``M``; the consumer's bias
             becomes ``dense_bias + M @ removed_inputs``.
-        refits: Linear consumer name to its least-squares refit: its weight and bias become the
-            refit ones for its kept inputs (then masked as usual).
+        refits: Consumer name to its least-squares refit: its weight and bias become the refit
+            ones for its kept inputs (then masked as usual).
     """
 
     def __init__(
@@ -272,7 +272,12 @@ class ChannelMasker:
 
     @torch.no_grad()
     def apply(self, counts: np.ndarray) -> None:
-        """Mask ``counts[i]`` channels of each group, touching only parameters that change."""
+        """Mask ``counts[i]`` channels of each group, touching only parameters that change
+        (in float32 even inside an evaluation's autocast)."""
+        with torch.autocast(self.device.type, enabled=False):
+            self._apply(counts)
+
+    def _apply(self, counts: np.ndarray) -> None:
         counts = np.asarray(counts, dtype=np.int64)
         changed = set(np.flatnonzero(counts != self._applied).tolist())
         if not changed:
@@ -306,17 +311,18 @@ class ChannelMasker:
 
     @staticmethod
     def _write_refit(refit, weight: _ParameterPlan, bias: _ParameterPlan, dim_keep) -> None:
-        """Overwrite a Linear consumer's weight and bias with its least-squares refit for the
-        kept inputs, times the keep vectors of its masked dimensions."""
-        rows, columns = weight.live.shape
-        keep_in = dim_keep(weight.name, 1, columns)
+        """Overwrite a consumer's weight and bias with its least-squares refit for the kept
+        inputs, times the keep vectors of its masked dimensions."""
+        shape = weight.live.shape  # (out, in) or (out, in, kh, kw)
+        keep_in = dim_keep(weight.name, 1, shape[1])
         new_weight, new_bias = refit.refit(keep_in)
-        keep_out = dim_keep(weight.name, 0, rows) if 0 in weight.dims else None
-        new_weight = new_weight * keep_in.double()[None, :]
-        if keep_out is not None:
-            new_weight = new_weight * keep_out.double()[:, None]
-            new_bias = new_bias * keep_out.double()
-        weight.live.copy_(new_weight)
+        columns = keep_in.double().repeat_interleave(refit.columns_per_channel)
+        new_weight = new_weight * columns[None, :]
+        if 0 in weight.dims:
+            keep_out = dim_keep(weight.name, 0, shape[0]).double()
+            new_weight = new_weight * keep_out[:, None]
+            new_bias = new_bias * keep_out
+        weight.live.copy_(new_weight.reshape(shape))
         bias.live.copy_(new_bias)
 
     def _rewrite_changed_slices(self, plan: _ParameterPlan, dim_keep) -> None:

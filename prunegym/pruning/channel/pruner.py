@@ -31,7 +31,7 @@ from prunegym.pruning.channel.least_squares import LeastSquaresRefit
 from prunegym.pruning.channel.macs import positions_per_weight_entry
 from prunegym.pruning.channel.masks import ChannelMasker, pruned_counts
 from prunegym.pruning.channel.sparsity import SparsityCounter
-from prunegym.pruning.channel.statistics import collect_statistics
+from prunegym.pruning.channel.statistics import collect_statistics, patches_fit
 
 MAX_COEFFICIENT = 0.95
 
@@ -107,17 +107,9 @@ class SoftPruner:
         refits = {}
         if least_squares:
             refits = {
-                name: LeastSquaresRefit(
-                    module.weight,
-                    module.bias
-                    if module.bias is not None
-                    else module.weight.new_zeros(len(module.weight)),
-                    statistics[name].mean,
-                    statistics[name].covariance,
-                    lsq_ridge,
-                )  # fmt: skip
+                name: _refit(module, statistics[name], lsq_ridge)
                 for name, module in consumer_modules.items()
-                if isinstance(module, nn.Linear)
+                if patches_fit(module)
             }
         self.orders = rank_channels(
             criterion,
@@ -178,7 +170,12 @@ class SoftPruner:
         if self.recalibration is None or np.array_equal(counts, self._calibrated):
             return
         if counts.any():
-            self.recalibration.recalibrate()
+            try:
+                self.recalibration.recalibrate()
+            except BaseException:
+                self.recalibration.restore()  # never reset statistics under applied masks
+                self._calibrated[:] = 0
+                raise
         else:
             self.recalibration.restore()  # the dense model keeps its own statistics
         self._calibrated = counts.copy()
@@ -217,3 +214,13 @@ class SoftPruner:
     def sparsity_estimate(self, coefficients: np.ndarray) -> np.ndarray:
         """The paper's ``Σ c_i s_i / ‖θ‖₀`` (eq. 1b), fraction 0–1."""
         return self.counter.estimate(coefficients)
+
+
+def _refit(module: nn.Module, statistics, ridge: float) -> LeastSquaresRefit:
+    """The least-squares refit of a Linear or convolution consumer from its statistics."""
+    weight = module.weight.detach()
+    bias = module.bias if module.bias is not None else weight.new_zeros(len(weight))
+    return LeastSquaresRefit(
+        weight.reshape(len(weight), -1), bias, statistics.column_mean, statistics.covariance,
+        ridge, columns_per_channel=weight[0, 0].numel(),
+    )  # fmt: skip

@@ -28,7 +28,9 @@ class ConsumerStatistics:
     var: torch.Tensor  # (in,)
     sensitivity: torch.Tensor | None = None  # (out,)  A_i
     weighted_mean: torch.Tensor | None = None  # (out, in)  B_ij
-    covariance: torch.Tensor | None = None  # (in, in) float64, centred (Linear consumers)
+    covariance: torch.Tensor | None = None  # (cols, cols) float64, centred
+    column_mean: torch.Tensor | None = None  # (cols,) float64
+    # cols: a Linear's inputs, or a convolution's patch entries (in·k², channel-major)
 
 
 def _channels_last(inputs: torch.Tensor, module: nn.Module) -> torch.Tensor:
@@ -36,6 +38,35 @@ def _channels_last(inputs: torch.Tensor, module: nn.Module) -> torch.Tensor:
     if isinstance(module, nn.Linear):
         return inputs.reshape(-1, inputs.shape[-1])
     return inputs.transpose(0, 1).reshape(inputs.shape[1], -1).T
+
+
+#: Largest ``in·k²`` of a convolution whose patch covariance is built for ``lsq``.
+MAX_PATCH_COLUMNS = 2048
+
+
+def patches_fit(module: nn.Module) -> bool:
+    """Whether ``lsq`` refits ``module``: a Linear, or an ungrouped, non-transposed 2-D
+    convolution with at most :data:`MAX_PATCH_COLUMNS` patch entries and zero padding."""
+    if isinstance(module, nn.Linear):
+        return True
+    return (
+        isinstance(module, nn.Conv2d)
+        and module.groups == 1
+        and module.padding_mode == "zeros"
+        and isinstance(module.padding, tuple)
+        and module.weight[0].numel() <= MAX_PATCH_COLUMNS
+    )
+
+
+def _patch_columns(inputs: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """``(samples, cols)``: a Linear's inputs, or every patch a convolution multiplies by its
+    weight (``unfold``; columns channel-major, as ``weight.reshape(out, -1)``)."""
+    if isinstance(module, nn.Linear):
+        return inputs.reshape(-1, inputs.shape[-1])
+    patches = nn.functional.unfold(
+        inputs, module.kernel_size, module.dilation, module.padding, module.stride
+    )  # (N, in·k², L)
+    return patches.transpose(1, 2).reshape(-1, patches.shape[1])
 
 
 def _per_sample_channels(tensor: torch.Tensor, module: nn.Module, reduce: str) -> torch.Tensor:
@@ -64,7 +95,8 @@ def collect_statistics(
         forward: ``forward(model, batch) -> output tensor``.
         probes: Rademacher probes per batch for output sensitivities; 0 skips them.
         seed: Seed of the probes.
-        covariance: Also the centred input covariance of every Linear consumer.
+        covariance: Also the centred covariance of the inputs of every Linear consumer and of
+            the input patches of every convolution that :func:`patches_fit`.
     """
     sums = {name: None for name in consumers}
     inputs: dict[str, torch.Tensor] = {}
@@ -103,12 +135,18 @@ def _accumulate(
     second moments of a Linear's inputs, if asked) to its running sums (float64)."""
     z = z.detach().double()
     flat = _channels_last(z, module)
-    entry = entry or {"n": 0, "sum": 0.0, "sq": 0.0, "ns": 0, "A": 0.0, "B": 0.0, "zz": None}
+    entry = entry or {
+        "n": 0, "sum": 0.0, "sq": 0.0, "ns": 0, "A": 0.0, "B": 0.0,
+        "np": 0, "psum": 0.0, "zz": None,
+    }  # fmt: skip
     entry["n"] += flat.shape[0]
     entry["sum"] = entry["sum"] + flat.sum(0)
     entry["sq"] = entry["sq"] + (flat * flat).sum(0)
-    if covariance and isinstance(module, nn.Linear):
-        products = flat.T @ flat
+    if covariance and patches_fit(module):
+        columns = _patch_columns(z, module)
+        entry["np"] += columns.shape[0]
+        entry["psum"] = entry["psum"] + columns.sum(0)
+        products = columns.T @ columns
         entry["zz"] = products if entry["zz"] is None else entry["zz"] + products
     if sensitivity is not None:
         s = _per_sample_channels(sensitivity, module, "sum")
@@ -127,7 +165,9 @@ def _finish(name: str, entry: dict | None, probed: bool) -> ConsumerStatistics:
     var = (entry["sq"] / entry["n"] - mean * mean).clamp_min(0.0)
     result = ConsumerStatistics(mean.float(), var.float())
     if entry["zz"] is not None:
-        result.covariance = entry["zz"] / entry["n"] - torch.outer(mean, mean)
+        columns_mean = entry["psum"] / entry["np"]
+        result.covariance = entry["zz"] / entry["np"] - torch.outer(columns_mean, columns_mean)
+        result.column_mean = columns_mean
     if probed:
         result.sensitivity = (entry["A"] / entry["ns"]).float()
         result.weighted_mean = (entry["B"] / entry["ns"]).float()
