@@ -67,3 +67,18 @@ def test_learned_policy_example_answers_every_target(capsys):
     rows = example.main(example.Args(task="toy", steps=150, progress=False))
     assert [round(r["target"], 2) for r in rows] == [0.1, 0.2, 0.3, 0.4, 0.5]
     assert all(len(r["coefficients"]) == 5 for r in rows)
+
+
+def test_compensation_table_runs_every_row_and_states_the_goals(tmp_path, capsys):
+    example = _load("compensation_table")
+    argv = ["--tasks", "toy", "--targets", "0.3", "--budget", "20", "--json",
+            str(tmp_path / "table.json")]  # fmt: skip
+    tables = example.main(argv)
+    rows = [row["row"] for row in tables["toy"]]
+    assert rows[:5] == [f"torch-pruning {c}" for c in ("magnitude", "lamp", "taylor", "hessian",
+                                                       "fpgm")]  # fmt: skip
+    assert "fd-momentum lsq + lsq" in rows and "uniform compensated + mean" in rows
+    assert len(rows) == 5 + 8 and (tmp_path / "table.json").exists()
+    out = capsys.readouterr().out
+    assert "best FD momentum against the best Torch-Pruning criterion" in out
+    assert all(row["step_seconds"] > 0 for row in tables["toy"][5:])
