@@ -80,5 +80,5 @@ def test_compensation_table_runs_every_row_and_states_the_goals(tmp_path, capsys
     assert "fd-momentum lsq + lsq" in rows and "uniform compensated + mean" in rows
     assert len(rows) == 5 + 8 and (tmp_path / "table.json").exists()
     out = capsys.readouterr().out
-    assert "best FD momentum against the best Torch-Pruning criterion" in out
+    assert "best FD momentum − best Torch-Pruning criterion" in out
     assert all(row["step_seconds"] > 0 for row in tables["toy"][5:])

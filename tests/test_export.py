@@ -102,6 +102,9 @@ def test_macs_counted_from_the_masks_equal_the_exported_models(name):
     fractions = np.asarray(info["channel_fractions"])
     assert np.allclose(fractions, removed_fractions(env.groups, env.model, exported))
     assert env.costs_of(coefficients)["macs"] == info["macs"]
+    assert env.costs_of(np.ones(len(env.groups)))["macs"] < info["macs"]  # up to 1, for TP
+    with pytest.raises(ValueError, match="fractions in"):
+        env.costs_of(np.full(len(env.groups), 1.5))
 
 
 def _tiny_vit():

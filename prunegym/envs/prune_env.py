@@ -408,8 +408,18 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     def costs_of(self, coefficients: np.ndarray) -> dict[str, Any]:
         """What ``(m,)`` coefficients leave, without evaluating: ``params_kept``,
         ``params_total``, ``sparsity`` and, for channel pruning, ``macs`` per sample,
-        ``macs_dense`` and the ``channel_fractions`` removed per group."""
-        counts = self.pruner.counts(self.check_action(coefficients))[None]
+        ``macs_dense`` and the ``channel_fractions`` removed per group. Fractions up to 1 are
+        accepted (a model pruned by other means, such as Torch-Pruning, may remove more than
+        an action can)."""
+        fractions = np.asarray(coefficients, dtype=np.float64)
+        if fractions.shape != (len(self.groups),) or not np.all(
+            np.isfinite(fractions) & (fractions >= 0) & (fractions <= 1)
+        ):
+            raise ValueError(
+                f"coefficients must be {len(self.groups)} finite fractions in [0, 1], got "
+                f"{fractions.tolist()}"
+            )
+        counts = self.pruner.counts(fractions)[None]
         zeroed = int(np.asarray(self.pruner.zeroed(counts)).reshape(-1)[0])
         total = int(self.pruner.total_parameters)
         return {"params_kept": total - zeroed, "params_total": total,

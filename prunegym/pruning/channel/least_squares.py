@@ -81,8 +81,10 @@ class LeastSquaresRefit:
             if bool(kept.any()):
                 gram = self.covariance[kept][:, kept]
                 gram.diagonal().add_(self.ridge)
-                cross = self.covariance[kept][:, removed] @ lost.T  # (|K|, out)
-                delta = torch.linalg.solve(gram, cross).T  # (out, |K|)
+                factor = torch.linalg.cholesky(gram)  # symmetric positive definite (λ > 0)
+                # (Σ_KK + λI)⁻¹ Σ_KR first: |R| right-hand sides rather than one per output.
+                regression = torch.cholesky_solve(self.covariance[kept][:, removed], factor)
+                delta = lost @ regression.T  # (out, |K|)
                 weight[:, kept] += delta
                 bias -= delta @ self.mean[kept]
         self._cache[key] = (weight, bias)
