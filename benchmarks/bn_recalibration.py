@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from prunegym.agents import Budget, make_agent
+from prunegym.bench.timing import median_step_seconds
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task
 
@@ -30,19 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from residual_task import ResidualTask  # noqa: E402
 
 TARGETS = (0.2, 0.4, 0.6)
-
-
-def _step_seconds(env, coefficients, repeats: int = 20) -> float:
-    """Median seconds of a step, alternating ``coefficients`` and ``0.9·coefficients`` (the
-    statistics of the same masks are never re-estimated twice in a row)."""
-    env.use_cache(False)
-    times = []
-    for repeat in range(repeats):
-        started = time.perf_counter()
-        env.step(coefficients * (0.9 if repeat % 2 else 1.0))
-        times.append(time.perf_counter() - started)
-    env.use_cache(True)
-    return float(np.median(times))
 
 
 def _rows(task, batches: int, budget: int, bar) -> list[tuple]:
@@ -61,8 +48,7 @@ def _rows(task, batches: int, budget: int, bar) -> list[tuple]:
             agent = make_agent("fd-momentum", progress=False, seed=0)
             fd = agent.run(env, Budget(evaluations=budget))
             bar.update(1)
-            seconds = _step_seconds(env, np.asarray(answer))
-            env.reset()
+            seconds = median_step_seconds(env, np.asarray(answer))
             rows.append((compensation, count, *cells, fd.metric, fd.sparsity, seconds))
     return rows
 

@@ -35,6 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from prunegym.agents import Budget, make_agent
+from prunegym.bench.timing import median_step_seconds
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task
 from prunegym.tasks.intervals import describe_difference, paired_difference
@@ -63,18 +64,6 @@ def _cell(result) -> dict:
     }
 
 
-def _step_seconds(env, coefficients, repeats: int = 20) -> float:
-    env.use_cache(False)
-    times = []
-    for repeat in range(repeats):
-        started = time.perf_counter()
-        env.step(coefficients * (0.9 if repeat % 2 else 1.0))
-        times.append(time.perf_counter() - started)
-    env.use_cache(True)
-    env.reset()
-    return float(np.median(times))
-
-
 def _rows(task, targets, budget, bar) -> list[dict]:
     rows = []
     plain = PruneEnv(task)
@@ -101,7 +90,7 @@ def _rows(task, targets, budget, bar) -> list[dict]:
                 if target == targets[len(targets) // 2]:
                     answer = np.asarray(result.coefficients)
                 bar.update(1)
-            row["step_seconds"] = _step_seconds(env, answer)
+            row["step_seconds"] = median_step_seconds(env, answer)
             rows.append(row)
     return rows
 
