@@ -260,11 +260,14 @@ def test_sb3_episode_mode_puts_the_target_in_the_observation():
 def test_torch_pruning_takes_each_of_its_criteria_globally_or_per_layer(importance, mnist_env):
     # The autoencoder: the toy's loss is 0 at the dense model, so its gradients are too.
     mnist_env.reset(options={"target": 0.3})
-    results = [
-        make_agent("torch-pruning", importance=importance, global_pruning=scope, bisections=10,
-                   progress=False).run(mnist_env)
-        for scope in (True, False)
-    ]  # fmt: skip
+    try:
+        results = [
+            make_agent("torch-pruning", importance=importance, global_pruning=scope,
+                       bisections=10, progress=False).run(mnist_env)
+            for scope in (True, False)
+        ]  # fmt: skip
+    finally:
+        mnist_env.reset(options={"target": 0.2})  # the shared environment's default
     for result in results:  # physically pruned near the target (10 bisections of the ratio)
         assert result.details["importance"] == importance
         assert abs(result.sparsity - 0.3) < 0.03 and result.metric < result.dense_metric
