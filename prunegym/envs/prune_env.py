@@ -178,14 +178,6 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         tolerance = _check_fraction("tolerance", tolerance)
         if not (math.isfinite(penalty) and penalty >= 0):
             raise ValueError(f"penalty must be a finite number >= 0, got {penalty!r}")
-        if isinstance(bn_recalibration, bool) or not (
-            isinstance(bn_recalibration, int | np.integer) and bn_recalibration >= 0
-        ):
-            raise ValueError(
-                f"bn_recalibration must be a whole number of batches >= 0, got {bn_recalibration!r}"
-            )
-        if not (math.isfinite(lsq_ridge) and lsq_ridge > 0):
-            raise ValueError(f"lsq_ridge must be a finite number > 0, got {lsq_ridge!r}")
         if batching not in STRATEGIES:
             raise ValueError(f"batching must be one of {STRATEGIES}, got {batching!r}")
         # The environment owns its model: a copy, so no caller's model is ever touched.
@@ -196,8 +188,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
                 self.task.example_inputs, self.task.calibration_batches, self.task.forward,
                 loss=self.task.loss, output_layers=self.task.output_layers(self._model),
                 criterion=criterion, compensation=compensation, probes=probes, seed=seed,
-                **({"bn_recalibration": int(bn_recalibration)} if bn_recalibration else {}),
-                **({"lsq_ridge": float(lsq_ridge)} if granularity == "channel" else {}),
+                bn_recalibration=bn_recalibration, lsq_ridge=lsq_ridge,
             )  # fmt: skip
         self.granularity, self.batching = granularity, batching
         self.criterion, self.compensation = self.pruner.criterion, self.pruner.compensation

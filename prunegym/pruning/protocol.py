@@ -84,8 +84,8 @@ def make_pruner(
 
     ``criterion`` and ``compensation`` default per granularity (:data:`DEFAULT_CRITERION`,
     :data:`DEFAULT_COMPENSATION`). ``options``: ``loss`` and ``seed`` for both;
-    ``output_layers``, ``probes`` and ``bn_recalibration`` for channel pruning (weight pruning
-    has no use for them, nor for ``example_inputs``). See :class:`SoftPruner` and
+    ``output_layers``, ``probes``, ``bn_recalibration`` and ``lsq_ridge`` for channel pruning
+    (weight pruning has no use for them, nor for ``example_inputs``). See :class:`SoftPruner` and
     :class:`WeightPruner`.
     """
     if granularity not in GRANULARITIES:
@@ -96,7 +96,7 @@ def make_pruner(
         if options.get("bn_recalibration"):
             raise ValueError("bn_recalibration needs channel granularity (weight masks leave "
                              "every channel's statistics in place)")  # fmt: skip
-        dropped = ("output_layers", "probes", "bn_recalibration")
+        dropped = ("output_layers", "probes", "bn_recalibration", "lsq_ridge")
         options = {k: v for k, v in options.items() if k not in dropped}
         return WeightPruner(
             model, components, calibration_batches, forward, criterion=criterion,

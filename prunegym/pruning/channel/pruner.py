@@ -7,6 +7,7 @@ callables, never a Task or Gymnasium.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -79,6 +80,14 @@ class SoftPruner:
         lsq_ridge: float = 1e-2,
     ) -> None:
         self.granularity = "channel"
+        if isinstance(bn_recalibration, bool) or not (
+            isinstance(bn_recalibration, int | np.integer) and bn_recalibration >= 0
+        ):
+            raise ValueError(
+                f"bn_recalibration must be a whole number of batches >= 0, got {bn_recalibration!r}"
+            )
+        if not (math.isfinite(lsq_ridge) and lsq_ridge > 0):
+            raise ValueError(f"lsq_ridge must be a finite number > 0, got {lsq_ridge!r}")
         self.criterion = check_criterion(criterion)
         self.compensation = check_compensation(compensation)
         self.model = model
