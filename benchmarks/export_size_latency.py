@@ -11,28 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 
 import numpy as np
 import torch
 
 from prunegym.agents import make_agent
 from prunegym.envs.prune_env import PruneEnv
-from prunegym.pruning.export import model_cost, save_exported
-
-
-def _latency_ms(model, batch: torch.Tensor, repeats: int) -> float:
-    times = []
-    with torch.no_grad():
-        for _ in range(10):
-            model(batch)
-        for _ in range(repeats):
-            started = time.perf_counter()
-            model(batch)
-            times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+from prunegym.pruning.export import measure_latency, model_cost, save_exported
 
 
 def main() -> None:
@@ -57,7 +43,7 @@ def main() -> None:
                 parameters,
                 macs,
                 os.path.getsize(path),
-                _latency_ms(loaded, batch, args.repeats),
+                measure_latency(lambda m=loaded: m(batch), batch.device, args.repeats, 10),
             )
     print(
         f"FD momentum at {args.target:.0%}: sparsity {result.sparsity:.4f}, "
