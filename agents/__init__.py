@@ -44,6 +44,15 @@ _REGISTRY = {
     "td3": ("prunegym.agents.sb3", "SB3Agent", {"algo": "TD3"}),
 }
 
+TORCH_PRUNING_CRITERIA = ("magnitude", "lamp", "taylor", "hessian", "bn-scale", "fpgm")
+# "what you would use instead": Torch-Pruning with each of its criteria, by name
+_BASELINES = {
+    f"torch-pruning-{criterion}": (
+        "prunegym.agents.torch_pruning", "TorchPruningBaseline", {"importance": criterion}
+    )
+    for criterion in TORCH_PRUNING_CRITERIA
+}  # fmt: skip
+
 
 _REGISTERED: dict[str, object] = {}
 ENTRY_POINT_GROUP = "prunegym.agents"
@@ -64,9 +73,17 @@ def register_agent(name: str, factory) -> None:
 
 def agent_names() -> list[str]:
     """Names accepted by :func:`make_agent` and ``prunegym solve --solver`` (built-in first,
-    then registered and installed ones); ``module:attribute`` specs work too."""
+    then registered and installed ones); ``module:attribute`` specs and the names of
+    :func:`baseline_names` work too."""
     installed = entry_point_specs(ENTRY_POINT_GROUP)
     return list(dict.fromkeys([*_REGISTRY, *_REGISTERED, *installed]))
+
+
+def baseline_names() -> list[str]:
+    """``torch-pruning-<criterion>`` for each of Torch-Pruning's criteria
+    (:data:`TORCH_PRUNING_CRITERIA`): the solver ``torch-pruning`` with that ``importance``.
+    ``prunegym bench`` runs them all next to the solvers it is given."""
+    return list(_BASELINES)
 
 
 def make_agent(name: str, **options) -> Agent:
@@ -78,8 +95,9 @@ def make_agent(name: str, **options) -> Agent:
 
     defaults: dict = {}
     found = _REGISTERED.get(name)
-    if found is None and name in _REGISTRY:
-        module, cls, defaults = _REGISTRY[name]
+    built_in = _REGISTRY.get(name) or _BASELINES.get(name)
+    if found is None and built_in:
+        module, cls, defaults = built_in
         found = getattr(importlib.import_module(module), cls)
     found = found or entry_point_specs(ENTRY_POINT_GROUP).get(name)
     factory = plugin_factory("solver", name, found, Agent, agent_names())
@@ -113,6 +131,7 @@ __all__ = [
     "Session",
     "Uniform",
     "agent_names",
+    "baseline_names",
     "make_agent",
     "register_agent",
 ]

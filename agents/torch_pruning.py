@@ -28,10 +28,9 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from prunegym.agents import TORCH_PRUNING_CRITERIA as IMPORTANCES
 from prunegym.agents.base import Agent
 from prunegym.agents.session import Session
-
-IMPORTANCES = ("magnitude", "lamp", "taylor", "hessian", "bn-scale", "fpgm")
 
 
 def _parameter_count(model: nn.Module) -> int:

@@ -8,7 +8,7 @@ import pytest
 from prunegym.cli.main import main
 
 GRID = ["--tasks", "toy", "--solvers", "fd-momentum,uniform,random", "--targets", "0.2,0.4",
-        "--seeds", "2", "--tolerance", "0.02",
+        "--seeds", "2", "--tolerance", "0.02", "--no-baselines",
         "--option", "random:samples=12", "--no-progress"]  # fmt: skip
 
 
@@ -61,24 +61,60 @@ def test_bench_resumes_skipping_finished_cells(tmp_path, capsys):
 
 def test_bench_cells_validate(tmp_path, capsys):
     out = tmp_path / "bench"
-    argv = ["--tasks", "toy", "--solvers", "fd-momentum", "--targets", "0.3", "--seeds", "1"]
+    argv = ["--tasks", "toy", "--solvers", "fd-momentum", "--targets", "0.3", "--seeds", "1",
+            "--no-baselines"]  # fmt: skip
     assert main(["bench", *argv, "--tolerance", "0.02", "--out", str(out)]) == 0
     cell = out / "cells" / "toy" / "fd-momentum" / "target-0.3_seed-0.json"
     assert main(["validate", str(cell)]) == 0
     assert "validated" in capsys.readouterr().out
 
 
-def test_bench_on_ray_runs_a_two_cell_grid_like_sequential(tmp_path, capsys):
+def test_bench_on_ray_runs_a_grid_like_sequential(tmp_path, capsys):
     pytest.importorskip("ray")
     from prunegym.agents import Result
 
     argv = ["--tasks", "toy", "--solvers", "fd-momentum,uniform", "--targets", "0.3",
             "--seeds", "1", "--tolerance", "0.02", "--no-progress"]  # fmt: skip
     assert main(["bench", *argv, "--backend", "ray", "--out", str(tmp_path / "ray")]) == 0
-    assert "2 cells run, 0 already done (of 2)" in capsys.readouterr().err
+    assert "8 cells run, 0 already done (of 8)" in capsys.readouterr().err  # 6 baselines
+    skipped = "cells/toy/torch-pruning-bn-scale/target-0.3_seed-0.not-applicable"
+    assert "no BatchNorm" in (tmp_path / "ray" / skipped).read_text()
     assert main(["bench", *argv, "--out", str(tmp_path / "seq")]) == 0
     for solver in ("fd-momentum", "uniform"):
         name = f"cells/toy/{solver}/target-0.3_seed-0.json"
         on_ray, here = Result.load(tmp_path / "ray" / name), Result.load(tmp_path / "seq" / name)
         assert on_ray.coefficients == here.coefficients and on_ray.metric == here.metric
         assert on_ray.machine["torch_threads"] == 1  # it ran in a Ray worker, not here
+
+
+def test_bench_adds_torch_pruning_with_every_criterion_once(tmp_path, capsys):
+    from prunegym.agents import Result, baseline_names
+
+    out = tmp_path / "bench"
+    argv = ["bench", "--tasks", "toy", "--solvers", "uniform", "--targets", "0.3", "--seeds", "2",
+            "--tolerance", "0.02", "--option", "torch-pruning-lamp:bisections=12",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "8 cells run, 0 already done (of 8)" in capsys.readouterr().err  # 2 seeds + 6 once
+    ran = {}
+    for name in baseline_names():
+        cell = out / "cells" / "toy" / name / "target-0.3_seed-0.json"
+        if name == "torch-pruning-bn-scale":  # the toy MLP has no BatchNorm
+            assert not cell.exists()
+            reason = cell.with_suffix(".not-applicable").read_text()
+            assert "no BatchNorm layer" in reason
+            continue
+        result = Result.load(cell)
+        assert result.solver == name and result.evaluations == 1
+        assert result.details["importance"] == name.removeprefix("torch-pruning-")
+        ran[name] = result
+    assert ran["torch-pruning-lamp"].solver_settings["bisections"] == 12  # its own option
+    report = (out / "report.md").read_text()
+    assert "`torch-pruning-bn-scale` does not apply" in report
+    feasible = {n: r.metric for n, r in ran.items() if r.feasible}
+    best = min(feasible, key=feasible.get)  # mse: lower is better
+    line = next(row for row in report.splitlines() if row.startswith("| **best Torch-Pruning"))
+    assert f"{feasible[best]:.4g} ({best.removeprefix('torch-pruning-')})" in line
+    capsys.readouterr()
+    assert main(argv) == 0  # the not-applicable cell counts as done
+    assert "0 cells run, 8 already done" in capsys.readouterr().err

@@ -194,3 +194,19 @@ def test_train_tdmpc_runs_and_refuses_to_overwrite(capsys, tmp_path):
 def test_an_option_a_task_does_not_take_is_one_clear_line(capsys):
     assert main(["groups", "toy", "--data-root", "/nowhere"]) == 2
     _one_error_line(capsys, "task 'toy' takes no option 'data_root'")
+
+
+def test_lsq_ridge_flag_reaches_the_environment_and_is_checked(capsys):
+    from prunegym.agents import Result
+
+    argv = ["evaluate", "toy", "--coefficients", "0.3", "--compensation", "lsq",
+            "--criterion", "lsq", "--json"]  # fmt: skip
+    assert main([*argv, "--lsq-ridge", "0.5"]) == 0
+    strong = Result.from_json(capsys.readouterr().out)
+    assert strong.env_options["lsq_ridge"] == 0.5 and strong.compensation == "lsq"
+    assert main(argv) == 0
+    default = Result.from_json(capsys.readouterr().out)
+    assert default.env_options["lsq_ridge"] == 0.01
+    assert strong.metric != default.metric  # the ridge changed the refit
+    assert main([*argv, "--lsq-ridge", "0"]) == 2
+    _one_error_line(capsys, "lsq_ridge must be a finite number > 0")

@@ -132,7 +132,8 @@ def test_gym_make_and_bench_take_a_users_task(user_module, tmp_path):
     check_env(env.unwrapped, skip_render_check=True)
     out = tmp_path / "bench"
     argv = ["bench", "--tasks", "mytask:MyTask", "--solvers", "uniform,mytask:MySolver",
-            "--targets", "0.3", "--seeds", "1", "--budget", "8", "--out", str(out)]  # fmt: skip
+            "--targets", "0.3", "--seeds", "1", "--budget", "8", "--no-baselines",
+            "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     assert len(list((out / "cells").rglob("*.json"))) == 2
     assert "mytask:MySolver" in (out / "results.csv").read_text()

@@ -89,7 +89,8 @@ def test_bench_runs_every_solver_on_the_toy_task(tmp_path, capsys):
     out = tmp_path / "bench"
     argv = ["bench", "--tasks", "toy", "--solvers", ",".join(SOLVERS), "--targets", "0.3",
             "--seeds", "1", "--tolerance", "0.05", "--budget", BUDGET,
-            "--option", "grid:points=6", "--no-progress", "--out", str(out)]  # fmt: skip
+            "--option", "grid:points=6", "--no-baselines", "--no-progress",
+            "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     assert f"{len(SOLVERS)} cells run, 0 already done" in capsys.readouterr().err
     for name in SOLVERS:

@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from prunegym.agents import Budget, Result, agent_names, make_agent
+from prunegym.agents import Budget, Result, agent_names, baseline_names, make_agent
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task, task_names
 from prunegym.tasks.devices import check_precision, resolve_device
@@ -53,6 +53,11 @@ class BenchSpec:
         task_options: Keyword arguments for each task, ``{task: {...}}``.
         device, precision: Where and at which precision the environments evaluate.
         bn_recalibration: Adaptive BatchNorm batches of every environment (0: off).
+        lsq_ridge: Ridge of the ``lsq`` compensation and criterion (relative, > 0).
+        baselines: Also run Torch-Pruning with each of its criteria (:func:`baseline_names`)
+            at every task and target, once (seed 0: they are deterministic), with only the
+            options given to them by name. A criterion that cannot rank a task's model (e.g.
+            ``bn-scale`` without BatchNorm) is recorded as not applicable.
     """
 
     tasks: list[str]
@@ -70,6 +75,8 @@ class BenchSpec:
     device: str = "cpu"
     precision: str = "fp32"
     bn_recalibration: int = 0
+    lsq_ridge: float = 1e-2
+    baselines: bool = True
 
     def __post_init__(self) -> None:
         resolve_device(self.device)  # an unavailable device fails before anything runs
@@ -77,7 +84,7 @@ class BenchSpec:
 
         for kind, given, known in (
             ("task", self.tasks, task_names()),
-            ("solver", self.solvers, agent_names()),
+            ("solver", self.solvers, agent_names() + baseline_names()),
         ):
             if not given:
                 raise ValueError(f"give at least one {kind}")
@@ -95,28 +102,47 @@ class BenchSpec:
             raise ValueError(f"seeds must be a positive integer, got {self.seeds!r}")
         if self.budget is not None or self.seconds is not None:
             Budget(evaluations=self.budget, seconds=self.seconds)  # validates both
-        stray = set(self.options) - {"*", *self.solvers}
+        stray = set(self.options) - {"*", *self.solvers, *self.baseline_solvers()}
         if stray:
             raise ValueError(f"options for solvers not in the grid: {sorted(stray)}")
 
+    def baseline_solvers(self) -> list[str]:
+        """The Torch-Pruning baselines this grid adds (none if ``baselines`` is off)."""
+        if not self.baselines:
+            return []
+        return [name for name in baseline_names() if name not in self.solvers]
+
     def cells(self) -> list[Cell]:
-        return [
+        """The grid's cells, then one cell per (task, baseline, target) with seed 0."""
+        cells = [
             Cell(task, solver, float(target), seed)
             for task in self.tasks
             for solver in self.solvers
             for target in self.targets
             for seed in range(self.seeds)
         ]
+        baselines = self.baseline_solvers()
+        cells += [
+            Cell(task, name, float(target), 0)
+            for task in self.tasks
+            for name in baselines
+            for target in self.targets
+        ]
+        return cells
 
     def solver_options(self, solver: str) -> dict[str, Any]:
-        return {**self.options.get("*", {}), **self.options.get(solver, {})}
+        """Options for ``solver``: those for every solver, then its own (a baseline added by
+        the grid takes only its own)."""
+        shared = {} if solver in self.baseline_solvers() else self.options.get("*", {})
+        return {**shared, **self.options.get(solver, {})}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
-    """Run one cell; returns its :class:`prunegym.agents.Result`.
+def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None) -> Result | str:
+    """Run one cell; returns its :class:`prunegym.agents.Result`, or for a baseline the grid
+    added that does not apply to the task, the one-line reason.
 
     ``env_cache`` maps task names to built environments so that consecutive cells of a task
     reuse one (every run starts from ``reset``, which restores the dense model exactly).
@@ -134,6 +160,7 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
             granularity=spec.granularity,
             precision=spec.precision,
             bn_recalibration=spec.bn_recalibration,
+            lsq_ridge=spec.lsq_ridge,
         )
     env = cache[cell.task]
     env.clear_cache()  # every cell pays for its own evaluations: seconds stay comparable
@@ -143,17 +170,25 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None):
     budget = None
     if spec.budget is not None or spec.seconds is not None:
         budget = Budget(evaluations=spec.budget, seconds=spec.seconds)
-    result = agent.run(env, budget)
-    env.reset()
+    try:
+        result = agent.run(env, budget)
+    except ValueError as error:
+        if cell.solver not in spec.baseline_solvers():
+            raise
+        return str(error)
+    finally:
+        env.reset()
     return result
 
 
 def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
     """Whether the cell's file exists and holds a result of this cell with the spec's window,
-    criterion, compensation, precision, adaptive BN, device, budget and solver options
+    criterion, compensation, precision, adaptive BN, lsq ridge, device, budget and solver options
     (otherwise the cell runs again)."""
 
     path = cell.path(out)
+    if cell.solver in spec.baseline_solvers() and not_applicable_path(path).is_file():
+        return True
     if not path.is_file():
         return False
     try:
@@ -170,14 +205,23 @@ def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
         and result.env_options.get("granularity", "channel") == spec.granularity
         and result.env_options.get("precision", "fp32") == spec.precision
         and result.env_options.get("bn_recalibration", 0) == spec.bn_recalibration
+        and result.env_options.get("lsq_ridge", 1e-2) == spec.lsq_ridge
         and (result.device or "cpu") == str(resolve_device(spec.device))
         and result.budget == {"evaluations": spec.budget, "seconds": spec.seconds}
         and all(result.solver_settings.get(key, value) == value for key, value in options.items())
     )
 
 
-def _write(result, path: Path) -> None:
+def not_applicable_path(path: Path) -> Path:
+    """Where a cell's one-line reason goes when its baseline does not apply to the task."""
+    return path.with_suffix(".not-applicable")
+
+
+def _write(result: Result | str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(result, str):
+        not_applicable_path(path).write_text(result + "\n")
+        return
     partial = path.with_suffix(".json.partial")
     result.save(partial)
     partial.replace(path)  # never leave a half-written cell behind

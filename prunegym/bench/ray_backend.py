@@ -17,11 +17,13 @@ _ENVS: dict = {}  # per worker process: task name -> PruneEnv
 
 
 def _run_cell(spec_dict: dict, cell_dict: dict) -> str:
+    """A cell's result as JSON, or the reason its baseline does not apply (not JSON)."""
 
     spec, cell = BenchSpec(**spec_dict), Cell(**cell_dict)
     key = (cell.task, spec.criterion, spec.compensation, spec.tolerance, spec.granularity)
     cache = _ENVS.setdefault(key, {})
-    return run_cell(spec, cell, cache).to_json()
+    outcome = run_cell(spec, cell, cache)
+    return outcome if isinstance(outcome, str) else outcome.to_json()
 
 
 def run_on_ray(spec, cells, address: str | None = None) -> Iterator:
@@ -41,7 +43,8 @@ def run_on_ray(spec, cells, address: str | None = None) -> Iterator:
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             cell = pending.pop(done[0])
-            yield cell, Result.from_json(ray.get(done[0]))
+            outcome = ray.get(done[0])
+            yield cell, Result.from_json(outcome) if outcome.startswith("{") else outcome
     finally:
         if started_here:
             ray.shutdown()

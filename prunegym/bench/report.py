@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from prunegym.agents import Result
+from prunegym.agents import Result, baseline_names
+from prunegym.bench.grid import not_applicable_path
 from prunegym.results import plots
 from prunegym.tasks import task_class
 from prunegym.tasks.intervals import describe_difference, paired_difference
@@ -25,6 +26,35 @@ def load_cells(spec, out: Path) -> list:
     """The results of the spec's cells that exist in ``out`` (in grid order)."""
 
     return [Result.load(cell.path(out)) for cell in spec.cells() if cell.path(out).is_file()]
+
+
+def not_applicable(spec, out: Path) -> dict[tuple[str, str], str]:
+    """``(task, solver) -> reason`` for the baselines that do not apply to a task."""
+    reasons = {}
+    for cell in spec.cells():
+        path = not_applicable_path(cell.path(out))
+        if path.is_file():
+            reasons[(cell.task, cell.solver)] = path.read_text().strip()
+    return reasons
+
+
+def best_baseline_cells(rows: list[dict], targets: list[float], higher: bool) -> list[str]:
+    """Per target, the best Torch-Pruning criterion's metric among those in the window, as
+    ``"<metric> (<criterion>)"`` (empty where none ran or none landed in the window)."""
+    sign = 1.0 if higher else -1.0
+    cells = []
+    for target in targets:
+        found = [
+            r
+            for r in rows
+            if r["target"] == target and r["solver"] in baseline_names() and r["feasible"]
+        ]
+        if not found:
+            cells.append("")
+            continue
+        best = max(found, key=lambda r: sign * r["metric_mean"])
+        cells.append(f"{best['metric_mean']:.4g} ({best['solver'].removeprefix('torch-pruning-')})")
+    return cells
 
 
 def summarise(results: list) -> list[dict]:
@@ -66,7 +96,7 @@ def _write_csv(results: list, path: Path) -> None:
             })  # fmt: skip
 
 
-def _markdown(rows: list[dict], results: list, spec, command: str) -> str:
+def _markdown(rows: list[dict], results: list, spec, command: str, skipped: dict) -> str:
     lines = ["# prunegym benchmark", ""]
     if command:
         lines += ["```", command, "```", ""]
@@ -77,6 +107,14 @@ def _markdown(rows: list[dict], results: list, spec, command: str) -> str:
         "result each solver found; `*` marks cells where some seed missed the sparsity window.",
         "Solvers without randomness (grid, fd-momentum, norm, uniform, torch-pruning) give the "
         "same result for every seed, so their std is 0.",
+        *(
+            [
+                "`torch-pruning-<criterion>` rows are what you would use instead: Torch-Pruning "
+                "with each of its criteria, global ranking, no compensation, run once (seed 0)."
+            ]
+            if spec.baseline_solvers()
+            else []
+        ),
         "",
     ]
     for task in dict.fromkeys(row["task"] for row in rows):
@@ -99,6 +137,14 @@ def _markdown(rows: list[dict], results: list, spec, command: str) -> str:
                 star = "" if r["feasible"] == r["seeds"] else "*"
                 cells.append(f"{r['metric_mean']:.4g} ± {r['metric_std']:.2g}{star}")
             lines.append(f"| {solver} | " + " | ".join(cells) + " |")
+        if any(row["solver"] in baseline_names() for row in task_rows):
+            best = best_baseline_cells(task_rows, targets, better == "higher")
+            lines.append("| **best Torch-Pruning criterion** | " + " | ".join(best) + " |")
+        lines += [
+            f"\n`{solver}` does not apply: {reason}"
+            for (at, solver), reason in skipped.items()
+            if at == task
+        ]
         lines += ["", "| solver | target | sparsity | feasible | evaluations | seconds |"]
         lines += ["|---|---|---|---|---|---|"]
         for r in task_rows:
@@ -184,7 +230,8 @@ def write_reports(spec, out: str | Path, command: str = "") -> dict[str, Path]:
     rows = summarise(results)
     written = {"csv": out / "results.csv", "report": out / "report.md"}
     _write_csv(results, written["csv"])
-    written["report"].write_text(_markdown(rows, results, spec, command))
+    markdown = _markdown(rows, results, spec, command, not_applicable(spec, out))
+    written["report"].write_text(markdown)
     for path in _plots(results, rows, out):
         written[path.stem] = path
     return written

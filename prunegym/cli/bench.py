@@ -54,6 +54,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         bn_recalibration=args.bn_recalibration,
+        lsq_ridge=args.lsq_ridge,
+        baselines=not args.no_baselines,
     )
     counts = run_bench(spec, args.out, args.backend, args.address, progress=not args.no_progress)
     say(f"{counts['ran']} cells run, {counts['skipped']} already done (of {counts['cells']})")
@@ -82,6 +84,10 @@ def add_bench_parser(commands) -> None:
     bench.add_argument(
         "--option", action="append", default=[], metavar="[SOLVER:]KEY=VALUE",
         help="solver option for every solver, or for one (e.g. --option random:samples=100)",
+    )  # fmt: skip
+    bench.add_argument(
+        "--no-baselines", action="store_true",
+        help="do not add Torch-Pruning with each of its criteria (torch-pruning-<criterion>)",
     )  # fmt: skip
     bench.add_argument("--out", required=True, metavar="DIR", help="benchmark directory")
     bench.add_argument(

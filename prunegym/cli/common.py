@@ -71,6 +71,7 @@ def make_env(args: argparse.Namespace):
         granularity=args.granularity,
         precision=args.precision,
         bn_recalibration=args.bn_recalibration,
+        lsq_ridge=args.lsq_ridge,
     )
     say(
         f"ready in {time.perf_counter() - started:.1f} s: {len(env.groups)} groups on "
@@ -103,6 +104,11 @@ def add_env_arguments(parser: argparse.ArgumentParser, task: bool = True) -> Non
         "--bn-recalibration", type=int, default=0, metavar="B",
         help="re-estimate BatchNorm statistics of each masked model on B calibration batches "
         "(adaptive BN; default 0: off)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--lsq-ridge", type=float, default=1e-2, metavar="LAMBDA",
+        help="ridge of --compensation lsq and --criterion lsq, times the mean input variance "
+        "(default 0.01)",
     )  # fmt: skip
     parser.add_argument("--data-root", default=None, help="full MNIST in torchvision's layout")
     parser.add_argument("--checkpoint", default=None, help="checkpoint to load instead")
