@@ -81,7 +81,7 @@ def test_lsq_criterion_ranks_by_the_error_left_after_the_refit():
     assert pruner.orders[0].tolist() == torch.argsort(scores).tolist()
 
 
-def test_lsq_environment_resets_exactly_exports_the_refit_and_refuses_batched_paths():
+def test_lsq_environment_resets_exactly_exports_the_refit_and_refuses_the_batched_path():
     env = PruneEnv("toy", compensation="lsq", cache=False)
     dense = {k: v.clone() for k, v in env.model.state_dict().items()}
     coefficients = np.array([0.3, 0.5, 0.1, 0.4, 0.25])
@@ -100,9 +100,31 @@ def test_lsq_environment_resets_exactly_exports_the_refit_and_refuses_batched_pa
         pytest.approx(info["mse"], rel=1e-6)
     )
     with pytest.raises(ValueError, match="compensation='lsq'"):
-        PruneEnv("toy", compensation="lsq", batching="sliced")
+        PruneEnv("toy", compensation="lsq", batching="batched")
     with pytest.raises(ValueError, match="lsq_ridge"):
         PruneEnv("toy", compensation="lsq", lsq_ridge=0.0)
+
+
+@pytest.mark.parametrize("task", ["toy", "mnist-ae"])
+def test_lsq_through_the_sliced_chain_equals_the_masked_model(task):
+    sliced = PruneEnv(task, compensation="lsq", criterion="lsq", cache=False)
+    assert sliced.batch_strategy == "sliced"  # the CPU default for chains, lsq included
+    masked = PruneEnv(task, compensation="lsq", criterion="lsq", batching="sequential")
+    groups = len(sliced.groups)
+    rng = np.random.default_rng(0)
+    candidates = np.concatenate([rng.uniform(0, 0.9, (6, groups)), np.zeros((1, groups))])
+    candidates[1, 1:] = 0.0  # only the first group pruned: the second layer alone is refit
+    metric = sliced.task.metric
+    found = [info[metric] for info in sliced.evaluate_batch(candidates)]
+    wanted = [info[metric] for info in masked.evaluate_batch(candidates)]
+    np.testing.assert_allclose(found, wanted, rtol=1e-4, atol=1e-6)
+    for c in candidates[:2]:  # step: the model seen afterwards carries the refit weights
+        sliced.step(c)
+        masked.step(c)
+        for (name, value), other in zip(
+            sliced.model.state_dict().items(), masked.model.state_dict().values(), strict=True
+        ):
+            torch.testing.assert_close(value, other, rtol=1e-5, atol=1e-6, msg=name)
 
 
 def _conv_net_and_inputs():

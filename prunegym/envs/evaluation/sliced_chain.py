@@ -12,7 +12,9 @@ rows and columns *removed* computes. This module evaluates candidates that way:
   group that reaches layer ``l`` are adjacent; layer ``l``'s activation is then computed once
   for all of them and kept on a stack (one activation per layer);
 - **first layer once**: a Linear whose input is never masked (the first layer) is computed
-  dense once per batch; each candidate selects its kept output columns.
+  dense once per batch; each candidate selects its kept output columns;
+- **least squares**: with ``compensation="lsq"`` a consumer's sliced weight and bias are its
+  refit (:meth:`ChannelMasker.refit_value`), cached with the other sliced layers.
 
 Nothing here writes to the model; the masked parameters come from :class:`ChannelMasker`.
 """
@@ -48,6 +50,7 @@ class _LinearStep:
     own: tuple[int, ...] = ()  # groups whose counts change this layer's weight or bias
     prefix: tuple[int, ...] = ()  # groups that reach this layer's output (cumulative)
     sliced: OrderedDict = field(default_factory=OrderedDict)  # counts -> sliced layer (LRU)
+    refit: bool = False  # least-squares compensation moves its kept weights too
 
     def activate(self, values: torch.Tensor) -> torch.Tensor:
         """The activations after the layer, in place on ``values`` (a fresh layer output)
@@ -112,6 +115,7 @@ class SlicedChain:
             own = masker.dependencies(f"{step.name}.weight")
             own |= masker.dependencies(f"{step.name}.bias")
             step.own = tuple(sorted(own))
+            step.refit = masker.refits(step.name)
             reached |= own
             order += sorted(own - set(order))
             step.prefix = tuple(sorted(reached))
@@ -154,7 +158,8 @@ class SlicedChain:
             kept_out = torch.nonzero(masker.dim_keep(weight_name, 0, weight.shape[0], keeps()))
             kept_in = torch.nonzero(masker.dim_keep(weight_name, 1, weight.shape[1], keeps()))
             kept_out, kept_in = kept_out.flatten(), kept_in.flatten()
-            sliced_weight = masker.dense_value(weight_name, weight)
+            refit = masker.refit_value(step.name, keeps())  # least squares: kept weights move
+            sliced_weight = masker.dense_value(weight_name, weight) if refit is None else refit[0]
             if len(kept_out) < weight.shape[0]:
                 sliced_weight = sliced_weight.index_select(0, kept_out)
             if len(kept_in) < weight.shape[1]:
@@ -163,7 +168,10 @@ class SlicedChain:
             if bias is None:
                 sliced_bias = None
             else:
-                sliced_bias = masker.masked_value(bias_name, bias.detach(), keeps())
+                if refit is not None:
+                    sliced_bias = refit[1]
+                else:
+                    sliced_bias = masker.masked_value(bias_name, bias.detach(), keeps())
                 if len(kept_out) < weight.shape[0]:
                     sliced_bias = sliced_bias.index_select(0, kept_out)
             cached = step.sliced[key] = (sliced_weight, sliced_bias, kept_out)
@@ -205,6 +213,7 @@ class SlicedChain:
                 elif (
                     index == 1
                     and self.by_difference
+                    and not step.refit
                     and 3 * (step.module.in_features - len(kept_in)) < len(kept_in)
                 ):
                     values = self._second_by_difference(step, kept_in, kept_out, bias)

@@ -124,8 +124,8 @@ def make_strategy(
     probed first (:func:`probed_batched`); ``auto`` moves on when the probe fails. ``on_gpu``
     (default: whether the masks live on a GPU) picks the order. With adaptive BatchNorm
     (``bn_recalibration``), every masked model has its own statistics: sequential only; with
-    ``lsq`` compensation, its own weights: stacked (which reads the written weights) or
-    sequential."""
+    ``lsq`` compensation, its own weights: every strategy but ``batched`` (the sliced chain
+    slices the refit weights, stacked reads the written ones)."""
     if name not in STRATEGIES:
         raise ValueError(f"batching must be one of {STRATEGIES}, got {name!r}")
     stacked = isinstance(task, StackedEvaluation) and getattr(task, "stacks_evaluation", True)
@@ -134,7 +134,9 @@ def make_strategy(
     recalibrates = getattr(pruner, "recalibration", None) is not None  # statistics per model
     refits = pruner.granularity == "channel" and pruner.compensation == "lsq"  # weights too
     if recalibrates or refits:
-        allowed = ("auto", "sequential") if recalibrates else ("auto", "sequential", "stacked")
+        allowed = ("auto", "sequential")
+        if not recalibrates:
+            allowed += ("sliced", "stacked")
         if name not in allowed:
             cause = (
                 "BatchNorm statistics are re-estimated (bn_recalibration)"
@@ -145,13 +147,12 @@ def make_strategy(
                 f"batching={name!r} cannot evaluate candidates whose {cause}; use "
                 f"{' or '.join(allowed)}"
             )
-        if stacked and not recalibrates and name != "sequential":
-            return StackedStrategy(task, model, pruner)
-        return SequentialStrategy(task, model, pruner)
+        if recalibrates:
+            return SequentialStrategy(task, model, pruner)
     gpu = on_gpu
     if gpu is None:
         gpu = pruner.masker is not None and pruner.masker.device.type != "cpu"
-    if name == "batched" or (name == "auto" and gpu):
+    if not refits and (name == "batched" or (name == "auto" and gpu)):
         try:
             return probed_batched(BatchedStrategy(task, model, pruner, memory_mb), precision)
         except UnsupportedBatching:

@@ -73,19 +73,21 @@ class LeastSquaresRefit:
             self._cache.move_to_end(key)
             return self._cache[key]
         weight, bias = self.weight.clone(), self.bias.clone()
-        if bool(removed.any()):
-            lost = weight[:, removed]  # (out, |R|)
-            bias += lost @ self.mean[removed]
-            weight[:, removed] = 0.0
-            kept = ~removed & self.alive
-            if bool(kept.any()):
-                gram = self.covariance[kept][:, kept]
+        gone = removed.nonzero().flatten()
+        if len(gone):  # index tensors, not boolean masks: a step's refit is on its hot path
+            lost = weight.index_select(1, gone)  # (out, |R|)
+            bias += lost @ self.mean[gone]
+            weight.index_fill_(1, gone, 0.0)
+            kept = (~removed & self.alive).nonzero().flatten()
+            if len(kept):
+                rows = self.covariance.index_select(0, kept)  # (|K|, cols)
+                gram = rows.index_select(1, kept)
                 gram.diagonal().add_(self.ridge)
                 factor = torch.linalg.cholesky(gram)  # symmetric positive definite (λ > 0)
                 # (Σ_KK + λI)⁻¹ Σ_KR first: |R| right-hand sides rather than one per output.
-                regression = torch.cholesky_solve(self.covariance[kept][:, removed], factor)
+                regression = torch.cholesky_solve(rows.index_select(1, gone), factor)
                 delta = lost @ regression.T  # (out, |K|)
-                weight[:, kept] += delta
+                weight.index_add_(1, kept, delta)
                 bias -= delta @ self.mean[kept]
         self._cache[key] = (weight, bias)
         if len(self._cache) > CACHED_REFITS:

@@ -311,8 +311,15 @@ class ChannelMasker:
 
     @staticmethod
     def _write_refit(refit, weight: _ParameterPlan, bias: _ParameterPlan, dim_keep) -> None:
-        """Overwrite a consumer's weight and bias with its least-squares refit for the kept
-        inputs, times the keep vectors of its masked dimensions."""
+        """Overwrite a consumer's weight and bias with its least-squares refit."""
+        new_weight, new_bias = ChannelMasker._refit_value(refit, weight, dim_keep)
+        weight.live.copy_(new_weight)
+        bias.live.copy_(new_bias)
+
+    @staticmethod
+    def _refit_value(refit, weight: _ParameterPlan, dim_keep) -> tuple[torch.Tensor, ...]:
+        """A consumer's least-squares refit weight (its shape) and bias for the kept inputs,
+        times the keep vectors of its masked dimensions (float64)."""
         shape = weight.live.shape  # (out, in) or (out, in, kh, kw)
         keep_in = dim_keep(weight.name, 1, shape[1])
         new_weight, new_bias = refit.refit(keep_in)
@@ -322,8 +329,25 @@ class ChannelMasker:
             keep_out = dim_keep(weight.name, 0, shape[0]).double()
             new_weight = new_weight * keep_out[:, None]
             new_bias = new_bias * keep_out
-        weight.live.copy_(new_weight.reshape(shape))
-        bias.live.copy_(new_bias)
+        return new_weight.reshape(shape), new_bias
+
+    def refits(self, module_name: str) -> bool:
+        """Whether consumer ``module_name`` is refit by least squares (``lsq``)."""
+        return any(weight.name == f"{module_name}.weight" for _, weight, _ in self._refits)
+
+    def refit_value(self, module_name: str, keeps: list[torch.Tensor]):
+        """``(weight, bias)`` of consumer ``module_name`` masked and refit by least squares
+        for ``keeps``, out of place in the parameters' dtype (the model is not touched), or
+        ``None`` where the module is not refit."""
+        for refit, weight, bias in self._refits:
+            if weight.name == f"{module_name}.weight":
+
+                def dim_keep(name: str, dim: int, size: int) -> torch.Tensor:
+                    return self._dim_keep(name, dim, size, keeps)
+
+                new_weight, new_bias = self._refit_value(refit, weight, dim_keep)
+                return new_weight.to(weight.live.dtype), new_bias.to(bias.live.dtype)
+        return None
 
     def _rewrite_changed_slices(self, plan: _ParameterPlan, dim_keep) -> None:
         """Rewrite only the slices of a weight whose keep value changed since the last apply:
