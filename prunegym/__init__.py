@@ -11,7 +11,11 @@ Importing the package registers the environment ids:
 - ``prunegym/DiffusionSorption-v0``: its PDE regression MLP, scored by test MSE;
 - ``prunegym/MNISTConvNet-v0``: a small BatchNorm CNN for network slimming, scored by accuracy;
 - ``prunegym/Prune-v0``: any task, ``task=`` a name, a :func:`register_task` name or a
-  ``module:attribute`` spec of your own Task (``task_options=`` its arguments).
+  ``module:attribute`` spec of your own Task (``task_options=`` its arguments);
+- ``prunegym/PruneFeatures-v0``: the same with the per-group ``features`` observation (one
+  step sets every coefficient);
+- ``prunegym/PruneSequential-v0``: any task, one group per step (AMC style, the budget
+  enforced by projecting each action unless ``hard_budget=False``).
 
 Every PruneEnv id also has a vector entry point: ``gym.make_vec(id, num_envs=K,
 vectorization_mode="vector_entry_point")`` gives a :class:`prunegym.envs.vector.PruneVectorEnv`
@@ -72,6 +76,15 @@ register(
     entry_point="prunegym.envs.registration:any_task_env",
     vector_entry_point="prunegym.envs.registration:any_task_vector_env",
     max_episode_steps=50,
+)
+register(
+    id="prunegym/PruneFeatures-v0",
+    entry_point="prunegym.envs.registration:features_env",
+    max_episode_steps=50,
+)
+register(  # an episode ends after its last group by itself
+    id="prunegym/PruneSequential-v0",
+    entry_point="prunegym.envs.registration:sequential_env",
 )
 register(  # the time limit (200 simulator steps) sits inside, below the action repeat
     id="prunegym/PixelPendulum-v0",

@@ -14,6 +14,7 @@ from gymnasium import spaces
 from prunegym.envs.evaluation.evaluator import Evaluator
 from prunegym.envs.evaluation.reward import Reward
 from prunegym.envs.evaluation.strategies import STRATEGIES
+from prunegym.envs.features import feature_observation, feature_space, static_group_features
 from prunegym.pruning.channel.groups import default_output_layers
 from prunegym.pruning.channel.pruner import MAX_COEFFICIENT
 from prunegym.pruning.export import physically_prune, removed_fractions
@@ -26,6 +27,8 @@ from prunegym.tasks.devices import (
     precision_context,
     resolve_device,
 )
+
+OBSERVATIONS = ("coefficients", "features")
 
 
 class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -54,7 +57,12 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     wrongly-shaped actions raise ``ValueError`` and leave the model as it was.
 
     ## Observation Space
-    ``Box(0, 0.95, (m,), float32)``: the coefficients currently applied.
+    ``Box(0, 0.95, (m,), float32)``: the coefficients currently applied. With
+    ``observation="features"`` (channel granularity), a ``Dict`` that any number of groups
+    fits: ``"groups"`` ``(m, F)``, one row per group (its size, parameter and MAC shares, kind,
+    depth, components and the spread of its channel scores, then its coefficient), and
+    ``"context"`` (target, tolerance, sparsity, budget left, largest reachable sparsity); see
+    :mod:`prunegym.envs.features`.
 
     ## Rewards
     ``reward = clip(σ·(metric − dense_metric) / scale, −10, 10) − μ·(sparsity − target)²``
@@ -114,6 +122,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
       ``B`` calibration batches of each masked model before it is evaluated (EagleEye's
       adaptive BN; default 0: the dense statistics). It composes with compensation, candidates
       are then evaluated one by one, and ``reset`` restores the dense statistics bit for bit.
+    - ``observation``: ``"coefficients"`` (default) or ``"features"`` (see Observation Space).
 
     ```python
     import gymnasium as gym
@@ -162,7 +171,10 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         batch_memory_mb: float | None = None,
         bn_recalibration: int = 0,
         lsq_ridge: float = 1e-2,
+        observation: str = "coefficients",
     ) -> None:
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
         if isinstance(task, str):
             task = make_task(task, device=device)
         if not isinstance(task, Task):
@@ -211,7 +223,13 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         self.max_sparsity = float(self.sparsity_of(np.full(len(self.groups), MAX_COEFFICIENT)))
         size = len(self.groups)
         self.action_space = spaces.Box(0.0, MAX_COEFFICIENT, (size,), np.float32)
-        self.observation_space = spaces.Box(0.0, MAX_COEFFICIENT, (size,), np.float32)
+        self.observation = observation
+        if observation == "features":
+            #: ``(m, F)`` static per-group features (:mod:`prunegym.envs.features`).
+            self.group_features = static_group_features(self)
+            self.observation_space = feature_space(size)
+        else:
+            self.observation_space = spaces.Box(0.0, MAX_COEFFICIENT, (size,), np.float32)
         self._coefficients = np.zeros(size, dtype=np.float32)
         self._counts = np.zeros(size, dtype=np.int64)
 
@@ -239,8 +257,21 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         self._counts = np.asarray(info["pruned_channels"], dtype=np.int64)
         return self._get_obs(), info["reward"], False, False, info
 
-    def _get_obs(self) -> np.ndarray:
-        return self._coefficients.copy()
+    def _get_obs(self) -> np.ndarray | dict[str, np.ndarray]:
+        if self.observation == "coefficients":
+            return self._coefficients.copy()
+        return feature_observation(
+            self.group_features, self._coefficients, self.feature_context(self._coefficients)
+        )
+
+    def feature_context(self, coefficients: np.ndarray) -> dict[str, float]:
+        """Target, tolerance, exact sparsity, budget left and the largest reachable sparsity
+        at ``coefficients`` (the context of the ``features`` observation)."""
+        sparsity = float(self.sparsity_of(np.asarray(coefficients, dtype=np.float64)))
+        return {
+            "target": self.target, "tolerance": self.tolerance, "sparsity": sparsity,
+            "budget_left": self.target - sparsity, "max_sparsity": self.max_sparsity,
+        }  # fmt: skip
 
     @property
     def model(self) -> torch.nn.Module:

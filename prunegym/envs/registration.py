@@ -6,6 +6,7 @@ from __future__ import annotations
 from gymnasium.vector import AutoresetMode
 
 from prunegym.envs.prune_env import PruneEnv
+from prunegym.envs.sequential import SequentialPruneEnv
 from prunegym.envs.vector import PruneVectorEnv
 from prunegym.tasks import make_task
 
@@ -21,6 +22,20 @@ def any_task_env(task: str = "toy", task_options: dict | None = None, **env_kwar
     ``module:attribute`` spec, e.g. ``gym.make("prunegym/Prune-v0", task="mytask:MyTask",
     task_options={...}, target=0.3)``."""
     return make_task_env(task, task_options, **env_kwargs)
+
+
+def features_env(task: str = "toy", task_options: dict | None = None, **env_kwargs) -> PruneEnv:
+    """Entry point of ``prunegym/PruneFeatures-v0``: any task, the whole coefficient vector in
+    one step, observed as per-group features (``observation="features"``)."""
+    return make_task_env(task, task_options, observation="features", **env_kwargs)
+
+
+def sequential_env(
+    task: str = "toy", task_options: dict | None = None, hard_budget: bool = True, **env_kwargs
+) -> SequentialPruneEnv:
+    """Entry point of ``prunegym/PruneSequential-v0``: any task, one group per step."""
+    built = make_task(task, device=env_kwargs.get("device"), **(task_options or {}))
+    return SequentialPruneEnv(built, hard_budget=hard_budget, **env_kwargs)
 
 
 def mnist_autoencoder_env(data_root=None, checkpoint=None, **env_kwargs) -> PruneEnv:

@@ -107,7 +107,19 @@ def _slice_sums(model: nn.Module, group: PruningGroup, entry) -> torch.Tensor:
     return sums
 
 
-def rank_channels(
+def rank_channels(*args, **kwargs) -> list[torch.Tensor]:
+    """Order each group's channels from least to most important (arguments as
+    :func:`score_channels`): one ``(n_i,)`` int64 permutation per group; the first ``k``
+    entries are masked for ``k`` pruned channels."""
+    return orders_of(score_channels(*args, **kwargs))
+
+
+def orders_of(scores: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Stable ascending orders of per-group scores."""
+    return [torch.argsort(score, stable=True) for score in scores]
+
+
+def score_channels(
     criterion: str,
     groups: list[PruningGroup],
     model: nn.Module,
@@ -117,7 +129,7 @@ def rank_channels(
     seed: int = 0,
     refits: dict[str, LeastSquaresRefit] | None = None,
 ) -> list[torch.Tensor]:
-    """Order each group's channels from least to most important.
+    """Each group's channel importance under ``criterion`` (low: removed first).
 
     Args:
         criterion: One of :data:`CRITERIA`.
@@ -130,8 +142,7 @@ def rank_channels(
         refits: Least-squares refits of the Linear consumers (needed by ``lsq``).
 
     Returns:
-        One ``(n_i,)`` int64 permutation per group; the first ``k`` entries are masked for
-        ``k`` pruned channels.
+        One ``(n_i,)`` float64 CPU score vector per group.
     """
     check_criterion(criterion)
     modules = dict(model.named_modules())
@@ -168,7 +179,7 @@ def rank_channels(
         scorer = tp.importance.GroupMagnitudeImportance(p=1 if criterion == "l1" else 2)
         with torch.no_grad():
             scores = [_score(scorer, model, group, criterion) for group in groups]
-    return [torch.argsort(score.detach().cpu().double(), stable=True) for score in scores]
+    return [score.detach().cpu().double() for score in scores]
 
 
 def group_channel_norms(model: nn.Module, group: PruningGroup) -> torch.Tensor:

@@ -25,7 +25,8 @@ from prunegym.pruning.channel.groups import PruningGroup, find_groups
 from prunegym.pruning.channel.importance import (
     check_criterion,
     group_channel_norms,
-    rank_channels,
+    orders_of,
+    score_channels,
 )
 from prunegym.pruning.channel.layer_norm import explicit_layer_norms
 from prunegym.pruning.channel.least_squares import LeastSquaresRefit
@@ -120,7 +121,7 @@ class SoftPruner:
                 for name, module in consumer_modules.items()
                 if patches_fit(module)
             }
-        self.orders = rank_channels(
+        self.scores = score_channels(
             criterion,
             groups,
             model,
@@ -129,7 +130,8 @@ class SoftPruner:
             loss=loss,
             seed=seed,
             refits=refits,
-        )
+        )  # (n_i,) float64 per group, on the CPU
+        self.orders = orders_of(self.scores)
         if compensation != "lsq":
             refits = {}
         matrices = {

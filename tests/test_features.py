@@ -1,0 +1,105 @@
+"""Per-group features (``observation="features"``) and AMC-style sequential episodes."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import prunegym  # noqa: F401  (registers the ids)
+from prunegym.envs.features import CONTEXT_FEATURES, DYNAMIC_FEATURES, STATIC_FEATURES
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.envs.sequential import SequentialPruneEnv
+
+WIDTH = len(STATIC_FEATURES) + len(DYNAMIC_FEATURES)
+
+
+def _check(env) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # bounded spaces: not even the checker's warnings
+        check_env(env, skip_render_check=True)
+
+
+@pytest.mark.parametrize("task", ["toy", "mnist-convnet"])
+def test_features_observation_passes_check_env_and_describes_each_group(task):
+    env = PruneEnv(task, observation="features", target=0.3)
+    _check(env)
+    observation, _ = env.reset(seed=0)
+    groups = len(env.groups)
+    assert observation["groups"].shape == (groups, WIDTH)  # any number of groups, same width
+    assert observation["context"].shape == (len(CONTEXT_FEATURES),)
+    column = {name: index for index, name in enumerate(STATIC_FEATURES)}
+    rows = env.group_features
+    total = env.pruner.total_parameters
+    for index, group in enumerate(env.groups):
+        share = rows[index, column["parameter_share"]]
+        assert share == pytest.approx(group.parameters / total, rel=1e-5)
+        assert rows[index, column["coupling"]] == float(group.kind == "coupling")
+        assert 0 < rows[index, column["mac_share"]] <= 1
+        masses = rows[index, [column[f"score_mass_{q}"] for q in (25, 50, 75)]]
+        assert np.all(np.diff(masses) >= 0) and np.all((masses >= 0) & (masses <= 1))
+    assert 0 <= rows[:, column["depth"]].min() < rows[:, column["depth"]].max() <= 1
+    coefficients = np.linspace(0.1, 0.5, groups).astype(np.float32)
+    observation, *_, info = env.step(coefficients)
+    np.testing.assert_array_equal(observation["groups"][:, len(STATIC_FEATURES)], coefficients)
+    context = dict(zip(CONTEXT_FEATURES, observation["context"], strict=True))
+    assert context["sparsity"] == pytest.approx(info["sparsity"], abs=1e-6)
+    assert context["budget_left"] == pytest.approx(0.3 - info["sparsity"], abs=1e-6)
+
+
+def test_features_observation_refuses_what_it_cannot_describe():
+    with pytest.raises(ValueError, match="observation must be one of"):
+        PruneEnv("toy", observation="pixels")
+    with pytest.raises(ValueError, match="channel groups"):
+        PruneEnv("toy", granularity="weight", observation="features")
+
+
+@pytest.mark.parametrize("name", ["prunegym/PruneFeatures-v0", "prunegym/PruneSequential-v0"])
+def test_registered_feature_ids_pass_check_env(name):
+    env = gym.make(name, task="toy", target=0.3)
+    _check(env.unwrapped)
+
+
+@pytest.mark.parametrize("task", ["toy", "mnist-ae"])
+def test_sequential_hard_budget_lands_every_random_episode_in_the_window(task):
+    env = SequentialPruneEnv(task, tolerance=0.01)
+    rng = np.random.default_rng(0)
+    for target in (0.1, 0.3, 0.5, 0.7):
+        for _ in range(3):
+            observation, _ = env.reset(options={"target": target})
+            rewards, done, steps = [], False, 0
+            while not done:
+                current = np.flatnonzero(observation["groups"][:, -1])
+                assert current.tolist() == [env.order[steps]]  # the group whose turn it is
+                action = rng.uniform(0, 0.95, 1).astype(np.float32)
+                observation, reward, done, truncated, info = env.step(action)
+                rewards.append(reward)
+                steps += 1
+            assert steps == len(env.groups) and not truncated
+            assert all(r == 0.0 for r in rewards[:-1])  # the reward comes at the end
+            assert info["feasible"], (target, info["sparsity"])
+            assert abs(info["sparsity"] - target) <= 0.01
+            assert observation["groups"][:, len(STATIC_FEATURES) + 1].all()  # all decided
+
+
+def test_sequential_episode_matches_the_one_shot_step_and_checks_its_actions():
+    env = SequentialPruneEnv("toy", hard_budget=False, target=0.3)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="outside"):
+        env.step(np.array([1.5], np.float32))
+    with pytest.raises(ValueError, match="finite"):
+        env.step(np.array([np.nan], np.float32))
+    actions = [0.1, 0.2, 0.3, 0.4, 0.5]
+    for action in actions:
+        _, reward, done, _, info = env.step(np.array([action], np.float32))
+    assert done
+    coefficients = np.zeros(len(env.groups), np.float32)
+    coefficients[env.order] = actions  # unprojected: exactly the actions, in visiting order
+    one_shot = PruneEnv("toy", target=0.3)
+    _, expected, *_ = one_shot.step(coefficients)
+    assert reward == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.array([0.1], np.float32))
