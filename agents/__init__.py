@@ -42,6 +42,7 @@ _REGISTRY = {
     "ppo": ("prunegym.agents.sb3", "SB3Agent", {"algo": "PPO"}),
     "sac": ("prunegym.agents.sb3", "SB3Agent", {"algo": "SAC"}),
     "td3": ("prunegym.agents.sb3", "SB3Agent", {"algo": "TD3"}),
+    "learned-policy": ("prunegym.agents.learned_policy", "LearnedPolicy", {}),
 }
 
 TORCH_PRUNING_CRITERIA = ("magnitude", "lamp", "taylor", "hessian", "bn-scale", "fpgm")

@@ -76,6 +76,7 @@ class Evaluation:
         sparsity: Exact achieved sparsity, fraction 0–1.
         feasible: Sparsity within target ± tolerance (and the metric floor met, if any).
         counts: ``(m,)`` masked channels per group.
+        seconds: Wall seconds from the start of the run to this evaluation.
     """
 
     coefficients: np.ndarray
@@ -85,14 +86,17 @@ class Evaluation:
     sparsity: float
     feasible: bool
     counts: np.ndarray
+    seconds: float = 0.0
 
     def record(self) -> dict[str, Any]:
-        """The history entry: (coefficients, reward, metric, sparsity)."""
+        """The history entry: (coefficients, reward, metric, sparsity, seconds)."""
         return {
             "coefficients": [float(c) for c in self.coefficients],
             "reward": float(self.reward),
             "metric": float(self.metric),
             "sparsity": float(self.sparsity),
+            "feasible": bool(self.feasible),
+            "seconds": round(float(self.seconds), 6),
         }
 
 

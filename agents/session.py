@@ -43,6 +43,9 @@ class Problem:
     def __init__(self, env: gym.Env) -> None:
         core = env.unwrapped
         self._core = core
+        #: The unwrapped :class:`PruneEnv`, for solvers that read more than these facts (its
+        #: group features); a solver must not step it outside the session.
+        self.core = core
         self.size = int(core.action_space.shape[0])
         self.channels = np.asarray(core.channels, dtype=np.int64)
         self.upper = float(core.action_space.high.max())
@@ -233,6 +236,7 @@ class Session:
             sparsity=float(info["sparsity"]),
             feasible=bool(info["feasible"]) and self._meets_floor(metric),
             counts=np.asarray(info["pruned_channels"], dtype=np.int64),
+            seconds=self.elapsed,
         )
         # Steps taken at another target (an episode-mode policy in training) never win.
         if abs(float(info.get("target", self.problem.target)) - self.problem.target) > 1e-9:

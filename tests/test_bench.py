@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from prunegym.cli.main import main
@@ -33,7 +34,12 @@ def test_bench_writes_cells_csv_report_and_plots(tmp_path, capsys):
     assert "## toy: mse, lower is better" in report and "| fd-momentum | " in report
     line = next(row for row in report.splitlines() if row.startswith("| uniform | "))
     assert line.count("± 0") == 2  # uniform is deterministic: std 0 over seeds
-    for name in ("metric_vs_sparsity_toy.png", "coefficients_toy.png"):
+    assert "### Quality against compute" in report and "| fd-momentum | 0." in report
+    for name in (
+        "metric_vs_sparsity_toy.png",
+        "coefficients_toy.png",
+        "quality_vs_compute_toy.png",
+    ):
         assert (out / name).read_bytes()[:4] == b"\x89PNG" and (out / name).stat().st_size > 10_000
     spec = json.loads((out / "spec.json").read_text())
     assert spec["targets"] == [0.2, 0.4] and spec["options"] == {"random": {"samples": 12}}
@@ -118,3 +124,29 @@ def test_bench_adds_torch_pruning_with_every_criterion_once(tmp_path, capsys):
     capsys.readouterr()
     assert main(argv) == 0  # the not-applicable cell counts as done
     assert "0 cells run, 8 already done" in capsys.readouterr().err
+
+
+def test_quality_against_compute_holds_each_solver_at_its_best_so_far():
+    from types import SimpleNamespace
+
+    from prunegym.bench import anytime
+    from prunegym.tasks import task_class
+
+    scale = task_class("toy").metric_scale
+
+    def run(solver, metrics, seconds):
+        history = [{"metric": m, "sparsity": 0.3, "feasible": True, "seconds": s}
+                   for m, s in zip(metrics, seconds, strict=True)]  # fmt: skip
+        return SimpleNamespace(task="toy", solver=solver, target=0.3, seed=0, tolerance=0.01,
+                               dense_metric=0.0, history=history)  # fmt: skip
+
+    quick = run("quick", [0.5 * scale], [0.1])  # one answer, half a scale worse than dense
+    slow = run("slow", [2 * scale, 0.5 * scale, 0.25 * scale, 0.3 * scale], [1, 2, 3, 4])
+    seconds, quality = anytime.best_so_far(slow)
+    np.testing.assert_allclose(quality, [0.0, 0.5, 0.75, 0.75])  # mse: lower is better
+    rows = {row["solver"]: row for row in anytime.areas([quick, slow])}
+    assert rows["quick"]["by_evaluations"] == pytest.approx(0.5)  # held at 0.5 for 4 evals
+    assert rows["slow"]["by_evaluations"] == pytest.approx((0 + 0.5 + 0.75 + 0.75) / 4)
+    assert rows["quick"]["by_seconds"] == pytest.approx(0.5 * 3.9 / 4)  # from 0.1 s to 4 s
+    assert rows["slow"]["by_seconds"] == pytest.approx((0.5 + 0.75 + 0.75 * 0) / 4 + 0)
+    assert rows["slow"]["final"] == 0.75 and rows["quick"]["final"] == 0.5

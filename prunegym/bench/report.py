@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from prunegym.agents import Result, baseline_names
+from prunegym.bench import anytime
 from prunegym.bench.grid import not_applicable_path
 from prunegym.results import plots
 from prunegym.tasks import task_class
@@ -155,7 +156,28 @@ def _markdown(rows: list[dict], results: list, spec, command: str, skipped: dict
             )
         lines += _test_section([r for r in results if r.task == task], better == "higher")
         lines += ["", f"![{name} against sparsity](metric_vs_sparsity_{task}.png)", ""]
+        lines += _compute_section([r for r in results if r.task == task], task)
     return "\n".join(lines) + "\n"
+
+
+def _compute_section(results: list, task: str) -> list[str]:
+    """Quality against compute (:mod:`prunegym.bench.anytime`): the area under each solver's
+    best-so-far quality against evaluations and against seconds, and its final quality."""
+    lines = [
+        "### Quality against compute", "",
+        "Quality: 1 at the dense metric, 0 a full metric scale worse (or no result in the window "
+        "yet). Area: the mean of the best quality so far over the evaluations (seconds) of the "
+        "longest run at each target, averaged over targets and seeds; a solver that stopped "
+        "keeps its final best.", "",
+        "| solver | area by evaluations | area by seconds | final quality |",
+        "|---|---|---|---|",
+    ]  # fmt: skip
+    for row in anytime.areas(results):
+        lines.append(
+            f"| {row['solver']} | {row['by_evaluations']:.3f} | {row['by_seconds']:.3f} | "
+            f"{row['final']:.3f} |"
+        )
+    return [*lines, "", f"![quality against compute](quality_vs_compute_{task}.png)", ""]
 
 
 def _test_section(results: list, higher_is_better: bool) -> list[str]:
@@ -208,6 +230,10 @@ def _plots(results: list, rows: list[dict], out: Path) -> list[Path]:
         written.append(plots.save_metric_vs_sparsity(
             out / f"metric_vs_sparsity_{task}.png", lines, task_rows[0]["metric_name"],
             dense=task_rows[0]["dense_metric"], title=f"{task}: best result per solver",
+        ))  # fmt: skip
+        written.append(plots.save_quality_vs_compute(
+            out / f"quality_vs_compute_{task}.png", anytime.curves(results, task),
+            title=f"{task}: best quality so far, mean over targets and seeds",
         ))  # fmt: skip
         charts: dict = defaultdict(dict)
         first_seed = min(r.seed for r in results if r.task == task)

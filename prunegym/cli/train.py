@@ -79,8 +79,69 @@ def cmd_train_tdmpc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_policy(args: argparse.Namespace) -> int:
+    from prunegym.agents.learned_policy import save_policy
+    from prunegym.agents.policy_training import RECIPE, tensorboard_writer, train_policy
+    from prunegym.envs.prune_env import PruneEnv
+
+    recipe = {**RECIPE, "generations": args.generations, "seed": args.seed}
+    tasks = dict(RECIPE["tasks"])
+    if args.tasks:
+        names = [name.strip() for name in args.tasks.split(",") if name.strip()]
+        tasks = {name: tasks.get(name, 1) for name in names}
+    for name in args.without or []:
+        if name not in tasks:
+            raise ValueError(f"--without {name!r}: not among the training tasks {sorted(tasks)}")
+        tasks.pop(name)
+    if not tasks:
+        raise ValueError("no training task left")
+    recipe["tasks"] = tasks
+    writer = tensorboard_writer(args.tensorboard)
+    envs = {}
+    for name in tasks:
+        _say(f"building {name}...")
+        envs[name] = PruneEnv(name, granularity="channel", observation="features")
+    bar = tqdm(total=args.generations, desc="policy", unit="gen", file=sys.stderr)
+
+    def progress(generation: int, row: dict) -> None:
+        bar.update(1)
+        bar.set_postfix({n: f"{row[n]['reward']:.2f}" for n in tasks}, refresh=False)
+
+    options = {k: recipe[k] for k in ("generations", "pairs", "sigma", "learning_rate", "seed")}
+    policy, history = train_policy(
+        envs, targets_per_task=tasks, target_range=tuple(recipe["target_range"]),
+        hidden=recipe["hidden"], writer=writer, progress=progress, **options,
+    )  # fmt: skip
+    bar.close()
+    if writer is not None:
+        writer.close()
+    recipe["seconds"] = round(history[-1]["seconds"], 1)
+    save_policy(policy, args.out, recipe)
+    print(f"trained on {', '.join(tasks)} in {recipe['seconds']:.0f} s; wrote {args.out}")
+    print(f"use it with: prunegym solve TASK --solver learned-policy --option policy={args.out}")
+    return 0
+
+
 def add_train_parsers(commands) -> None:
-    """``prunegym train`` and ``prunegym train-tdmpc``."""
+    """``prunegym train``, ``prunegym train-tdmpc`` and ``prunegym train-policy``."""
+    policy = commands.add_parser(
+        "train-policy", help="train a pruning policy that serves any network (learned-policy)"
+    )
+    policy.add_argument("--out", required=True, help="policy file to write (.pt)")
+    policy.add_argument("--generations", type=int, default=150, help="evolution-strategy updates")
+    policy.add_argument("--seed", type=int, default=0)
+    policy.add_argument(
+        "--tasks", default=None, help="comma-separated tasks (default: every shipped task)"
+    )
+    policy.add_argument(
+        "--without", action="append", metavar="TASK", help="leave a task out (repeatable)"
+    )
+    policy.add_argument(
+        "--tensorboard", default=None, metavar="DIR",
+        help="log reward, metric and sparsity error per task and generation to TensorBoard",
+    )  # fmt: skip
+    policy.set_defaults(run=cmd_train_policy)
+
     train = commands.add_parser("train", help="retrain a task's checkpoint from scratch")
     train.add_argument("task", choices=["mnist-ae"])
     train.add_argument("--out", required=True, help="checkpoint path to write")

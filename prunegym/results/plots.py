@@ -171,3 +171,48 @@ def save_return_bars(
         caption = f"decisions 0, {frame_every}, ..., {frame_every * (len(picked) - 1)}"
         axes[1, 0].set_title(f"{frame_label} {caption}".strip(), fontsize=8)
     return _save(figure, path)
+
+
+def save_quality_vs_compute(
+    path: str | Path,
+    curves: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray]]],
+    title: str = "",
+) -> Path:
+    """Best quality so far (0–1, 1 = the dense metric) against evaluations (left) and wall
+    seconds (right, log scale), one line per solver: the mean over its runs, each run held at
+    its final value after it stopped.
+
+    Args:
+        curves: Solver name to its runs' ``(seconds, quality)`` arrays, one entry per
+            evaluation.
+    """
+    figure, (by_count, by_time) = _figure(1, 2, figsize=(10.0, 4.0))
+    longest = max((len(q) for runs in curves.values() for _, q in runs), default=1)
+    slowest = max((float(s[-1]) for runs in curves.values() for s, _ in runs if len(s)), default=1)
+    fastest = min(
+        (float(s[0]) for runs in curves.values() for s, _ in runs if len(s) and s[0] > 0),
+        default=slowest / 1e3,
+    )
+    times = np.geomspace(max(fastest, 1e-4), max(slowest, 2e-4), 200)
+    for solver, runs in curves.items():
+        counts = np.arange(1, longest + 1)
+        padded = [np.append(q, np.full(longest - len(q), q[-1])) for _, q in runs if len(q)]
+        if not padded:
+            continue
+        line = by_count.plot(counts, np.mean(padded, axis=0), label=solver, linewidth=1.4)
+        at_times = []
+        for seconds, quality in runs:
+            index = np.searchsorted(seconds, times, side="right") - 1
+            at_times.append(np.where(index >= 0, quality[np.maximum(index, 0)], 0.0))
+        by_time.plot(times, np.mean(at_times, axis=0), color=line[0].get_color(), linewidth=1.4)
+    by_count.set_xscale("log")
+    by_count.set_xlabel("evaluations")
+    by_time.set_xscale("log")
+    by_time.set_xlabel("wall seconds")
+    for axis in (by_count, by_time):
+        axis.set_ylabel("best quality so far (1 = dense)")
+        axis.grid(alpha=0.3)
+    by_count.legend(fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=9)
+    return _save(figure, path)

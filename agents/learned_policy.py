@@ -1,0 +1,207 @@
+"""A pruning policy that serves any network: one shared network per group, pooled over groups.
+
+:class:`SetPolicy` reads the ``features`` observation of :mod:`prunegym.envs.features` (one row
+per group and a context vector) and gives one positive *direction* per group. The answer is
+that direction scaled onto the sparsity target with exact parameter counts
+(:func:`scale_to_target`): no evaluation is needed to land in the window. Because the same
+weights process every row and the rows are pooled by mean and max, the policy does not depend
+on the number of groups, and can be asked about a network it never saw.
+
+:class:`LearnedPolicy` (``--solver learned-policy``) answers with it: one evaluation, of the
+answer itself, to report its metric; none to search. ``refine=N`` polishes the answer with up
+to ``N`` more evaluations of FD momentum started from it.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from prunegym.agents.base import AskTellAgent
+from prunegym.agents.fd_momentum import FDMomentum
+from prunegym.agents.result import Evaluation
+from prunegym.agents.session import Problem
+from prunegym.envs.features import (
+    CONTEXT_FEATURES,
+    DYNAMIC_FEATURES,
+    STATIC_FEATURES,
+    feature_observation,
+    static_group_features,
+)
+
+SHIPPED_POLICY = "pruning_policy.pt"  # in prunegym/assets
+
+
+class SetPolicy(nn.Module):
+    """Per-group directions from per-group features, independent of the number of groups.
+
+    ``h_i = φ([row_i, context])``; ``g = [mean_i h_i, max_i h_i]``;
+    ``direction_i = sigmoid(ψ([h_i, g, context]))`` in (0, 1).
+
+    Args:
+        hidden: Width of ``φ`` and ``ψ``.
+
+    Shapes: ``groups`` ``(B, m, F)``, ``context`` ``(B, C)`` → ``(B, m)``, float32, any device.
+    """
+
+    def __init__(self, hidden: int = 32) -> None:
+        super().__init__()
+        rows = len(STATIC_FEATURES) + len(DYNAMIC_FEATURES)
+        context = len(CONTEXT_FEATURES)
+        self.hidden = hidden
+        self.encode = nn.Sequential(
+            nn.Linear(rows + context, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
+        )
+        self.decide = nn.Sequential(
+            nn.Linear(3 * hidden + context, hidden), nn.Tanh(), nn.Linear(hidden, 1)
+        )
+        nn.init.zeros_(self.decide[-1].weight)  # untrained: the same direction everywhere
+        nn.init.zeros_(self.decide[-1].bias)
+
+    def forward(self, groups: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        spread = context[:, None, :].expand(-1, groups.shape[1], -1)
+        encoded = self.encode(torch.cat([groups, spread], dim=-1))
+        pooled = torch.cat([encoded.mean(dim=1), encoded.amax(dim=1)], dim=-1)
+        pooled = pooled[:, None, :].expand(-1, groups.shape[1], -1)
+        logits = self.decide(torch.cat([encoded, pooled, spread], dim=-1)).squeeze(-1)
+        return torch.sigmoid(logits)
+
+    def vector(self) -> torch.Tensor:
+        """All weights as one flat float32 vector (for evolution strategies)."""
+        return nn.utils.parameters_to_vector(self.parameters()).detach().clone()
+
+    def load_vector(self, vector: torch.Tensor) -> None:
+        nn.utils.vector_to_parameters(vector, self.parameters())
+
+
+def observations(core, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reset observation of ``core`` (a PruneEnv) at each target: ``groups`` ``(T, m, F)``
+    and ``context`` ``(T, C)`` float32 CPU tensors."""
+    static = getattr(core, "group_features", None)
+    if static is None:
+        static = core.group_features = static_group_features(core)
+    zeros = np.zeros(len(core.groups), dtype=np.float32)
+    rows, contexts = [], []
+    for target in np.atleast_1d(targets):
+        context = {
+            "target": float(target), "tolerance": core.tolerance, "sparsity": 0.0,
+            "budget_left": float(target), "max_sparsity": core.max_sparsity,
+        }  # fmt: skip
+        observation = feature_observation(static, zeros, context)
+        rows.append(observation["groups"])
+        contexts.append(observation["context"])
+    return torch.from_numpy(np.stack(rows)), torch.from_numpy(np.stack(contexts))
+
+
+def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: int = 40):
+    """``c = clip(α·d, 0, 0.95)`` per row of ``directions`` ``(K, m)`` with the exact sparsity
+    nearest its row's target ``(K,)``: a bisection on each ``α``, all rows at once, with exact
+    counts (no evaluation). Returns ``(K, m)`` float64."""
+    directions = np.clip(np.asarray(directions, dtype=np.float64), 1e-6, None)
+    targets = np.broadcast_to(np.asarray(targets, dtype=np.float64), (len(directions),))
+    upper = float(core.action_space.high.max())
+    low = np.zeros(len(directions))
+    high = upper / directions.min(axis=1)
+    for _ in range(steps):
+        middle = (low + high) / 2
+        below = core.sparsity_of(np.clip(middle[:, None] * directions, 0, upper)) < targets
+        low, high = np.where(below, middle, low), np.where(below, high, middle)
+    both = [np.clip(scale[:, None] * directions, 0, upper) for scale in (low, high)]
+    gaps = [np.abs(core.sparsity_of(rows) - targets) for rows in both]
+    return np.where((gaps[1] < gaps[0])[:, None], both[1], both[0])
+
+
+def load_policy(path: str | Path | None = None) -> SetPolicy:
+    """The policy saved at ``path`` (default: the shipped one), on the CPU in eval mode.
+
+    Raises:
+        ValueError: for a missing or unreadable file, in one line.
+    """
+    if path is None:
+        source = resources.files("prunegym.assets") / SHIPPED_POLICY
+        path = Path(str(source))
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"policy file not found: {path}")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        policy = SetPolicy(hidden=int(saved["hidden"]))
+        policy.load_state_dict(saved["state_dict"])
+    except Exception as error:  # noqa: BLE001  (torch raises many kinds for a bad file)
+        raise ValueError(f"cannot read policy {path}: {type(error).__name__}: {error}") from error
+    return policy.eval()
+
+
+def save_policy(policy: SetPolicy, path: str | Path, recipe: dict) -> None:
+    """Save ``policy`` with the ``recipe`` that trained it (JSON-safe values)."""
+    torch.save({"hidden": policy.hidden, "state_dict": policy.state_dict(), "recipe": recipe}, path)
+
+
+@torch.no_grad()
+def propose(policy: SetPolicy, core, targets) -> np.ndarray:
+    """The policy's coefficients ``(T, m)`` for ``core`` at each target, in the window where
+    the counts allow it; nothing is evaluated."""
+    targets = np.atleast_1d(np.asarray(targets, dtype=np.float64))
+    groups, context = observations(core, targets)
+    directions = policy(groups, context).double().numpy()
+    return scale_to_target(core, directions, targets)
+
+
+class LearnedPolicy(AskTellAgent):
+    """The learned policy's answer, optionally refined (``--solver learned-policy``).
+
+    Args:
+        policy: Path of a policy file (default: the shipped policy).
+        refine: Evaluations of FD momentum started from the answer (0: the answer alone).
+    """
+
+    name = "learned-policy"
+
+    def __init__(self, policy: str | None = None, refine: int = 0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if isinstance(refine, bool) or int(refine) != refine or refine < 0:
+            raise ValueError(f"learned-policy refine must be an integer >= 0, got {refine!r}")
+        self.policy, self.refine = policy, int(refine)
+        self._network = load_policy(policy)
+
+    def start(self, problem: Problem) -> None:
+        core = problem.core
+        if core.granularity != "channel":
+            raise ValueError("learned-policy prunes channel groups; use granularity='channel'")
+        self.answer = propose(self._network, core, [problem.target])[0]
+        self.left = 1 + self.refine
+        self.asked_answer = self.told = self.complete = False
+        self.search = None
+        if self.refine:
+            self.search = FDMomentum(progress=False)
+            self.search.session = self.session  # its trace goes into this run's details
+            self.search.start(problem)
+            self.search.c = self.answer.copy()
+            if problem.in_window(problem.sparsity(self.answer)):
+                self.search.phase = "refine"
+
+    def ask(self) -> np.ndarray | None:
+        if self.left <= 0:
+            return None
+        if not self.asked_answer:
+            self.asked_answer = True
+            return self.answer[None]
+        rows = self.search.ask() if self.search is not None else None
+        if rows is None:
+            return None
+        self.complete = len(rows) <= self.left
+        return rows[: self.left]
+
+    def tell(self, candidates: np.ndarray, evaluations: list[Evaluation]) -> None:
+        self.left -= len(evaluations)
+        if not self.told:  # the answer's own evaluation
+            self.told = True
+            return
+        if self.complete:
+            self.search.tell(candidates, evaluations)
+        else:
+            self.left = 0  # a truncated FD iteration: its gradient is incomplete

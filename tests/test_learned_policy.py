@@ -1,0 +1,112 @@
+"""The learned pruning policy: any number of groups, answers in the window without searching,
+refinement, the shipped file, training with TensorBoard logs."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from prunegym.agents import make_agent
+from prunegym.agents.learned_policy import (
+    SetPolicy,
+    load_policy,
+    propose,
+    save_policy,
+    scale_to_target,
+)
+from prunegym.agents.policy_training import centred_ranks, train_policy
+from prunegym.cli.main import main
+from prunegym.envs.prune_env import PruneEnv
+
+
+def test_set_policy_serves_any_number_of_groups_and_ignores_their_order():
+    torch.manual_seed(0)
+    policy = SetPolicy(hidden=8)
+    for parameter in policy.parameters():  # away from the all-equal untrained output
+        parameter.data.normal_(0, 0.5)
+    for groups in (2, 5, 15):
+        rows, context = torch.rand(3, groups, 15), torch.rand(3, 6)
+        directions = policy(rows, context)
+        assert directions.shape == (3, groups) and bool(((directions > 0) & (directions < 1)).all())
+        shuffle = torch.randperm(groups)
+        torch.testing.assert_close(policy(rows[:, shuffle], context), directions[:, shuffle])
+
+
+def test_scale_to_target_lands_every_direction_in_the_window_without_evaluating():
+    env = PruneEnv("toy", tolerance=0.01)
+    rng = np.random.default_rng(0)
+    directions = rng.uniform(0.01, 1.0, (40, len(env.groups)))
+    targets = rng.uniform(0.1, 0.8, 40)
+    lookups = env.cache_lookups
+    coefficients = scale_to_target(env, directions, targets)
+    assert env.cache_lookups == lookups  # counted, not evaluated
+    assert np.all(np.abs(env.sparsity_of(coefficients) - targets) <= 0.01)
+    assert np.all((coefficients >= 0) & (coefficients <= 0.95))
+
+
+def test_the_shipped_policy_answers_mnist_ae_in_the_window_within_a_second(capsys):
+    started = time.perf_counter()
+    assert main(["solve", "mnist-ae", "--solver", "learned-policy", "--target", "0.35",
+                 "--json", "--no-progress"]) == 0  # fmt: skip
+    from prunegym.agents import Result
+
+    result = Result.from_json(capsys.readouterr().out)
+    assert result.feasible and abs(result.sparsity - 0.35) <= 0.01
+    assert result.evaluations == 1  # the answer itself; no search
+    assert result.wall_seconds < 1.0, result.wall_seconds
+    assert time.perf_counter() - started < 60  # the environment's build included
+    policy = load_policy()
+    assert policy.hidden > 0
+
+
+def test_refine_spends_at_most_its_evaluations_and_never_ends_worse():
+    env = PruneEnv("mnist-ae", target=0.5)
+    answer = make_agent("learned-policy", progress=False).run(env)
+    refined = make_agent("learned-policy", refine=30, progress=False).run(env)
+    assert 1 < refined.evaluations <= 31
+    assert refined.feasible and refined.metric >= answer.metric - 1e-9
+    with pytest.raises(ValueError, match="refine"):
+        make_agent("learned-policy", refine=-1)
+
+
+def test_a_missing_or_corrupt_policy_file_is_one_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="policy file not found"):
+        make_agent("learned-policy", policy=str(tmp_path / "none.pt"))
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a policy")
+    with pytest.raises(ValueError, match="cannot read policy"):
+        make_agent("learned-policy", policy=str(broken))
+
+
+def test_training_improves_on_the_uniform_start_and_logs_to_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
+    from prunegym.agents.policy_training import tensorboard_writer
+
+    env = PruneEnv("toy", observation="features")
+    writer = tensorboard_writer(str(tmp_path / "tb"))
+    policy, history = train_policy({"toy": env}, generations=12, pairs=6, targets_per_task=3,
+                                   hidden=8, writer=writer)  # fmt: skip
+    writer.close()
+    assert [row["generation"] for row in history] == list(range(1, 13))
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    targets = np.array([0.2, 0.4, 0.6])
+    trained = propose(policy, env, targets)
+    uniform = propose(SetPolicy(hidden=8), env, targets)  # untrained: the uniform allocation
+    scores = {}
+    for name, rows in (("trained", trained), ("uniform", uniform)):
+        scores[name] = 0.0
+        for target, row in zip(targets, rows, strict=True):
+            env.target = float(target)
+            scores[name] += env.evaluate_batch(row[None])[0]["reward"]
+    assert scores["trained"] > scores["uniform"]
+    path = tmp_path / "policy.pt"
+    save_policy(policy, path, {"generations": 12})
+    np.testing.assert_allclose(propose(load_policy(path), env, targets), trained)
+
+
+def test_centred_ranks_are_ranks_in_minus_a_half_to_a_half():
+    ranks = centred_ranks(np.array([3.0, -1.0, 10.0, 0.5]))
+    np.testing.assert_allclose(ranks, [1 / 6, -0.5, 0.5, -1 / 6])
