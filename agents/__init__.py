@@ -13,7 +13,7 @@ from prunegym.agents.baselines import Fixed, NormBased, RandomSearch, Uniform
 from prunegym.agents.fd_momentum import FDMomentum
 from prunegym.agents.grid import GridSearch
 from prunegym.agents.result import Budget, Evaluation, Result
-from prunegym.agents.session import BudgetExhausted, Problem, Session
+from prunegym.agents.session import BudgetExhausted, NotApplicable, Problem, Session
 from prunegym.tasks import check_plugin, entry_point_specs, plugin_factory
 
 
@@ -80,6 +80,12 @@ def agent_names() -> list[str]:
     return list(dict.fromkeys([*_REGISTRY, *_REGISTERED, *installed]))
 
 
+def prunes_its_own_model(solver: str) -> bool:
+    """Whether results of ``solver`` come from a network it pruned itself (Torch-Pruning, any
+    criterion), so that replaying them means re-running the solver, not stepping the masks."""
+    return solver == "torch-pruning" or solver in _BASELINES
+
+
 def baseline_names() -> list[str]:
     """``torch-pruning-<criterion>`` for each of Torch-Pruning's criteria
     (:data:`TORCH_PRUNING_CRITERIA`): the solver ``torch-pruning`` with that ``importance``.
@@ -122,6 +128,7 @@ __all__ = [
     "Fixed",
     "GridSearch",
     "NormBased",
+    "NotApplicable",
     "OptunaAgent",
     "SB3Agent",
     "TargetInObservation",
@@ -133,6 +140,7 @@ __all__ = [
     "Uniform",
     "agent_names",
     "baseline_names",
+    "prunes_its_own_model",
     "make_agent",
     "register_agent",
 ]

@@ -26,6 +26,7 @@ import numpy as np
 
 from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, Problem, Session
+from prunegym.agents.tensorboard import tensorboard_writer
 from prunegym.envs.prune_env import PruneEnv
 
 
@@ -72,13 +73,20 @@ class Agent:
                     found[name] = _json_safe(getattr(self, name))
         return found
 
-    def run(self, env: gym.Env, budget: Budget | int | dict | None = None) -> Result:
+    def run(
+        self,
+        env: gym.Env,
+        budget: Budget | int | dict | None = None,
+        tensorboard: str | None = None,
+    ) -> Result:
         """Solve the pruning problem of ``env`` within ``budget``.
 
         Args:
             env: A :class:`prunegym.PruneEnv`, possibly wrapped (``gym.make``).
             budget: Evaluations (an int), ``Budget(evaluations=, seconds=)``, a dict with those
                 keys, or ``None`` to let a self-terminating solver run to its end.
+            tensorboard: A directory to log each evaluation's reward, metric, sparsity and the
+                best metric so far to (TensorBoard, x-axis: evaluations).
 
         Returns:
             The best coefficients found, their metrics and the full history.
@@ -91,13 +99,16 @@ class Agent:
             )
         if not isinstance(env.unwrapped, PruneEnv):
             raise TypeError(f"{self.name} needs a prunegym PruneEnv, got {env.unwrapped!r}")
-        session = Session(env, budget, self.name, self.metric_floor, self.progress)
+        writer = tensorboard_writer(tensorboard)
+        session = Session(env, budget, self.name, self.metric_floor, self.progress, writer)
         try:
             self.solve(session)
         except BudgetExhausted:
             pass
         finally:
             session.bar.close()
+            if writer is not None:
+                writer.close()
         result = session.result()
         result.solver_settings = self.settings()
         result.seed = self.seed

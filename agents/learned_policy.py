@@ -156,52 +156,92 @@ class LearnedPolicy(AskTellAgent):
 
     Args:
         policy: Path of a policy file (default: the shipped policy).
-        refine: Evaluations of FD momentum started from the answer (0: the answer alone).
+        refine: Evaluations spent polishing the answer (0: the answer alone).
+        search: How: ``"local"`` (default), a local random search: batches of ``batch``
+            Gaussian perturbations of the best coefficients so far (standard deviation
+            ``sigma``, ×1.5 after a batch that improved, ×0.7 after one that did not), each
+            scaled back onto the target; or ``"fd-momentum"``, FD momentum's constant-sparsity
+            refinement started from the answer (``2m + 1`` evaluations per iteration; a last
+            iteration that does not fit is not started).
+        sigma, batch: Of the local search.
+        seed: Seed of the local search.
     """
 
     name = "learned-policy"
 
-    def __init__(self, policy: str | None = None, refine: int = 0, **kwargs) -> None:
-        super().__init__(**kwargs)
+    def __init__(
+        self,
+        policy: str | None = None,
+        refine: int = 0,
+        search: str = "local",
+        sigma: float = 0.05,
+        batch: int = 5,
+        seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(seed=seed, **kwargs)
         if isinstance(refine, bool) or int(refine) != refine or refine < 0:
             raise ValueError(f"learned-policy refine must be an integer >= 0, got {refine!r}")
-        self.policy, self.refine = policy, int(refine)
+        if search not in ("local", "fd-momentum"):
+            raise ValueError(
+                f"learned-policy search must be 'local' or 'fd-momentum', not {search!r}"
+            )
+        if not (np.isfinite(sigma) and sigma > 0) or int(batch) != batch or batch < 1:
+            raise ValueError("learned-policy sigma must be > 0 and batch an integer >= 1")
+        self.policy, self.refine, self.search = policy, int(refine), search
+        self.sigma, self.batch = float(sigma), int(batch)
         self._network = load_policy(policy)
 
     def start(self, problem: Problem) -> None:
         core = problem.core
         if core.granularity != "channel":
             raise ValueError("learned-policy prunes channel groups; use granularity='channel'")
+        self.problem = problem
         self.answer = propose(self._network, core, [problem.target])[0]
-        self.left = 1 + self.refine
-        self.asked_answer = self.told = self.complete = False
-        self.search = None
-        if self.refine:
-            self.search = FDMomentum(progress=False)
-            self.search.session = self.session  # its trace goes into this run's details
-            self.search.start(problem)
-            self.search.c = self.answer.copy()
+        self.answered, self.asked = False, 0
+        self.best, self.best_objective = self.answer.copy(), np.inf
+        self.step = self.sigma
+        self.rng = np.random.default_rng(self.seed)
+        self.fd = None
+        if self.refine and self.search == "fd-momentum":
+            self.fd = FDMomentum(progress=False)
+            self.fd.session = self.session  # its trace goes into this run's details
+            self.fd.start(problem)
+            self.fd.c = self.answer.copy()
             if problem.in_window(problem.sparsity(self.answer)):
-                self.search.phase = "refine"
+                self.fd.phase = "refine"
+
+    @property
+    def left(self) -> int:
+        """Evaluations still allowed: cache hits (repeats of earlier masks) cost none."""
+        return 1 + self.refine - self.session.evaluations
 
     def ask(self) -> np.ndarray | None:
+        if not self.answered:
+            return self.answer[None]
         if self.left <= 0:
             return None
-        if not self.asked_answer:
-            self.asked_answer = True
-            return self.answer[None]
-        rows = self.search.ask() if self.search is not None else None
-        if rows is None:
+        if self.fd is not None:
+            rows = self.fd.ask()
+            return None if rows is None or len(rows) > self.left else rows
+        count = min(self.batch, self.left)
+        self.asked += count
+        if self.asked > 10 * (1 + self.refine):  # only repeats of seen masks for a long while
             return None
-        self.complete = len(rows) <= self.left
-        return rows[: self.left]
+        noise = self.rng.standard_normal((count, len(self.best)))
+        upper = self.problem.upper
+        moved = np.clip(self.best + self.step * upper * noise, 1e-6, upper)
+        return scale_to_target(self.problem.core, moved, self.problem.target)
 
     def tell(self, candidates: np.ndarray, evaluations: list[Evaluation]) -> None:
-        self.left -= len(evaluations)
-        if not self.told:  # the answer's own evaluation
-            self.told = True
+        first, self.answered = not self.answered, True
+        if self.fd is not None and not first:
+            self.fd.tell(candidates, evaluations)
             return
-        if self.complete:
-            self.search.tell(candidates, evaluations)
-        else:
-            self.left = 0  # a truncated FD iteration: its gradient is incomplete
+        objectives = [self.problem.objective(e.metric, e.sparsity) for e in evaluations]
+        best = int(np.argmin(objectives))
+        improved = objectives[best] < self.best_objective
+        if improved:
+            self.best, self.best_objective = candidates[best].copy(), objectives[best]
+        if not first:
+            self.step *= 1.5 if improved else 0.7

@@ -19,8 +19,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 
 from prunegym.agents.learned_policy import SetPolicy, observations, scale_to_target
+from prunegym.agents.tensorboard import tensorboard_writer  # noqa: F401  (re-exported)
 
 #: How the shipped policy was trained: every shipped task at channel granularity with its
 #: default ranking and compensation, the targets drawn per task and generation.
@@ -35,27 +37,10 @@ RECIPE = {
 
 
 def centred_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks of ``values`` ``(K,)`` mapped to ``[−0.5, 0.5]`` (ties broken by position)."""
-    ranks = np.empty(len(values))
-    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    """Ranks of ``values`` ``(K,)`` mapped to ``[−0.5, 0.5]``; ties share their average rank,
+    so two candidates with equal rewards (often: equal channel counts) cancel in the update."""
+    ranks = rankdata(values, method="average") - 1.0
     return ranks / max(len(values) - 1, 1) - 0.5
-
-
-def tensorboard_writer(directory: str | None):
-    """A TensorBoard ``SummaryWriter`` for ``directory`` (``None``: no logging).
-
-    Raises:
-        ValueError: when TensorBoard is not installed, in one line.
-    """
-    if directory is None:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as error:
-        raise ValueError(
-            "--tensorboard needs TensorBoard: pip install 'prunegym[tensorboard]'"
-        ) from error
-    return SummaryWriter(directory)
 
 
 def train_policy(
@@ -81,13 +66,15 @@ def train_policy(
         targets_per_task: Targets drawn per task and generation (an int, or per task name).
         target_range: Targets are drawn uniformly from it, capped at each task's largest
             reachable sparsity.
-        writer: Optional TensorBoard writer (:func:`tensorboard_writer`): per task, the mean
+        writer: Optional TensorBoard writer (``tensorboard_writer``): per task, the mean
             reward, metric and sparsity of each generation's candidates.
         progress: Called with ``(generation, row)`` after each generation.
 
     Returns:
         ``(policy, history)``: the trained policy (CPU, eval mode) and one row per generation.
     """
+    if generations < 1 or pairs < 1:
+        raise ValueError(f"generations and pairs must be >= 1, got {generations} and {pairs}")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     policy = SetPolicy(hidden=hidden)
@@ -148,13 +135,15 @@ def _rewards(policy: SetPolicy, candidates: torch.Tensor, env, targets: np.ndarr
     coefficients = scale_to_target(env, directions, wanted)
     previous = env.target
     infos = []
-    for target in np.unique(wanted):  # the reward's penalty is about the env's target
-        env.target = float(target)
-        rows = np.flatnonzero(wanted == target)
-        for index, info in zip(rows, env.evaluate_batch(coefficients[rows]), strict=True):
-            info["target"] = float(target)
-            infos.append((index, info))
-    env.target = previous
+    try:
+        for target in np.unique(wanted):  # the reward's penalty is about the env's target
+            env.target = float(target)
+            rows = np.flatnonzero(wanted == target)
+            for index, info in zip(rows, env.evaluate_batch(coefficients[rows]), strict=True):
+                info["target"] = float(target)
+                infos.append((index, info))
+    finally:
+        env.target = previous
     infos = [info for _, info in sorted(infos, key=lambda pair: pair[0])]
     rewards = np.array([info["reward"] for info in infos]).reshape(len(candidates), len(targets))
     return rewards, infos

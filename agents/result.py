@@ -171,6 +171,7 @@ class Result:
     test_values: list[float] = field(default_factory=list)
     dense_test_values: list[float] = field(default_factory=list)
     costs: dict[str, Any] = field(default_factory=dict)
+    metric_scale: float | None = None  # the task's normalisation (None in older files)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,6 +25,11 @@ class BudgetExhausted(Exception):
     """Raised by :meth:`Session.evaluate` when no evaluation or time is left."""
 
 
+class NotApplicable(ValueError):
+    """A solver cannot work on this environment at all (e.g. a BatchNorm criterion on a model
+    without BatchNorm); ``prunegym bench`` records such a baseline as not applicable."""
+
+
 class Problem:
     """Read-only facts about the pruning problem of one environment.
 
@@ -126,6 +131,8 @@ class Session:
         solver: Name for the result and the progress bar.
         metric_floor: Optional: evaluations whose metric is worse than this are infeasible.
         progress: Show a tqdm bar on stderr.
+        writer: Optional TensorBoard writer: each charged evaluation's reward, metric,
+            sparsity and the best metric so far, against the evaluation count.
     """
 
     def __init__(
@@ -135,8 +142,10 @@ class Session:
         solver: str,
         metric_floor: float | None = None,
         progress: bool = True,
+        writer=None,
     ) -> None:
         self.env, self.budget, self.solver = env, budget, solver
+        self.writer = writer
         self.problem = Problem(env)
         self.metric_floor = metric_floor
         self.history: list[Evaluation] = []
@@ -247,12 +256,23 @@ class Session:
             self.history.append(evaluation)
             self.bar.update(1)
             best = self.best
+            if self.writer is not None:
+                self._log(evaluation)
             if best is not None:
                 self.bar.set_postfix(
                     best=f"{best.metric:.4g}", sparsity=f"{best.sparsity:.3f}",
                     feasible=best.feasible, refresh=False,
                 )  # fmt: skip
         return evaluation
+
+    def _log(self, evaluation: Evaluation) -> None:
+        step = len(self.history)
+        for name, value in (
+            ("reward", evaluation.reward), ("metric", evaluation.metric),
+            ("sparsity", evaluation.sparsity),
+            ("best_metric", self.best.metric if self.best is not None else float("nan")),
+        ):  # fmt: skip
+            self.writer.add_scalar(f"{self.solver}/{name}", value, step)
 
     def _meets_floor(self, metric: float) -> bool:
         if self.metric_floor is None:
@@ -293,6 +313,7 @@ class Session:
             wall_seconds=self.elapsed,
             history=[evaluation.record() for evaluation in self.history],
             metric_name=core.task.metric,
+            metric_scale=self.problem.metric_scale,
             dense_metrics={key: float(v) for key, v in core.dense_metrics.items()},
             criterion=str(core.criterion),
             compensation=str(core.compensation),

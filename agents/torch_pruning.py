@@ -30,7 +30,7 @@ from torch import nn
 
 from prunegym.agents import TORCH_PRUNING_CRITERIA as IMPORTANCES
 from prunegym.agents.base import Agent
-from prunegym.agents.session import Session
+from prunegym.agents.session import NotApplicable, Session
 
 
 def _parameter_count(model: nn.Module) -> int:
@@ -100,7 +100,7 @@ class TorchPruningBaseline(Agent):
             try:
                 pruner.step()
             except (AttributeError, TypeError) as error:  # a criterion with nothing to score
-                raise ValueError(
+                raise NotApplicable(
                     f"Torch-Pruning's {self.importance!r} importance cannot rank this model's "
                     f"groups ({type(error).__name__}: {error})"
                 ) from error
@@ -119,7 +119,14 @@ class TorchPruningBaseline(Agent):
             for batch in task.calibration_batches():
                 if self.importance == "hessian":
                     model.zero_grad(set_to_none=True)
-                task.loss(model, batch).backward()
+                try:
+                    loss = task.loss(model, batch)
+                except NotImplementedError as error:
+                    raise NotApplicable(
+                        f"importance {self.importance!r} needs the task's loss, and task "
+                        f"{task.name!r} has none"
+                    ) from error
+                loss.backward()
                 if self.importance == "hessian":
                     importance.accumulate_grad(model)
 
@@ -127,11 +134,13 @@ class TorchPruningBaseline(Agent):
         problem = session.problem
         core = session.env.unwrapped
         self._task = core.task
+        if core.granularity != "channel":
+            raise NotApplicable("Torch-Pruning removes channels: it needs granularity='channel'")
         dense, example_inputs, ignored = core.dense_copy()
         if self.importance == "bn-scale" and not any(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in dense.modules()
         ):
-            raise ValueError(
+            raise NotApplicable(
                 "importance 'bn-scale' ranks channels by BatchNorm scales, but the model has no "
                 "BatchNorm layer"
             )

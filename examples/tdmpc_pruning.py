@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from prunegym.agents import make_agent
+from prunegym.agents import make_agent, prunes_its_own_model
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks.intervals import describe_difference, paired_difference
 from prunegym.tasks.tdmpc_pendulum import TDMPCPendulumTask
@@ -57,7 +57,7 @@ class Args:
 
 
 def _plan_return(plan_task, env, result) -> float:
-    if result.solver == "torch-pruning":
+    if prunes_its_own_model(result.solver):
         return float("nan")
     env.step(np.asarray(result.coefficients))
     value = plan_task.evaluate(env.model)["return"]

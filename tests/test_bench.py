@@ -124,6 +124,16 @@ def test_bench_adds_torch_pruning_with_every_criterion_once(tmp_path, capsys):
     capsys.readouterr()
     assert main(argv) == 0  # the not-applicable cell counts as done
     assert "0 cells run, 8 already done" in capsys.readouterr().err
+    lamp = out / "cells" / "toy" / "torch-pruning-lamp" / "target-0.3_seed-0.json"
+    assert main(["validate", str(lamp)]) == 0  # re-run, not replayed through the masks
+    assert "re-running it" in capsys.readouterr().err
+
+
+def test_bench_at_weight_granularity_adds_no_torch_pruning_baseline(tmp_path, capsys):
+    argv = ["bench", "--tasks", "toy", "--solvers", "uniform", "--targets", "0.3", "--seeds",
+            "1", "--granularity", "weight", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    assert "1 cells run, 0 already done (of 1)" in capsys.readouterr().err
 
 
 def test_quality_against_compute_holds_each_solver_at_its_best_so_far():
@@ -132,13 +142,14 @@ def test_quality_against_compute_holds_each_solver_at_its_best_so_far():
     from prunegym.bench import anytime
     from prunegym.tasks import task_class
 
-    scale = task_class("toy").metric_scale
+    scale = 0.02  # what the result records wins over the task class's value
+    assert task_class("toy").metric_scale != scale
 
     def run(solver, metrics, seconds):
         history = [{"metric": m, "sparsity": 0.3, "feasible": True, "seconds": s}
                    for m, s in zip(metrics, seconds, strict=True)]  # fmt: skip
         return SimpleNamespace(task="toy", solver=solver, target=0.3, seed=0, tolerance=0.01,
-                               dense_metric=0.0, history=history)  # fmt: skip
+                               dense_metric=0.0, history=history, metric_scale=scale)  # fmt: skip
 
     quick = run("quick", [0.5 * scale], [0.1])  # one answer, half a scale worse than dense
     slow = run("slow", [2 * scale, 0.5 * scale, 0.25 * scale, 0.3 * scale], [1, 2, 3, 4])

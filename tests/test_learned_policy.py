@@ -62,14 +62,18 @@ def test_the_shipped_policy_answers_mnist_ae_in_the_window_within_a_second(capsy
     assert policy.hidden > 0
 
 
-def test_refine_spends_at_most_its_evaluations_and_never_ends_worse():
+@pytest.mark.parametrize("search", ["local", "fd-momentum"])
+def test_refine_spends_at_most_its_evaluations_and_never_ends_worse(search):
     env = PruneEnv("mnist-ae", target=0.5)
     answer = make_agent("learned-policy", progress=False).run(env)
-    refined = make_agent("learned-policy", refine=30, progress=False).run(env)
+    refined = make_agent("learned-policy", refine=30, search=search, progress=False).run(env)
     assert 1 < refined.evaluations <= 31
     assert refined.feasible and refined.metric >= answer.metric - 1e-9
+    assert np.allclose(refined.history[0]["coefficients"], answer.coefficients)  # started there
     with pytest.raises(ValueError, match="refine"):
         make_agent("learned-policy", refine=-1)
+    with pytest.raises(ValueError, match="search"):
+        make_agent("learned-policy", search="annealing")
 
 
 def test_a_missing_or_corrupt_policy_file_is_one_clear_error(tmp_path):
@@ -107,6 +111,23 @@ def test_training_improves_on_the_uniform_start_and_logs_to_tensorboard(tmp_path
     np.testing.assert_allclose(propose(load_policy(path), env, targets), trained)
 
 
-def test_centred_ranks_are_ranks_in_minus_a_half_to_a_half():
+def test_centred_ranks_are_ranks_in_minus_a_half_to_a_half_and_ties_cancel():
     ranks = centred_ranks(np.array([3.0, -1.0, 10.0, 0.5]))
     np.testing.assert_allclose(ranks, [1 / 6, -0.5, 0.5, -1 / 6])
+    tied = centred_ranks(np.array([2.0, 7.0, 2.0, 7.0]))  # pairs (0, 2) and (1, 3) tie
+    assert tied[0] == tied[2] and tied[1] == tied[3]
+
+
+def test_solve_logs_every_evaluation_to_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logs = tmp_path / "tb"
+    argv = ["solve", "toy", "--solver", "random", "--budget", "7", "--no-progress", "--json",
+            "--tensorboard", str(logs)]  # fmt: skip
+    assert main(argv) == 0
+    events = EventAccumulator(str(logs))
+    events.Reload()
+    assert {"random/reward", "random/metric", "random/sparsity"} <= set(events.Tags()["scalars"])
+    steps = [event.step for event in events.Scalars("random/metric")]
+    assert steps == list(range(1, 8))  # one point per evaluation

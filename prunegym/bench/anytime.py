@@ -22,24 +22,25 @@ import numpy as np
 from prunegym.tasks import task_class
 
 
-def quality(result, metric: float) -> float:
-    """``q`` of one metric of ``result``'s task (see the module docstring)."""
-    cls = task_class(result.task)
-    sign = 1.0 if cls.higher_is_better else -1.0
-    scale = float(getattr(cls, "metric_scale", 1.0)) or 1.0
+def quality(metric: float, dense: float, sign: float, scale: float) -> float:
+    """``q`` of ``metric`` (see the module docstring); 0 for a NaN metric."""
     if not np.isfinite(metric):
         return 0.0
-    return 1.0 + float(np.clip(sign * (metric - result.dense_metric) / scale, -1.0, 0.0))
+    return 1.0 + float(np.clip(sign * (metric - dense) / scale, -1.0, 0.0))
 
 
 def best_so_far(result) -> tuple[np.ndarray, np.ndarray]:
-    """``(seconds, q)`` per evaluation of ``result``: the best feasible quality so far."""
+    """``(seconds, q)`` per evaluation of ``result``: the best feasible quality so far, with
+    the metric scale the result records (its task class's for older files)."""
+    cls = task_class(result.task)
+    sign = 1.0 if cls.higher_is_better else -1.0
+    scale = getattr(result, "metric_scale", None) or float(getattr(cls, "metric_scale", 1.0))
     seconds, values, best = [], [], 0.0
     for entry in result.history:
         if entry.get("feasible", True) and abs(entry["sparsity"] - result.target) <= (
             result.tolerance + 1e-12
         ):
-            best = max(best, quality(result, entry["metric"]))
+            best = max(best, quality(entry["metric"], result.dense_metric, sign, scale or 1.0))
         seconds.append(float(entry.get("seconds", 0.0)))
         values.append(best)
     return np.asarray(seconds), np.asarray(values)

@@ -9,6 +9,7 @@ it stopped.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +17,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from prunegym.agents import Budget, Result, agent_names, baseline_names, make_agent
+from prunegym.agents import (
+    Budget,
+    NotApplicable,
+    Result,
+    agent_names,
+    baseline_names,
+    make_agent,
+)
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task, task_names
 from prunegym.tasks.devices import check_precision, resolve_device
@@ -102,13 +110,16 @@ class BenchSpec:
             raise ValueError(f"seeds must be a positive integer, got {self.seeds!r}")
         if self.budget is not None or self.seconds is not None:
             Budget(evaluations=self.budget, seconds=self.seconds)  # validates both
+        if not (math.isfinite(self.lsq_ridge) and self.lsq_ridge > 0):
+            raise ValueError(f"lsq_ridge must be a finite number > 0, got {self.lsq_ridge!r}")
         stray = set(self.options) - {"*", *self.solvers, *self.baseline_solvers()}
         if stray:
             raise ValueError(f"options for solvers not in the grid: {sorted(stray)}")
 
     def baseline_solvers(self) -> list[str]:
-        """The Torch-Pruning baselines this grid adds (none if ``baselines`` is off)."""
-        if not self.baselines:
+        """The Torch-Pruning baselines this grid adds (none if ``baselines`` is off, or at
+        weight granularity, where Torch-Pruning has nothing to remove)."""
+        if not self.baselines or self.granularity != "channel":
             return []
         return [name for name in baseline_names() if name not in self.solvers]
 
@@ -172,7 +183,7 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None) -> Resu
         budget = Budget(evaluations=spec.budget, seconds=spec.seconds)
     try:
         result = agent.run(env, budget)
-    except ValueError as error:
+    except NotApplicable as error:
         if cell.solver not in spec.baseline_solvers():
             raise
         return str(error)
@@ -221,7 +232,9 @@ def _write(result: Result | str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(result, str):
         not_applicable_path(path).write_text(result + "\n")
+        path.unlink(missing_ok=True)  # never both a result and "does not apply"
         return
+    not_applicable_path(path).unlink(missing_ok=True)
     partial = path.with_suffix(".json.partial")
     result.save(partial)
     partial.replace(path)  # never leave a half-written cell behind

@@ -20,7 +20,10 @@ def _run_cell(spec_dict: dict, cell_dict: dict) -> str:
     """A cell's result as JSON, or the reason its baseline does not apply (not JSON)."""
 
     spec, cell = BenchSpec(**spec_dict), Cell(**cell_dict)
-    key = (cell.task, spec.criterion, spec.compensation, spec.tolerance, spec.granularity)
+    key = (
+        cell.task, spec.criterion, spec.compensation, spec.tolerance, spec.granularity,
+        spec.precision, spec.bn_recalibration, spec.lsq_ridge, repr(spec.task_options),
+    )  # fmt: skip
     cache = _ENVS.setdefault(key, {})
     outcome = run_cell(spec, cell, cache)
     return outcome if isinstance(outcome, str) else outcome.to_json()

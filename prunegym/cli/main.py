@@ -84,7 +84,7 @@ def _run_agent(args: argparse.Namespace, env, agent) -> int:
     budget = None
     if args.budget is not None or args.seconds is not None:
         budget = Budget(evaluations=args.budget, seconds=args.seconds)
-    result = agent.run(env, budget)
+    result = agent.run(env, budget, tensorboard=getattr(args, "tensorboard", None))
     if args.out:  # first: the export adds its measured latency to the result
         say(f"writing {args.out}/ (result, pictures, exported model)...")
         written, summary = save_solve_outputs(env, result, args.out, agent.pruned_model)
@@ -186,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="solver option, repeatable (e.g. --option points=8 --option momentum=0.8)",
     )  # fmt: skip
     solve.add_argument("--no-progress", action="store_true", help="no progress bar")
+    solve.add_argument(
+        "--tensorboard", default=None, metavar="DIR",
+        help="log reward, metric, sparsity and the best metric per evaluation to TensorBoard",
+    )  # fmt: skip
     solve.set_defaults(run=cmd_solve)
 
     add_bench_parser(commands)

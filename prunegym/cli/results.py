@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from prunegym.agents import Result
+from prunegym.agents import Result, prunes_its_own_model
 from prunegym.cli.common import say
 from prunegym.pruning.export import save_exported
 from prunegym.results.artifacts import export_summary
@@ -38,8 +38,8 @@ def _environment(result, args: argparse.Namespace):
 def _replay(result, env) -> dict:
     """The metrics, sparsity and feasibility of ``result``'s coefficients, measured again, and
     for tasks with held-out test episodes the test metrics of the result and the dense model."""
-    if result.solver == "torch-pruning":
-        say("torch-pruning chose its own channels: re-running it with the recorded settings")
+    if prunes_its_own_model(result.solver):
+        say(f"{result.solver} chose its own channels: re-running it with the recorded settings")
         _, again = rerun_solver(result, env)
         return {
             **again.metrics, "metric": again.metric, "sparsity": again.sparsity,
@@ -152,7 +152,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     result = load_result(args.result)
     env = _environment(result, args)
-    if result.solver == "torch-pruning":
+    if prunes_its_own_model(result.solver):
         pruned = rerun_solver(result, env)[0].pruned_model
     else:
         pruned = env.export(np.asarray(result.coefficients))

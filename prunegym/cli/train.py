@@ -100,7 +100,9 @@ def cmd_train_policy(args: argparse.Namespace) -> int:
     envs = {}
     for name in tasks:
         _say(f"building {name}...")
-        envs[name] = PruneEnv(name, granularity="channel", observation="features")
+        envs[name] = PruneEnv(
+            name, granularity="channel", observation="features", device=args.device
+        )
     bar = tqdm(total=args.generations, desc="policy", unit="gen", file=sys.stderr)
 
     def progress(generation: int, row: dict) -> None:
@@ -140,6 +142,9 @@ def add_train_parsers(commands) -> None:
         "--tensorboard", default=None, metavar="DIR",
         help="log reward, metric and sparsity error per task and generation to TensorBoard",
     )  # fmt: skip
+    policy.add_argument(
+        "--device", default="cpu", help="where the tasks evaluate: cpu, cuda, cuda:N or auto"
+    )
     policy.set_defaults(run=cmd_train_policy)
 
     train = commands.add_parser("train", help="retrain a task's checkpoint from scratch")

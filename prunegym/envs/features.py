@@ -14,7 +14,7 @@ Static columns (:data:`STATIC_FEATURES`, computed once per environment, float32)
 - ``coupling``: 1 for a coupling group, 0 for a component group;
 - ``depth``: mean position of the group's layers among the model's parameterised modules,
   in [0, 1];
-- ``components``: components the group touches over the task's components;
+- ``components``: components the group touches over all components that any group touches;
 - ``score_spread``: std/mean of the criterion's channel scores;
 - ``score_min``: min/mean of them;
 - ``score_mass_25``, ``score_mass_50``, ``score_mass_75``: share of the total score held by
@@ -87,6 +87,17 @@ def static_group_features(env) -> np.ndarray:
         )
     pruner = env.pruner
     model = pruner.model
+    applied = np.asarray(pruner.applied_counts).copy()
+    if applied.any():  # the norms are of the dense model; the masks go back afterwards
+        pruner.restore()
+    try:
+        return _rows(env, pruner, model)
+    finally:
+        if applied.any():
+            pruner.apply_counts(applied)
+
+
+def _rows(env, pruner, model) -> np.ndarray:
     order = [
         name
         for name, module in model.named_modules()

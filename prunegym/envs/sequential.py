@@ -6,12 +6,14 @@ side (by the ``depth`` feature, ties in group order); each step's action is the 
 the group whose turn it is. Intermediate rewards are 0; the last step evaluates the whole
 coefficient vector with the wrapped environment's ``step`` and returns its reward and info.
 
-With ``hard_budget=True`` (the default) the action is projected, without evaluating, onto the
-coefficients that keep the target reachable: at least what is needed to reach ``target − ε/2``
-if every later group went to 0.95, and at most what keeps the sparsity at or below
-``target + ε/2`` if every later group stayed dense. So an episode whose every action is
-projected ends in the window whenever the channel counts allow it (AMC enforces its budget by
-clipping the action in the same way).
+With ``hard_budget=True`` (the default) the action is moved, without evaluating, to the nearest
+coefficient that keeps the target reachable (:meth:`SequentialPruneEnv.allowed`): with two or
+more groups still to decide, the window's inner half must lie between what the later groups
+could reach at their extremes; with one left, some coefficient of it must land in the window;
+for the last, the sparsity must. The two-or-more test looks only at the extremes, so a network
+whose later groups move the sparsity in steps wider than the window can still miss it; on the
+shipped tasks random actions landed in the window every time (tests). AMC enforces its budget
+by clipping the action in the same spirit.
 """
 
 from __future__ import annotations
