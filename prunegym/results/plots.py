@@ -194,17 +194,21 @@ def save_quality_vs_compute(
         default=slowest / 1e3,
     )
     times = np.geomspace(max(fastest, 1e-4), max(slowest, 2e-4), 200)
-    for solver, runs in curves.items():
+    for index, (solver, runs) in enumerate(curves.items()):
         counts = np.arange(1, longest + 1)
         padded = [np.append(q, np.full(longest - len(q), q[-1])) for _, q in runs if len(q)]
         if not padded:
             continue
-        line = by_count.plot(counts, np.mean(padded, axis=0), label=solver, linewidth=1.4)
+        style = {
+            "color": _PALETTE[index % len(_PALETTE)], "linewidth": 1.4,
+            "linestyle": "--" if solver.startswith("torch-pruning") else "-",
+        }  # fmt: skip
+        by_count.plot(counts, np.mean(padded, axis=0), **style)
         at_times = []
         for seconds, quality in runs:
             index = np.searchsorted(seconds, times, side="right") - 1
             at_times.append(np.where(index >= 0, quality[np.maximum(index, 0)], 0.0))
-        by_time.plot(times, np.mean(at_times, axis=0), color=line[0].get_color(), linewidth=1.4)
+        by_time.plot(times, np.mean(at_times, axis=0), label=solver, **style)
     by_count.set_xscale("log")
     by_count.set_xlabel("evaluations")
     by_time.set_xscale("log")
@@ -212,7 +216,15 @@ def save_quality_vs_compute(
     for axis in (by_count, by_time):
         axis.set_ylabel("best quality so far (1 = dense)")
         axis.grid(alpha=0.3)
-    by_count.legend(fontsize=7)
+    by_time.legend(fontsize=7, loc="lower right")
     if title:
         figure.suptitle(title, fontsize=9)
     return _save(figure, path)
+
+
+# twenty distinguishable colours (matplotlib's tab20, dark shades first), for many solvers
+_PALETTE = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+]  # fmt: skip
