@@ -75,7 +75,11 @@ def test_result_json_round_trips(tmp_path):
         "dense_metric", "sparsity", "feasible", "evaluations", "wall_seconds", "history",
     ):  # fmt: skip
         assert key in record
-    assert set(record["history"][0]) == {"coefficients", "reward", "metric", "sparsity"}
+    assert set(record["history"][0]) == {
+        "coefficients", "reward", "metric", "sparsity", "feasible", "seconds"
+    }  # fmt: skip
+    seconds = [entry["seconds"] for entry in record["history"]]
+    assert seconds == sorted(seconds) and seconds[-1] <= record["wall_seconds"]
     with pytest.raises(ValueError, match="unknown keys"):
         Result.from_dict({**record, "surprise": 1})
 
