@@ -30,7 +30,6 @@ from prunegym.envs.features import (
     DYNAMIC_FEATURES,
     STATIC_FEATURES,
     feature_observation,
-    static_group_features,
 )
 
 SHIPPED_POLICY = "pruning_policy.pt"  # in prunegym/assets
@@ -81,17 +80,11 @@ class SetPolicy(nn.Module):
 def observations(core, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """The reset observation of ``core`` (a PruneEnv) at each target: ``groups`` ``(T, m, F)``
     and ``context`` ``(T, C)`` float32 CPU tensors."""
-    static = getattr(core, "group_features", None)
-    if static is None:
-        static = core.group_features = static_group_features(core)
     zeros = np.zeros(len(core.groups), dtype=np.float32)
     rows, contexts = [], []
     for target in np.atleast_1d(targets):
-        context = {
-            "target": float(target), "tolerance": core.tolerance, "sparsity": 0.0,
-            "budget_left": float(target), "max_sparsity": core.max_sparsity,
-        }  # fmt: skip
-        observation = feature_observation(static, zeros, context)
+        context = core.feature_context(zeros, target)
+        observation = feature_observation(core.group_features, zeros, context)
         rows.append(observation["groups"])
         contexts.append(observation["context"])
     return torch.from_numpy(np.stack(rows)), torch.from_numpy(np.stack(contexts))

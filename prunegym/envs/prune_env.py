@@ -224,9 +224,9 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         size = len(self.groups)
         self.action_space = spaces.Box(0.0, MAX_COEFFICIENT, (size,), np.float32)
         self.observation = observation
+        self._group_features: np.ndarray | None = None
         if observation == "features":
-            #: ``(m, F)`` static per-group features (:mod:`prunegym.envs.features`).
-            self.group_features = static_group_features(self)
+            self.group_features  # noqa: B018  (computed at build time, not in the first step)
             self.observation_space = feature_space(size)
         else:
             self.observation_space = spaces.Box(0.0, MAX_COEFFICIENT, (size,), np.float32)
@@ -264,13 +264,24 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             self.group_features, self._coefficients, self.feature_context(self._coefficients)
         )
 
-    def feature_context(self, coefficients: np.ndarray) -> dict[str, float]:
-        """Target, tolerance, exact sparsity, budget left and the largest reachable sparsity
-        at ``coefficients`` (the context of the ``features`` observation)."""
+    @property
+    def group_features(self) -> np.ndarray:
+        """``(m, F)`` static per-group features (:mod:`prunegym.envs.features`), computed on
+        first use from the dense model (channel granularity only)."""
+        if self._group_features is None:
+            self._group_features = static_group_features(self)
+        return self._group_features
+
+    def feature_context(
+        self, coefficients: np.ndarray, target: float | None = None
+    ) -> dict[str, float]:
+        """Target (the environment's unless given), tolerance, exact sparsity, budget left and
+        the largest reachable sparsity at ``coefficients`` (the ``features`` context)."""
+        target = self.target if target is None else float(target)
         sparsity = float(self.sparsity_of(np.asarray(coefficients, dtype=np.float64)))
         return {
-            "target": self.target, "tolerance": self.tolerance, "sparsity": sparsity,
-            "budget_left": self.target - sparsity, "max_sparsity": self.max_sparsity,
+            "target": target, "tolerance": self.tolerance, "sparsity": sparsity,
+            "budget_left": target - sparsity, "max_sparsity": self.max_sparsity,
         }  # fmt: skip
 
     @property
