@@ -29,15 +29,16 @@ def _pruner(model, inputs, compensation, criterion="l2"):
     )  # fmt: skip
 
 
-def test_lsq_on_one_linear_consumer_is_the_closed_form_ridge_solution():
+@pytest.mark.parametrize("removed_count", [3, 7])  # solved over the removed, then the kept
+def test_lsq_on_one_linear_consumer_is_the_closed_form_ridge_solution(removed_count):
     model, inputs = _net_and_inputs()
     dense = [p.detach().clone() for p in model[2].parameters()]
     with torch.no_grad():
         hidden = model[1](model[0](inputs)).double()
     pruner = _pruner(model, inputs, "lsq")
-    pruner.apply(np.array([0.4]))
-    removed = pruner.orders[0][:4]
-    kept = pruner.orders[0][4:]
+    pruner.apply(np.array([removed_count / 10]))
+    removed = pruner.orders[0][:removed_count]
+    kept = pruner.orders[0][removed_count:]
     mean = hidden.mean(0)
     covariance = (hidden - mean).T @ (hidden - mean) / len(hidden)
     ridge = RIDGE * covariance.diagonal().mean()

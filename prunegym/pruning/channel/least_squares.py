@@ -11,6 +11,10 @@ covariance of ``z`` from calibration:
 
     Δ = W_R Σ_RK (Σ_KK + λI)⁻¹,    W'_K = W_K + Δ,    b' = b + W_R μ_R − Δ μ_K.
 
+With ``P = (Σ + λI)⁻¹`` the same ``Δ`` is ``−W_R (P_RR)⁻¹ P_RK`` (block inversion, the OBS
+form), a solve over the removed inputs instead of the kept ones: each refit takes whichever of
+the two systems is smaller, and ``P`` is inverted once per consumer.
+
 ``Δ = 0`` is mean compensation, so the refit never leaves a larger calibration reconstruction
 error than ``mean`` (the ridge solution's error plus ``λ‖Δ‖²`` is at most the error at
 ``Δ = 0``). ``λ`` is ``ridge`` times the mean input variance. Inputs that never vary on the
@@ -54,6 +58,7 @@ class LeastSquaresRefit:
         columns_per_channel: int = 1,
     ) -> None:
         self.columns_per_channel = columns_per_channel
+        self.dense = weight.detach().clone()  # in the parameters' dtype: what refit returns
         self.weight = weight.detach().double()
         self.bias = bias.detach().double()
         self.mean = mean.to(self.weight).double()
@@ -62,51 +67,73 @@ class LeastSquaresRefit:
         self.alive = variance > 0
         scale = float(variance[self.alive].mean()) if bool(self.alive.any()) else 1.0
         self.ridge = ridge * scale
+        self._inverse: tuple[torch.Tensor, torch.Tensor] | None = None
         self._cache: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
     def refit(self, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(weight (out, cols), bias (out,))`` float64 for the 0/1 input-channel keep vector
-        ``keep`` ``(in,)``: removed channels' columns zero, kept columns and the bias refit."""
+        """``(weight (out, cols), bias (out,))`` in the weight's dtype for the 0/1 input-channel
+        keep vector ``keep`` ``(in,)``: removed channels' columns zero, kept columns and the bias
+        refit (solved in float64, rounded once)."""
         removed = keep.repeat_interleave(self.columns_per_channel) == 0
         key = removed.cpu().numpy().tobytes()
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        weight, bias = self.weight.clone(), self.bias.clone()
+        weight, bias = self.dense.clone(), self.bias.clone()
         gone = removed.nonzero().flatten()
         if len(gone):  # index tensors, not boolean masks: a step's refit is on its hot path
-            lost = weight.index_select(1, gone)  # (out, |R|)
-            bias += lost @ self.mean[gone]
+            bias += self.weight.index_select(1, gone) @ self.mean[gone]
             weight.index_fill_(1, gone, 0.0)
             kept = (~removed & self.alive).nonzero().flatten()
-            if len(kept):
-                rows = self.covariance.index_select(0, kept)  # (|K|, cols)
-                gram = rows.index_select(1, kept)
-                gram.diagonal().add_(self.ridge)
-                factor = torch.linalg.cholesky(gram)  # symmetric positive definite (λ > 0)
-                # (Σ_KK + λI)⁻¹ Σ_KR first: |R| right-hand sides rather than one per output.
-                regression = torch.cholesky_solve(rows.index_select(1, gone), factor)
-                delta = lost @ regression.T  # (out, |K|)
-                weight.index_add_(1, kept, delta)
+            varying = (removed & self.alive).nonzero().flatten()  # R: the rest have Σ_R· = 0
+            if len(kept) and len(varying):
+                delta = self._delta(kept, varying)  # (out, |K|)
+                weight.index_copy_(1, kept, (self.weight.index_select(1, kept) + delta).to(weight))
                 bias -= delta @ self.mean[kept]
+        bias = bias.to(weight.dtype)
         self._cache[key] = (weight, bias)
         if len(self._cache) > CACHED_REFITS:
             self._cache.popitem(last=False)
         return weight, bias
 
+    def _delta(self, kept: torch.Tensor, varying: torch.Tensor) -> torch.Tensor:
+        """``Δ`` ``(out, |K|)`` for kept columns ``K`` and removed varying columns ``R``, by a
+        Cholesky solve over the smaller of the two sets."""
+        lost = self.weight.index_select(1, varying)  # (out, |R|)
+        if len(varying) < len(kept):  # Δ = −W_R (P_RR)⁻¹ P_RK
+            precision, position = self._precision()
+            rows = precision.index_select(0, position[varying])  # (|R|, |V|)
+            factor = torch.linalg.cholesky(rows.index_select(1, position[varying]))
+            return -torch.cholesky_solve(lost.T, factor).T @ rows.index_select(1, position[kept])
+        rows = self.covariance.index_select(0, kept)  # (|K|, cols)
+        gram = rows.index_select(1, kept)
+        gram.diagonal().add_(self.ridge)
+        factor = torch.linalg.cholesky(gram)  # symmetric positive definite (λ > 0)
+        # (Σ_KK + λI)⁻¹ Σ_KR first: |R| right-hand sides rather than one per output.
+        return lost @ torch.cholesky_solve(rows.index_select(1, varying), factor).T
+
+    def _precision(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``P = (Σ_VV + λI)⁻¹`` ``(|V|, |V|)`` over the varying columns ``V`` (inverted once),
+        and each column's position in ``V`` ``(cols,)`` (−1 where it never varies)."""
+        if self._inverse is None:
+            index = self.alive.nonzero().flatten()
+            gram = self.covariance.index_select(0, index).index_select(1, index)
+            gram.diagonal().add_(self.ridge)
+            position = torch.cumsum(self.alive.long(), 0) - 1
+            position[~self.alive] = -1
+            self._inverse = (torch.cholesky_inverse(torch.linalg.cholesky(gram)), position)
+        return self._inverse
+
     def removal_scores(self) -> torch.Tensor:
         """``(in,)`` error left by removing input channel ``j`` alone and refitting the others:
         ``tr(W_B (P_BB)⁻¹ W_Bᵀ)`` for its columns ``B`` and ``P = (Σ + λI)⁻¹`` over the inputs
         that vary (OBS; ``‖W_{:,j}‖² / P_jj`` for a Linear); columns that never vary count 0."""
-        alive = self.alive
         precision = torch.zeros_like(self.covariance)
-        if bool(alive.any()):
-            gram = self.covariance[alive][:, alive]
-            gram.diagonal().add_(self.ridge)
-            index = alive.nonzero().flatten()
-            precision[index[:, None], index[None, :]] = torch.linalg.inv(gram)
+        if bool(self.alive.any()):
+            index = self.alive.nonzero().flatten()
+            precision[index[:, None], index[None, :]] = self._precision()[0]
         size = self.columns_per_channel
-        channels = len(alive) // size
+        channels = len(self.alive) // size
         blocks = precision.reshape(channels, size, channels, size)
         blocks = blocks[torch.arange(channels), :, torch.arange(channels), :]  # (in, k², k²)
         weight = self.weight.reshape(len(self.weight), channels, size)

@@ -318,15 +318,12 @@ class ChannelMasker:
 
     @staticmethod
     def _refit_value(refit, weight: _ParameterPlan, dim_keep) -> tuple[torch.Tensor, ...]:
-        """A consumer's least-squares refit weight (its shape) and bias for the kept inputs,
-        times the keep vectors of its masked dimensions (float64)."""
+        """A consumer's least-squares refit weight (its shape) and bias for the kept inputs
+        (removed inputs zero), times the keep vector of its outputs where they are masked."""
         shape = weight.live.shape  # (out, in) or (out, in, kh, kw)
-        keep_in = dim_keep(weight.name, 1, shape[1])
-        new_weight, new_bias = refit.refit(keep_in)
-        columns = keep_in.double().repeat_interleave(refit.columns_per_channel)
-        new_weight = new_weight * columns[None, :]
+        new_weight, new_bias = refit.refit(dim_keep(weight.name, 1, shape[1]))
         if 0 in weight.dims:
-            keep_out = dim_keep(weight.name, 0, shape[0]).double()
+            keep_out = dim_keep(weight.name, 0, shape[0]).to(new_weight.dtype)
             new_weight = new_weight * keep_out[:, None]
             new_bias = new_bias * keep_out
         return new_weight.reshape(shape), new_bias
