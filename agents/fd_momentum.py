@@ -9,7 +9,8 @@ the same channels as an earlier one are answered from the cache for free.
 
 Two phases:
 
-1. **Ascent** (the paper's procedure). Start from ``c = 0`` and descend ``J`` with momentum,
+1. **Ascent** (the paper's procedure). Start from ``c = 0`` (``start="zero"``) and descend ``J``
+   with momentum,
    never lowering a coefficient (``monotone=True``), until the sparsity window is reached.
    A step that would overshoot the window is shortened, using the exact sparsity count (no
    evaluation). If the ascent stalls outside the window, ``μ`` is multiplied by 4.
@@ -17,6 +18,12 @@ Two phases:
    level set of ``s(c)``, a momentum step is taken, and the result is moved back onto the
    target along the sparsity gradient. This reallocates pruning from groups where it hurts to
    groups where it does not. It stops after ``patience`` iterations without improvement.
+
+A warm start (``start="torch-pruning"``, or one criterion such as ``start="lamp"``) replaces the
+ascent's starting point: Torch-Pruning's criteria each choose an allocation at the target
+(the fraction of every group they remove, no evaluation), those in the window are evaluated
+(charged to the budget), and the refinement starts from the best. The
+channels within each group are then the env criterion's, not Torch-Pruning's.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import numpy as np
 
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.result import Evaluation
-from prunegym.agents.session import Problem
+from prunegym.agents.session import NotApplicable, Problem
 
 
 class FDMomentum(AskTellAgent):
@@ -42,6 +49,8 @@ class FDMomentum(AskTellAgent):
         refine: Run the constant-sparsity refinement after the window is reached.
         patience: Refinement iterations without improvement before stopping.
         max_iterations: Hard cap on iterations (both phases).
+        start: ``"zero"`` (the paper), ``"torch-pruning"`` (the best of Torch-Pruning's
+            criteria's allocations), or one criterion's name (see the module docstring).
     """
 
     name = "fd-momentum"
@@ -58,9 +67,18 @@ class FDMomentum(AskTellAgent):
         refine: bool = True,
         patience: int = 4,
         max_iterations: int = 200,
+        start: str = "zero",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        from prunegym.agents import TORCH_PRUNING_CRITERIA
+
+        if start not in ("zero", "torch-pruning", *TORCH_PRUNING_CRITERIA):
+            raise ValueError(
+                f"fd-momentum start must be 'zero', 'torch-pruning' or one of "
+                f"{', '.join(TORCH_PRUNING_CRITERIA)}; got {start!r}"
+            )
+        self.start_from = start
         for name, value in (
             ("learning_rate", learning_rate),
             ("refine_rate", refine_rate),
@@ -84,12 +102,34 @@ class FDMomentum(AskTellAgent):
         self.h = problem.channel_steps(self.channels)
         self.c = np.zeros(problem.size)
         self.velocity = np.zeros(problem.size)
-        self.phase = "ascent"
+        self.seeds = self._warm_starts(problem)
+        self.phase = "seed" if len(self.seeds) else "ascent"
         self.iteration = 0
         self.stalled = 0
         self.best_objective = np.inf
         self.since_best = 0
         self.trace: list[dict] = []
+
+    def _warm_starts(self, problem: Problem) -> np.ndarray:
+        """``(k, m)`` the allocations of the ``start`` criteria that land in the window."""
+        if self.start_from == "zero":
+            return np.zeros((0, problem.size))
+        from prunegym.agents import TORCH_PRUNING_CRITERIA
+        from prunegym.agents.torch_pruning import TorchPruningBaseline  # Torch-Pruning: lazily
+
+        names = TORCH_PRUNING_CRITERIA if self.start_from == "torch-pruning" else [self.start_from]
+        rows = []
+        for name in names:
+            try:
+                row = TorchPruningBaseline(importance=name, progress=False).allocation(problem.core)
+            except NotApplicable:
+                continue
+            row = np.clip(row, 0.0, problem.upper)
+            if problem.in_window(float(problem.sparsity(row))):
+                rows.append(row)
+        starts = np.unique(np.asarray(rows).reshape(-1, problem.size), axis=0)
+        self.session.details.update(warm_starts=len(starts))
+        return starts
 
     def _probes(self) -> np.ndarray:
         """Rows: the centre, then ``c + h_i e_i`` and ``c − h_i e_i`` for each ``i``."""
@@ -100,6 +140,8 @@ class FDMomentum(AskTellAgent):
         return np.vstack([self.c[None], plus, minus])
 
     def ask(self) -> np.ndarray | None:
+        if self.phase == "seed":
+            return self.seeds
         if self.phase == "done" or self.iteration >= self.max_iterations:
             return None
         return self._probes()
@@ -109,6 +151,11 @@ class FDMomentum(AskTellAgent):
         objectives = np.array(
             [problem.objective(e.metric, e.sparsity, self.mu) for e in evaluations]
         )
+        if self.phase == "seed":  # start from the best warm start, in the window already
+            self.c = candidates[int(np.argmin(objectives))].copy()
+            self.phase = "refine" if self.refine else "done"
+            self.best_objective = np.inf
+            return
         centre = evaluations[0]
         plus, minus = candidates[1 : size + 1], candidates[size + 1 :]
         spread = np.diag(plus - minus)

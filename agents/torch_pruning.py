@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import warnings
 
+import numpy as np
 import torch
 import torch_pruning as tp
 from torch import nn
@@ -31,6 +32,7 @@ from torch import nn
 from prunegym.agents import TORCH_PRUNING_CRITERIA as IMPORTANCES
 from prunegym.agents.base import Agent
 from prunegym.agents.session import NotApplicable, Session
+from prunegym.pruning.export import removed_fractions
 
 
 def _parameter_count(model: nn.Module) -> int:
@@ -130,9 +132,11 @@ class TorchPruningBaseline(Agent):
                 if self.importance == "hessian":
                     importance.accumulate_grad(model)
 
-    def solve(self, session: Session) -> None:
-        problem = session.problem
-        core = session.env.unwrapped
+    def pruned_at_target(self, core) -> tuple[nn.Module, nn.Module]:
+        """``(pruned, dense)``: the physically pruned copy of ``core``'s dense model (``core``:
+        an unwrapped :class:`~prunegym.envs.prune_env.PruneEnv`) whose parameter sparsity is
+        nearest its target, Torch-Pruning's channel ratio bisected, and the dense copy it was
+        pruned from. No evaluation; ``core`` is untouched."""
         self._task = core.task
         if core.granularity != "channel":
             raise NotApplicable("Torch-Pruning removes channels: it needs granularity='channel'")
@@ -150,23 +154,34 @@ class TorchPruningBaseline(Agent):
             return 1.0 - _parameter_count(model) / total
 
         low, high = 0.0, 1.0
-        best_ratio, best_gap = 0.0, abs(problem.target)
+        best_ratio, best_gap = 0.0, abs(core.target)
         for _ in range(self.bisections):
             ratio = (low + high) / 2
             achieved = sparsity(self.prune(dense, example_inputs, ignored, ratio))
-            if abs(achieved - problem.target) < best_gap:
-                best_ratio, best_gap = ratio, abs(achieved - problem.target)
-            if achieved < problem.target:
+            if abs(achieved - core.target) < best_gap:
+                best_ratio, best_gap = ratio, abs(achieved - core.target)
+            if achieved < core.target:
                 low = ratio
             else:
                 high = ratio
-        model = self.prune(dense, example_inputs, ignored, best_ratio).eval()
+        self.pruning_ratio = best_ratio
+        return self.prune(dense, example_inputs, ignored, best_ratio).eval(), dense
+
+    def allocation(self, core) -> np.ndarray:
+        """``(m,)`` the fraction of each of ``core``'s groups that this criterion removes at
+        ``core``'s target (the coefficients of :meth:`pruned_at_target`); no evaluation."""
+        pruned, dense = self.pruned_at_target(core)
+        return removed_fractions(core.groups, dense, pruned)
+
+    def solve(self, session: Session) -> None:
+        core = session.env.unwrapped
+        model, dense = self.pruned_at_target(core)
         info = core.evaluate_model(model, dense)
-        info["feasible"] = bool(problem.in_window(info["sparsity"]))
+        info["feasible"] = bool(session.problem.in_window(info["sparsity"]))
         session.details.update(
-            pruning_ratio=best_ratio,
+            pruning_ratio=self.pruning_ratio,
             parameters_kept=_parameter_count(model),
-            parameters_dense=total,
+            parameters_dense=_parameter_count(dense),
             importance=self.importance,
             global_pruning=self.global_pruning,
             note="Torch-Pruning's own ranking, no compensation; the env's criterion is unused",

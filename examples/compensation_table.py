@@ -10,7 +10,9 @@ For every task and target it runs:
   bisected onto the parameter target, no compensation;
 - ``uniform`` and FD momentum (``--budget`` evaluations) with each compensation and its
   matching criterion: ``none`` + ``l2``, ``mean`` + ``compensated``, ``optimal`` +
-  ``compensated``, ``lsq`` + ``lsq``.
+  ``compensated``, ``lsq`` + ``lsq``; FD momentum both from ``c = 0`` (the paper) and warm
+  started from the best Torch-Pruning criterion's allocation (``start="torch-pruning"``, its
+  evaluations charged to the same budget).
 
 Cells are the task metric of the chosen model: PSNR (dB) for the autoencoder, top-1 for the
 convnet, and for TD-MPC the return on the 100 held-out test episodes with its 95 % interval
@@ -44,6 +46,11 @@ CRITERIA = ("magnitude", "lamp", "taylor", "hessian", "fpgm", "bn-scale")
 COMPENSATIONS = (("none", "l2"), ("mean", "compensated"), ("optimal", "compensated"),
                  ("lsq", "lsq"))  # fmt: skip
 BUDGETS = {"tdmpc-pendulum": 450}
+SOLVERS = (  # row label, solver, options
+    ("uniform", "uniform", {}),
+    ("fd-momentum", "fd-momentum", {}),
+    ("fd-momentum from torch-pruning", "fd-momentum", {"start": "torch-pruning"}),
+)
 
 
 def _cell(result) -> dict:
@@ -80,11 +87,11 @@ def _rows(task, targets, budget, bar) -> list[dict]:
         rows.append(row)
     for compensation, criterion in COMPENSATIONS:
         env = PruneEnv(task, compensation=compensation, criterion=criterion)
-        for solver in ("uniform", "fd-momentum"):
-            row = {"row": f"{solver} {criterion} + {compensation}", "cells": {}}
+        for label, solver, options in SOLVERS:
+            row = {"row": f"{label} {criterion} + {compensation}", "cells": {}}
             for target in targets:
                 env.reset(seed=0, options={"target": target})
-                agent = make_agent(solver, progress=False, seed=0)
+                agent = make_agent(solver, progress=False, seed=0, **options)
                 result = agent.run(env, Budget(evaluations=budget))
                 row["cells"][target] = _cell(result)
                 if target == targets[len(targets) // 2]:
@@ -143,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
     names = args.tasks.split(",")
     started = time.perf_counter()
     tables = {}
-    with tqdm(total=len(names) * len(targets) * (len(CRITERIA) + 8), desc="cells") as bar:
+    rows = len(CRITERIA) + len(COMPENSATIONS) * len(SOLVERS)
+    with tqdm(total=len(names) * len(targets) * rows, desc="cells") as bar:
         for name in names:
             budget = args.budget or BUDGETS.get(name, 150)
             tables[name] = _rows(make_task(name), targets, budget, bar)

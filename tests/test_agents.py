@@ -165,6 +165,25 @@ def test_fd_momentum_monotone_constraint_can_be_switched_off():
     assert result.feasible and result.details["trace"][-1]["phase"] == "ascent"
 
 
+def test_fd_momentum_warm_start_begins_at_torch_pruning_allocations_and_keeps_the_best():
+    from prunegym.agents.torch_pruning import TorchPruningBaseline
+
+    env = PruneEnv("toy", target=0.3, tolerance=0.02)
+    lamp = TorchPruningBaseline(importance="lamp", progress=False)
+    allocation = lamp.allocation(env)
+    np.testing.assert_allclose(allocation, lamp.run(env).coefficients)  # no evaluation needed
+    result = FDMomentum(start="torch-pruning", progress=False).run(env)
+    starts = result.details["warm_starts"]  # bn-scale has no BatchNorm here, so at most 5
+    assert 1 <= starts <= 5
+    first = result.history[:starts]
+    assert any(np.allclose(entry["coefficients"], allocation) for entry in first)
+    sign = Problem(env).sign  # the toy's metric is an error: lower is better
+    assert result.feasible and sign * result.metric >= max(sign * e["metric"] for e in first)
+    assert result.details["trace"][0]["phase"] == "refine"  # in the window at once
+    with pytest.raises(ValueError, match="fd-momentum start must be"):
+        FDMomentum(start="obd")
+
+
 def test_cached_evaluations_are_free_and_identical():
     env = PruneEnv("toy")
 

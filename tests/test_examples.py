@@ -78,7 +78,8 @@ def test_compensation_table_runs_every_row_and_states_the_goals(tmp_path, capsys
     assert rows[:5] == [f"torch-pruning {c}" for c in ("magnitude", "lamp", "taylor", "hessian",
                                                        "fpgm")]  # fmt: skip
     assert "fd-momentum lsq + lsq" in rows and "uniform compensated + mean" in rows
-    assert len(rows) == 5 + 8 and (tmp_path / "table.json").exists()
+    assert "fd-momentum from torch-pruning l2 + none" in rows
+    assert len(rows) == 5 + 12 and (tmp_path / "table.json").exists()
     out = capsys.readouterr().out
     assert "best FD momentum − best Torch-Pruning criterion" in out
     assert all(row["step_seconds"] > 0 for row in tables["toy"][5:])
