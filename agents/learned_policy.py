@@ -93,19 +93,54 @@ def observations(core, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]
 def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: int = 40):
     """``c = clip(α·d, 0, 0.95)`` per row of ``directions`` ``(K, m)`` with the exact sparsity
     nearest its row's target ``(K,)``: a bisection on each ``α``, all rows at once, with exact
-    counts (no evaluation). Returns ``(K, m)`` float64."""
+    counts (no evaluation). Returns ``(K, m)`` float64.
+
+    Where the last channel that ``α`` adds is too coarse for the window (a group holding most
+    of the parameters, while the others are saturated or barely pruned), the row is repaired:
+    from just below the target, the groups whose counts that channel changed stay fixed and
+    every other group is raised by the same amount ``β``, bisected onto the target."""
     directions = np.clip(np.asarray(directions, dtype=np.float64), 1e-6, None)
     targets = np.broadcast_to(np.asarray(targets, dtype=np.float64), (len(directions),))
     upper = float(core.action_space.high.max())
-    low = np.zeros(len(directions))
-    high = upper / directions.min(axis=1)
+
+    def scaled(scale: np.ndarray) -> np.ndarray:
+        return np.clip(scale[:, None] * directions, 0, upper)
+
+    highest = upper / directions.min(axis=1)
+    below, above = map(scaled, _bisect(core, scaled, 0 * highest, highest, targets, steps))
+    best = _nearest(core, below, above, targets)
+    miss = np.abs(core.sparsity_of(best) - targets) > core.tolerance
+    if miss.any():
+        start, wanted = below[miss], targets[miss]
+        fixed = core.pruner.counts(above[miss]) != core.pruner.counts(start)
+
+        def raised(beta: np.ndarray) -> np.ndarray:
+            return np.where(fixed, start, np.clip(start + beta[:, None], 0, upper))
+
+        ceiling = np.full(len(start), upper)
+        betas = _bisect(core, raised, 0 * ceiling, ceiling, wanted, steps)
+        repaired = _nearest(core, *map(raised, betas), wanted)
+        better = np.abs(core.sparsity_of(repaired) - wanted) < np.abs(
+            core.sparsity_of(best[miss]) - wanted
+        )
+        best[np.flatnonzero(miss)[better]] = repaired[better]
+    return best
+
+
+def _bisect(core, rows_at, low: np.ndarray, high: np.ndarray, targets: np.ndarray, steps: int):
+    """``(low, high)`` ``(K,)`` bracketing each target: ``sparsity(rows_at(low)) < target``
+    (or ``low`` at its start), ``sparsity(rows_at(high)) ≥ target``; exact counts."""
     for _ in range(steps):
         middle = (low + high) / 2
-        below = core.sparsity_of(np.clip(middle[:, None] * directions, 0, upper)) < targets
-        low, high = np.where(below, middle, low), np.where(below, high, middle)
-    both = [np.clip(scale[:, None] * directions, 0, upper) for scale in (low, high)]
-    gaps = [np.abs(core.sparsity_of(rows) - targets) for rows in both]
-    return np.where((gaps[1] < gaps[0])[:, None], both[1], both[0])
+        short = core.sparsity_of(rows_at(middle)) < targets
+        low, high = np.where(short, middle, low), np.where(short, high, middle)
+    return low, high
+
+
+def _nearest(core, first: np.ndarray, second: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per row, whichever of ``first`` and ``second`` ``(K, m)`` is nearer its target."""
+    gaps = [np.abs(core.sparsity_of(rows) - targets) for rows in (first, second)]
+    return np.where((gaps[1] < gaps[0])[:, None], second, first)
 
 
 def load_policy(path: str | Path | None = None) -> SetPolicy:

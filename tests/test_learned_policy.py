@@ -47,6 +47,19 @@ def test_scale_to_target_lands_every_direction_in_the_window_without_evaluating(
     assert np.all((coefficients >= 0) & (coefficients <= 0.95))
 
 
+def test_scale_to_target_repairs_rows_whose_last_channel_is_too_coarse_for_the_window():
+    tight, loose = PruneEnv("toy", tolerance=0.003), PruneEnv("toy", tolerance=0.5)  # 0.5: none
+    rng = np.random.default_rng(0)
+    directions = rng.uniform(0.0, 1.0, (100, len(tight.groups))) ** 6  # lopsided directions
+    targets = rng.uniform(0.1, 0.8, 100)
+    gaps = [
+        np.abs(env.sparsity_of(scale_to_target(env, directions, targets)) - targets)
+        for env in (tight, loose)
+    ]
+    assert np.all(gaps[0] <= gaps[1] + 1e-12)  # a repair is kept only where it is nearer
+    assert (gaps[0] <= 0.003).sum() > (gaps[1] <= 0.003).sum()  # and it lands more in the window
+
+
 def test_the_shipped_policy_answers_mnist_ae_in_the_window_within_a_second(capsys):
     started = time.perf_counter()
     assert main(["solve", "mnist-ae", "--solver", "learned-policy", "--target", "0.35",
