@@ -9,21 +9,25 @@ the same channels as an earlier one are answered from the cache for free.
 
 Two phases:
 
-1. **Ascent** (the paper's procedure). Start from ``c = 0`` (``start="zero"``) and descend ``J``
-   with momentum,
-   never lowering a coefficient (``monotone=True``), until the sparsity window is reached.
-   A step that would overshoot the window is shortened, using the exact sparsity count (no
-   evaluation). If the ascent stalls outside the window, ``μ`` is multiplied by 4.
+1. **Ascent** (the paper's procedure). Start from ``c = 0`` (``warm_start="none"``) and
+   descend ``J`` with momentum, never lowering a coefficient (``monotone=True``), until the
+   sparsity window is reached. A step that would overshoot the window is shortened, using the
+   exact sparsity count (no evaluation). If the ascent stalls outside the window, ``μ`` is
+   multiplied by 4.
 2. **Refinement** (``refine=True``). At constant sparsity: the gradient is projected onto the
    level set of ``s(c)``, a momentum step is taken, and the result is moved back onto the
    target along the sparsity gradient. This reallocates pruning from groups where it hurts to
    groups where it does not. It stops after ``patience`` iterations without improvement.
 
-A warm start (``start="torch-pruning"``, or one criterion such as ``start="lamp"``) replaces the
-ascent's starting point: Torch-Pruning's criteria each choose an allocation at the target
-(the fraction of every group they remove, no evaluation), those in the window are evaluated
-(charged to the budget), and the refinement starts from the best. The
-channels within each group are then the env criterion's, not Torch-Pruning's.
+A warm start (``warm_start="torch-pruning"``, or one criterion such as ``warm_start="lamp"``)
+replaces the ascent: Torch-Pruning's criteria each choose an allocation at the target (the
+fraction of every group they remove, no evaluation), those in the window are evaluated
+(charged to the budget), and the refinement starts from the best of them (with
+``refine=False`` that best is the answer). The channels within each group are then the env
+criterion's, not Torch-Pruning's. If no allocation lands in the window (a criterion that
+cannot rank the model, or prunes nothing), the ascent runs from ``c = 0`` as usual;
+``details["warm_starts"]`` says how many there were, ``details["warm_start_skipped"]`` why
+the others were left out.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.result import Evaluation
-from prunegym.agents.session import NotApplicable, Problem
+from prunegym.agents.session import Problem
 
 
 class FDMomentum(AskTellAgent):
@@ -49,8 +53,9 @@ class FDMomentum(AskTellAgent):
         refine: Run the constant-sparsity refinement after the window is reached.
         patience: Refinement iterations without improvement before stopping.
         max_iterations: Hard cap on iterations (both phases).
-        start: ``"zero"`` (the paper), ``"torch-pruning"`` (the best of Torch-Pruning's
-            criteria's allocations), or one criterion's name (see the module docstring).
+        warm_start: ``"none"`` (the paper: the ascent from ``c = 0``), ``"torch-pruning"``
+            (the best of Torch-Pruning's criteria's allocations), or one criterion's name (see
+            the module docstring).
     """
 
     name = "fd-momentum"
@@ -67,18 +72,18 @@ class FDMomentum(AskTellAgent):
         refine: bool = True,
         patience: int = 4,
         max_iterations: int = 200,
-        start: str = "zero",
+        warm_start: str = "none",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         from prunegym.agents import TORCH_PRUNING_CRITERIA
 
-        if start not in ("zero", "torch-pruning", *TORCH_PRUNING_CRITERIA):
+        if warm_start not in ("none", "torch-pruning", *TORCH_PRUNING_CRITERIA):
             raise ValueError(
-                f"fd-momentum start must be 'zero', 'torch-pruning' or one of "
-                f"{', '.join(TORCH_PRUNING_CRITERIA)}; got {start!r}"
+                f"fd-momentum warm_start must be 'none', 'torch-pruning' or one of "
+                f"{', '.join(TORCH_PRUNING_CRITERIA)}; got {warm_start!r}"
             )
-        self.start_from = start
+        self.warm_start = warm_start
         for name, value in (
             ("learning_rate", learning_rate),
             ("refine_rate", refine_rate),
@@ -111,24 +116,28 @@ class FDMomentum(AskTellAgent):
         self.trace: list[dict] = []
 
     def _warm_starts(self, problem: Problem) -> np.ndarray:
-        """``(k, m)`` the allocations of the ``start`` criteria that land in the window."""
-        if self.start_from == "zero":
+        """``(k, m)`` the allocations of the ``warm_start`` criteria that land in the window."""
+        if self.warm_start == "none":
             return np.zeros((0, problem.size))
         from prunegym.agents import TORCH_PRUNING_CRITERIA
         from prunegym.agents.torch_pruning import TorchPruningBaseline  # Torch-Pruning: lazily
 
-        names = TORCH_PRUNING_CRITERIA if self.start_from == "torch-pruning" else [self.start_from]
-        rows = []
+        names = TORCH_PRUNING_CRITERIA if self.warm_start == "torch-pruning" else [self.warm_start]
+        rows, skipped = [], {}
         for name in names:
             try:
                 row = TorchPruningBaseline(importance=name, progress=False).allocation(problem.core)
-            except NotApplicable:
+            except Exception as error:  # noqa: BLE001  (optional: a failed start is skipped)
+                skipped[name] = f"{type(error).__name__}: {error}"
                 continue
             row = np.clip(row, 0.0, problem.upper)
-            if problem.in_window(float(problem.sparsity(row))):
+            sparsity = float(problem.sparsity(row))
+            if problem.in_window(sparsity):
                 rows.append(row)
+            else:
+                skipped[name] = f"its allocation's sparsity {sparsity:.4f} is outside the window"
         starts = np.unique(np.asarray(rows).reshape(-1, problem.size), axis=0)
-        self.session.details.update(warm_starts=len(starts))
+        self.session.details.update(warm_starts=len(starts), warm_start_skipped=skipped)
         return starts
 
     def _probes(self) -> np.ndarray:
@@ -151,10 +160,12 @@ class FDMomentum(AskTellAgent):
         objectives = np.array(
             [problem.objective(e.metric, e.sparsity, self.mu) for e in evaluations]
         )
-        if self.phase == "seed":  # start from the best warm start, in the window already
-            self.c = candidates[int(np.argmin(objectives))].copy()
+        if self.phase == "seed":  # the best warm start by metric (all are in the window)
+            metrics = [problem.objective(e.metric, e.sparsity, 0.0) for e in evaluations]
+            self.c = candidates[int(np.argmin(metrics))].copy()
             self.phase = "refine" if self.refine else "done"
             self.best_objective = np.inf
+            self._finish()
             return
         centre = evaluations[0]
         plus, minus = candidates[1 : size + 1], candidates[size + 1 :]

@@ -112,7 +112,7 @@ def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: in
     miss = np.abs(core.sparsity_of(best) - targets) > core.tolerance
     if miss.any():
         start, wanted = below[miss], targets[miss]
-        fixed = core.pruner.counts(above[miss]) != core.pruner.counts(start)
+        fixed = core.pruned_counts(above[miss]) != core.pruned_counts(start)
 
         def raised(beta: np.ndarray) -> np.ndarray:
             return np.where(fixed, start, np.clip(start + beta[:, None], 0, upper))
@@ -129,7 +129,8 @@ def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: in
 
 def _bisect(core, rows_at, low: np.ndarray, high: np.ndarray, targets: np.ndarray, steps: int):
     """``(low, high)`` ``(K,)`` bracketing each target: ``sparsity(rows_at(low)) < target``
-    (or ``low`` at its start), ``sparsity(rows_at(high)) ≥ target``; exact counts."""
+    (or ``low`` at its start), ``sparsity(rows_at(high)) ≥ target`` where the starting ``high``
+    reaches it; exact counts."""
     for _ in range(steps):
         middle = (low + high) / 2
         short = core.sparsity_of(rows_at(middle)) < targets

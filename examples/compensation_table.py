@@ -11,7 +11,7 @@ For every task and target it runs:
 - ``uniform`` and FD momentum (``--budget`` evaluations) with each compensation and its
   matching criterion: ``none`` + ``l2``, ``mean`` + ``compensated``, ``optimal`` +
   ``compensated``, ``lsq`` + ``lsq``; FD momentum both from ``c = 0`` (the paper) and warm
-  started from the best Torch-Pruning criterion's allocation (``start="torch-pruning"``, its
+  started from the best Torch-Pruning criterion's allocation (``warm_start="torch-pruning"``, its
   evaluations charged to the same budget).
 
 Cells are the task metric of the chosen model: PSNR (dB) for the autoencoder, top-1 for the
@@ -49,7 +49,7 @@ BUDGETS = {"tdmpc-pendulum": 450}
 SOLVERS = (  # row label, solver, options
     ("uniform", "uniform", {}),
     ("fd-momentum", "fd-momentum", {}),
-    ("fd-momentum from torch-pruning", "fd-momentum", {"start": "torch-pruning"}),
+    ("fd-momentum from torch-pruning", "fd-momentum", {"warm_start": "torch-pruning"}),
 )
 
 

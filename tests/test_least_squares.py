@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from prunegym.envs.prune_env import PruneEnv
+from prunegym.pruning.channel.least_squares import LeastSquaresRefit
 from prunegym.pruning.channel.pruner import SoftPruner
 
 RIDGE = 0.05
@@ -134,7 +135,8 @@ def _conv_net_and_inputs():
     return model, torch.randn(16, 2, 7, 7)
 
 
-def test_lsq_on_a_convolution_is_the_ridge_solution_over_its_input_patches():
+@pytest.mark.parametrize("removed_count", [2, 4])  # solved over the removed, then the kept
+def test_lsq_on_a_convolution_is_the_ridge_solution_over_its_input_patches(removed_count):
     model, inputs = _conv_net_and_inputs()
     dense = model[2].weight.detach().clone().reshape(3, -1).double()
     with torch.no_grad():
@@ -142,9 +144,9 @@ def test_lsq_on_a_convolution_is_the_ridge_solution_over_its_input_patches():
         hidden = model[1](model[0](inputs))
     patches = nn.functional.unfold(hidden, 3, padding=1).transpose(1, 2).reshape(-1, 54).double()
     pruner = _pruner(model, inputs, "lsq")
-    pruner.apply(np.array([0.5]))
+    pruner.apply(np.array([removed_count / 6]))
     removed = torch.zeros(6, dtype=torch.bool)
-    removed[pruner.orders[0][:3]] = True
+    removed[pruner.orders[0][:removed_count]] = True
     removed = removed.repeat_interleave(9)  # the 3×3 patch entries of each removed channel
     covariance = torch.cov(patches.T, correction=0)
     alive = covariance.diagonal() > 0
@@ -159,6 +161,34 @@ def test_lsq_on_a_convolution_is_the_ridge_solution_over_its_input_patches():
     with torch.no_grad():
         lsq_error = float((model(inputs) - reference).pow(2).mean())
     twin, _ = _conv_net_and_inputs()
-    _pruner(twin, inputs, "mean").apply(np.array([0.5]))
+    _pruner(twin, inputs, "mean").apply(np.array([removed_count / 6]))
     with torch.no_grad():
         assert lsq_error < float((twin(inputs) - reference).pow(2).mean())
+
+
+@pytest.mark.parametrize("removed", [[3, 5], [0, 1, 2, 4, 5, 6]])  # removed fewer, then more
+def test_refit_leaves_out_inputs_that_never_vary_in_both_forms(removed):
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(300, 8, generator=generator, dtype=torch.float64)
+    inputs = inputs @ torch.randn(8, 8, generator=generator, dtype=torch.float64)
+    inputs[:, 3] = 0.7  # a unit that never varies (never fires, or is always on)
+    weight = torch.randn(4, 8, generator=generator)
+    bias = torch.randn(4, generator=generator)
+    mean, covariance = inputs.mean(0), torch.cov(inputs.T, correction=0)
+    keep = torch.ones(8)
+    keep[removed] = 0
+    got_weight, got_bias = LeastSquaresRefit(weight, bias, mean, covariance, RIDGE).refit(keep)
+    alive = covariance.diagonal() > 0
+    gone, kept = keep == 0, (keep == 1) & alive
+    lost = weight.double()[:, gone & alive]
+    ridge = RIDGE * covariance.diagonal()[alive].mean()
+    gram = covariance[kept][:, kept] + ridge * torch.eye(int(kept.sum()), dtype=torch.float64)
+    delta = torch.linalg.solve(gram, covariance[kept][:, gone & alive] @ lost.T).T
+    expected = weight.double().clone()
+    expected[:, gone] = 0.0
+    expected[:, kept] += delta
+    expected_bias = bias.double() + weight.double()[:, gone] @ mean[gone] - delta @ mean[kept]
+    assert got_weight.dtype == weight.dtype  # solved in float64, returned in the weight's dtype
+    torch.testing.assert_close(got_weight.double(), expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got_bias.double(), expected_bias, rtol=1e-5, atol=1e-6)
+    assert torch.equal(got_weight[:, 3], weight[:, 3] * keep[3])  # never varies: untouched

@@ -59,8 +59,8 @@ class LeastSquaresRefit:
     ) -> None:
         self.columns_per_channel = columns_per_channel
         self.dense = weight.detach().clone()  # in the parameters' dtype: what refit returns
-        self.weight = weight.detach().double()
-        self.bias = bias.detach().double()
+        self.weight = weight.detach().to(torch.float64, copy=True)  # never the live parameter
+        self.bias = bias.detach().to(torch.float64, copy=True)
         self.mean = mean.to(self.weight).double()
         self.covariance = covariance.to(self.weight.device, torch.float64)
         variance = self.covariance.diagonal()
@@ -106,19 +106,21 @@ class LeastSquaresRefit:
             factor = torch.linalg.cholesky(rows.index_select(1, position[varying]))
             return -torch.cholesky_solve(lost.T, factor).T @ rows.index_select(1, position[kept])
         rows = self.covariance.index_select(0, kept)  # (|K|, cols)
-        gram = rows.index_select(1, kept)
-        gram.diagonal().add_(self.ridge)
-        factor = torch.linalg.cholesky(gram)  # symmetric positive definite (λ > 0)
+        factor = torch.linalg.cholesky(self._ridged(rows.index_select(1, kept)))
         # (Σ_KK + λI)⁻¹ Σ_KR first: |R| right-hand sides rather than one per output.
         return lost @ torch.cholesky_solve(rows.index_select(1, varying), factor).T
+
+    def _ridged(self, gram: torch.Tensor) -> torch.Tensor:
+        """``gram + λI`` in place: symmetric positive definite, as ``λ > 0``."""
+        gram.diagonal().add_(self.ridge)
+        return gram
 
     def _precision(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``P = (Σ_VV + λI)⁻¹`` ``(|V|, |V|)`` over the varying columns ``V`` (inverted once),
         and each column's position in ``V`` ``(cols,)`` (−1 where it never varies)."""
         if self._inverse is None:
             index = self.alive.nonzero().flatten()
-            gram = self.covariance.index_select(0, index).index_select(1, index)
-            gram.diagonal().add_(self.ridge)
+            gram = self._ridged(self.covariance.index_select(0, index).index_select(1, index))
             position = torch.cumsum(self.alive.long(), 0) - 1
             position[~self.alive] = -1
             self._inverse = (torch.cholesky_inverse(torch.linalg.cholesky(gram)), position)

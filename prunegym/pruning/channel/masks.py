@@ -335,7 +335,7 @@ class ChannelMasker:
     def refit_value(self, module_name: str, keeps: list[torch.Tensor]):
         """``(weight, bias)`` of consumer ``module_name`` masked and refit by least squares
         for ``keeps``, out of place in the parameters' dtype (the model is not touched), or
-        ``None`` where the module is not refit."""
+        ``None`` where the module is not refit. Read-only: they may be the refit's cache."""
         for refit, weight, bias in self._refits:
             if weight.name == f"{module_name}.weight":
 
