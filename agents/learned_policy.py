@@ -9,7 +9,7 @@ on the number of groups, and can be asked about a network it never saw.
 
 :class:`LearnedPolicy` (``--solver learned-policy``) answers with it: one evaluation, of the
 answer itself, to report its metric; none to search. ``refine=N`` polishes the answer with up
-to ``N`` more evaluations of FD momentum started from it.
+to ``N`` more evaluations of a local search (or FD momentum) started from it.
 """
 
 from __future__ import annotations
