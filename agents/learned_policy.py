@@ -97,8 +97,9 @@ def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: in
 
     Where the last channel that ``α`` adds is too coarse for the window (a group holding most
     of the parameters, while the others are saturated or barely pruned), the row is repaired:
-    from just below the target, the groups whose counts that channel changed stay fixed and
-    every other group is raised by the same amount ``β``, bisected onto the target."""
+    the groups whose counts that channel changed stay fixed, and every other group is raised
+    by the same amount from just below the target, or lowered from just above it, bisected
+    onto the target; the nearest of the three rows is kept."""
     directions = np.clip(np.asarray(directions, dtype=np.float64), 1e-6, None)
     targets = np.broadcast_to(np.asarray(targets, dtype=np.float64), (len(directions),))
     upper = float(core.action_space.high.max())
@@ -111,19 +112,25 @@ def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: in
     best = _nearest(core, below, above, targets)
     miss = np.abs(core.sparsity_of(best) - targets) > core.tolerance
     if miss.any():
-        start, wanted = below[miss], targets[miss]
-        fixed = core.pruned_counts(above[miss]) != core.pruned_counts(start)
+        low_rows, high_rows, wanted = below[miss], above[miss], targets[miss]
+        fixed = core.pruned_counts(high_rows) != core.pruned_counts(low_rows)
+        ceiling = np.full(len(wanted), upper)
 
-        def raised(beta: np.ndarray) -> np.ndarray:
-            return np.where(fixed, start, np.clip(start + beta[:, None], 0, upper))
+        def raised(beta: np.ndarray) -> np.ndarray:  # the others up from below the target
+            return np.where(fixed, low_rows, np.clip(low_rows + beta[:, None], 0, upper))
 
-        ceiling = np.full(len(start), upper)
-        betas = _bisect(core, raised, 0 * ceiling, ceiling, wanted, steps)
-        repaired = _nearest(core, *map(raised, betas), wanted)
-        better = np.abs(core.sparsity_of(repaired) - wanted) < np.abs(
-            core.sparsity_of(best[miss]) - wanted
-        )
-        best[np.flatnonzero(miss)[better]] = repaired[better]
+        def lowered(beta: np.ndarray) -> np.ndarray:  # or down from above it
+            return np.where(
+                fixed, high_rows, np.clip(high_rows - (upper - beta[:, None]), 0, upper)
+            )
+
+        repaired = best[miss]
+        for rows_at in (raised, lowered):
+            betas = _bisect(core, rows_at, 0 * ceiling, ceiling, wanted, steps)
+            repaired = _nearest(
+                core, repaired, _nearest(core, *map(rows_at, betas), wanted), wanted
+            )
+        best[miss] = repaired
     return best
 
 
