@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+import weakref
 
 import numpy as np
 import torch
@@ -33,6 +34,13 @@ from prunegym.agents import TORCH_PRUNING_CRITERIA as IMPORTANCES
 from prunegym.agents.base import Agent
 from prunegym.agents.session import NotApplicable, Session
 from prunegym.pruning.export import removed_fractions
+
+_PRUNED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # task → {key: shapes}
+
+
+def _shapes(model: nn.Module) -> nn.Module:
+    """``model``, moved to the ``meta`` device: its parameters' shapes, without their data."""
+    return model.to("meta")
 
 
 def _parameter_count(model: nn.Module) -> int:
@@ -169,8 +177,16 @@ class TorchPruningBaseline(Agent):
 
     def allocation(self, core) -> np.ndarray:
         """``(m,)`` the fraction of each of ``core``'s groups that this criterion removes at
-        ``core``'s target (the coefficients of :meth:`pruned_at_target`); no evaluation."""
-        pruned, dense = self.pruned_at_target(core)
+        ``core``'s target (the coefficients of :meth:`pruned_at_target`); no evaluation. The
+        pruned shapes are remembered per task, target and settings, so warm starts that ask
+        again (other seeds, other compensations of the same task) do not prune again."""
+        key = (float(core.target), core.granularity, self.importance, self.global_pruning,
+               self.p, self.max_pruning_ratio, self.bisections)  # fmt: skip
+        remembered = _PRUNED.setdefault(core.task, {})
+        if key not in remembered:
+            pruned, dense = self.pruned_at_target(core)
+            remembered[key] = (_shapes(pruned), _shapes(dense))
+        pruned, dense = remembered[key]
         return removed_fractions(core.groups, dense, pruned)
 
     def solve(self, session: Session) -> None:

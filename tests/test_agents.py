@@ -172,6 +172,10 @@ def test_fd_momentum_warm_start_refines_from_the_best_torch_pruning_allocation()
     lamp = TorchPruningBaseline(importance="lamp", progress=False)
     allocation = lamp.allocation(env)
     np.testing.assert_allclose(allocation, lamp.run(env).coefficients)  # no evaluation needed
+    pruned = []
+    lamp.prune = lambda *args: pruned.append(args)  # remembered per task: no pruning again
+    np.testing.assert_array_equal(lamp.allocation(PruneEnv(env.task, target=0.3)), allocation)
+    assert not pruned
     result = make_agent("fd-momentum", warm_start="torch-pruning", progress=False).run(env)
     assert result.solver_settings["warm_start"] == "torch-pruning"
     starts = result.details["warm_starts"]
