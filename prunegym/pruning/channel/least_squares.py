@@ -58,11 +58,10 @@ class LeastSquaresRefit:
         columns_per_channel: int = 1,
     ) -> None:
         self.columns_per_channel = columns_per_channel
-        self.dense = weight.detach().clone()  # in the parameters' dtype: what refit returns
-        self.weight = weight.detach().to(torch.float64, copy=True)  # never the live parameter
+        self.dense = weight.detach().clone()  # never the live parameter; refit's dtype
         self.bias = bias.detach().to(torch.float64, copy=True)
-        self.mean = mean.to(self.weight).double()
-        self.covariance = covariance.to(self.weight.device, torch.float64)
+        self.mean = mean.to(self.dense.device, torch.float64)
+        self.covariance = covariance.to(self.dense.device, torch.float64)
         variance = self.covariance.diagonal()
         self.alive = variance > 0
         scale = float(variance[self.alive].mean()) if bool(self.alive.any()) else 1.0
@@ -82,13 +81,13 @@ class LeastSquaresRefit:
         weight, bias = self.dense.clone(), self.bias.clone()
         gone = removed.nonzero().flatten()
         if len(gone):  # index tensors, not boolean masks: a step's refit is on its hot path
-            bias += self.weight.index_select(1, gone) @ self.mean[gone]
+            bias += self._columns(gone) @ self.mean[gone]
             weight.index_fill_(1, gone, 0.0)
             kept = (~removed & self.alive).nonzero().flatten()
             varying = (removed & self.alive).nonzero().flatten()  # R: the rest have Σ_R· = 0
             if len(kept) and len(varying):
                 delta = self._delta(kept, varying)  # (out, |K|)
-                weight.index_copy_(1, kept, (self.weight.index_select(1, kept) + delta).to(weight))
+                weight.index_copy_(1, kept, (self._columns(kept) + delta).to(weight))
                 bias -= delta @ self.mean[kept]
         bias = bias.to(weight.dtype)
         self._cache[key] = (weight, bias)
@@ -99,7 +98,7 @@ class LeastSquaresRefit:
     def _delta(self, kept: torch.Tensor, varying: torch.Tensor) -> torch.Tensor:
         """``Δ`` ``(out, |K|)`` for kept columns ``K`` and removed varying columns ``R``, by a
         Cholesky solve over the smaller of the two sets."""
-        lost = self.weight.index_select(1, varying)  # (out, |R|)
+        lost = self._columns(varying)  # (out, |R|)
         if len(varying) < len(kept):  # Δ = −W_R (P_RR)⁻¹ P_RK
             precision, position = self._precision()
             rows = precision.index_select(0, position[varying])  # (|R|, |V|)
@@ -109,6 +108,10 @@ class LeastSquaresRefit:
         factor = torch.linalg.cholesky(self._ridged(rows.index_select(1, kept)))
         # (Σ_KK + λI)⁻¹ Σ_KR first: |R| right-hand sides rather than one per output.
         return lost @ torch.cholesky_solve(rows.index_select(1, varying), factor).T
+
+    def _columns(self, index: torch.Tensor) -> torch.Tensor:
+        """``(out, len(index))`` float64 dense weight columns."""
+        return self.dense.index_select(1, index).double()
 
     def _ridged(self, gram: torch.Tensor) -> torch.Tensor:
         """``gram + λI`` in place: symmetric positive definite, as ``λ > 0``."""
@@ -138,5 +141,5 @@ class LeastSquaresRefit:
         channels = len(self.alive) // size
         blocks = precision.reshape(channels, size, channels, size)
         blocks = blocks[torch.arange(channels), :, torch.arange(channels), :]  # (in, k², k²)
-        weight = self.weight.reshape(len(self.weight), channels, size)
+        weight = self.dense.double().reshape(len(self.dense), channels, size)
         return torch.einsum("ocp,cpq,ocq->c", weight, torch.linalg.pinv(blocks), weight)

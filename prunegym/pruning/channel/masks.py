@@ -336,14 +336,13 @@ class ChannelMasker:
         """``(weight, bias)`` of consumer ``module_name`` masked and refit by least squares
         for ``keeps``, out of place in the parameters' dtype (the model is not touched), or
         ``None`` where the module is not refit. Read-only: they may be the refit's cache."""
-        for refit, weight, bias in self._refits:
+        for refit, weight, _ in self._refits:
             if weight.name == f"{module_name}.weight":
 
                 def dim_keep(name: str, dim: int, size: int) -> torch.Tensor:
                     return self._dim_keep(name, dim, size, keeps)
 
-                new_weight, new_bias = self._refit_value(refit, weight, dim_keep)
-                return new_weight.to(weight.live.dtype), new_bias.to(bias.live.dtype)
+                return self._refit_value(refit, weight, dim_keep)
         return None
 
     def _rewrite_changed_slices(self, plan: _ParameterPlan, dim_keep) -> None:
