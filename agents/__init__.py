@@ -35,6 +35,7 @@ _REGISTRY = {
     "fd-momentum": ("prunegym.agents.fd_momentum", "FDMomentum", {}),
     "uniform": ("prunegym.agents.baselines", "Uniform", {}),
     "norm": ("prunegym.agents.baselines", "NormBased", {}),
+    "lamp": ("prunegym.agents.baselines", "LAMPAllocation", {}),
     "random": ("prunegym.agents.baselines", "RandomSearch", {}),
     "torch-pruning": ("prunegym.agents.torch_pruning", "TorchPruningBaseline", {}),
     "optuna-tpe": ("prunegym.agents.optuna_adapter", "OptunaAgent", {"sampler": "tpe"}),

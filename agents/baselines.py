@@ -1,12 +1,13 @@
-"""Baseline allocations: uniform, norm-based (Sundaram et al., §V-A) and random."""
+"""Baseline allocations: uniform, norm-based (Sundaram et al., §V-A), LAMP-style and random."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from prunegym.agents.allocation import lamp_allocation, scale_to_target
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.result import Evaluation
-from prunegym.agents.session import Problem
+from prunegym.agents.session import NotApplicable, Problem
 
 
 class _OneShot(AskTellAgent):
@@ -62,6 +63,22 @@ class NormBased(_OneShot):
     def direction(self, problem: Problem) -> np.ndarray:
         norms = problem.group_norms
         return norms.min() / np.maximum(norms, 1e-12)
+
+
+class LAMPAllocation(_OneShot):
+    """One global threshold on LAMP-normalised scores of the environment's criterion, per
+    parameter (:func:`lamp_allocation`); one evaluation. Unlike ``torch-pruning-lamp`` it
+    ranks with the environment's criterion and keeps its compensation."""
+
+    name = "lamp"
+
+    def start(self, problem: Problem) -> None:
+        if problem.core.granularity != "channel":
+            raise NotApplicable("lamp allocates channel groups; use granularity='channel'")
+        core = problem.core
+        self.pending = scale_to_target(core, lamp_allocation(core, problem.target), problem.target)[
+            0
+        ]
 
 
 class RandomSearch(AskTellAgent):

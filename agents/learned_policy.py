@@ -1,11 +1,14 @@
 """A pruning policy that serves any network: one shared network per group, pooled over groups.
 
 :class:`SetPolicy` reads the ``features`` observation of :mod:`prunegym.envs.features` (one row
-per group and a context vector) and gives one positive *direction* per group. The answer is
-that direction scaled onto the sparsity target with exact parameter counts
-(:func:`scale_to_target`): no evaluation is needed to land in the window. Because the same
-weights process every row and the rows are pooled by mean and max, the policy does not depend
-on the number of groups, and can be asked about a network it never saw.
+per group and a context vector) together with a prior allocation, and gives one positive
+*direction* per group: the prior, :func:`~prunegym.agents.allocation.lamp_allocation` at the
+target, times a learned correction in ``[e^−1.5, e^1.5]`` (residual policy learning: untrained,
+the policy is the prior). The answer is that direction scaled onto the sparsity target with
+exact parameter counts (:func:`scale_to_target`): no evaluation is needed to land in the
+window. Because the same weights process every row and the rows are pooled by mean and max,
+the policy does not depend on the number of groups, and can be asked about a network it never
+saw.
 
 :class:`LearnedPolicy` (``--solver learned-policy``) answers with it: one evaluation, of the
 answer itself, to report its metric; none to search. ``refine=N`` polishes the answer with up
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunegym.agents.allocation import lamp_allocation, scale_to_target
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.fd_momentum import FDMomentum
 from prunegym.agents.result import Evaluation
@@ -33,23 +37,27 @@ from prunegym.envs.features import (
 )
 
 SHIPPED_POLICY = "pruning_policy.pt"  # in prunegym/assets
+PRIOR_FLOOR = 0.01  # added to the prior, so a group it leaves dense can still be pruned
+CORRECTION_SPAN = 1.5  # the correction lies in [e^−span, e^span]
+POLICY_FORMAT = 2  # 2: a correction of the LAMP prior; 1 (unmarked): directions alone
 
 
 class SetPolicy(nn.Module):
     """Per-group directions from per-group features, independent of the number of groups.
 
-    ``h_i = φ([row_i, context])``; ``g = [mean_i h_i, max_i h_i]``;
-    ``direction_i = sigmoid(ψ([h_i, g, context]))`` in (0, 1).
+    ``h_i = φ([row_i, prior_i, context])``; ``g = [mean_i h_i, max_i h_i]``;
+    ``direction_i = (prior_i + 0.01) · exp(1.5 · tanh(ψ([h_i, g, context])))``.
 
     Args:
         hidden: Width of ``φ`` and ``ψ``.
 
-    Shapes: ``groups`` ``(B, m, F)``, ``context`` ``(B, C)`` → ``(B, m)``, float32, any device.
+    Shapes: ``groups`` ``(B, m, F)``, ``prior`` ``(B, m)`` (coefficients of the prior
+    allocation at the target), ``context`` ``(B, C)`` → ``(B, m)``, float32, any device.
     """
 
     def __init__(self, hidden: int = 32) -> None:
         super().__init__()
-        rows = len(STATIC_FEATURES) + len(DYNAMIC_FEATURES)
+        rows = len(STATIC_FEATURES) + len(DYNAMIC_FEATURES) + 1  # and the prior
         context = len(CONTEXT_FEATURES)
         self.hidden = hidden
         self.encode = nn.Sequential(
@@ -58,16 +66,18 @@ class SetPolicy(nn.Module):
         self.decide = nn.Sequential(
             nn.Linear(3 * hidden + context, hidden), nn.Tanh(), nn.Linear(hidden, 1)
         )
-        nn.init.zeros_(self.decide[-1].weight)  # untrained: the same direction everywhere
+        nn.init.zeros_(self.decide[-1].weight)  # untrained: the prior's allocation
         nn.init.zeros_(self.decide[-1].bias)
 
-    def forward(self, groups: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, groups: torch.Tensor, prior: torch.Tensor, context: torch.Tensor
+    ) -> torch.Tensor:
         spread = context[:, None, :].expand(-1, groups.shape[1], -1)
-        encoded = self.encode(torch.cat([groups, spread], dim=-1))
+        encoded = self.encode(torch.cat([groups, prior[..., None], spread], dim=-1))
         pooled = torch.cat([encoded.mean(dim=1), encoded.amax(dim=1)], dim=-1)
         pooled = pooled[:, None, :].expand(-1, groups.shape[1], -1)
         logits = self.decide(torch.cat([encoded, pooled, spread], dim=-1)).squeeze(-1)
-        return torch.sigmoid(logits)
+        return (prior + PRIOR_FLOOR) * torch.exp(CORRECTION_SPAN * torch.tanh(logits))
 
     def vector(self) -> torch.Tensor:
         """All weights as one flat float32 vector (for evolution strategies)."""
@@ -77,9 +87,10 @@ class SetPolicy(nn.Module):
         nn.utils.vector_to_parameters(vector, self.parameters())
 
 
-def observations(core, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reset observation of ``core`` (a PruneEnv) at each target: ``groups`` ``(T, m, F)``
-    and ``context`` ``(T, C)`` float32 CPU tensors."""
+def observations(core, targets: np.ndarray) -> tuple[torch.Tensor, ...]:
+    """What the policy reads about ``core`` (a PruneEnv) at each target: the reset
+    observation's ``groups`` ``(T, m, F)``, the prior allocation ``(T, m)`` and ``context``
+    ``(T, C)``, float32 CPU tensors."""
     zeros = np.zeros(len(core.groups), dtype=np.float32)
     rows, contexts = [], []
     for target in np.atleast_1d(targets):
@@ -87,68 +98,12 @@ def observations(core, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]
         observation = feature_observation(core.group_features, zeros, context)
         rows.append(observation["groups"])
         contexts.append(observation["context"])
-    return torch.from_numpy(np.stack(rows)), torch.from_numpy(np.stack(contexts))
-
-
-def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: int = 40):
-    """``c = clip(α·d, 0, 0.95)`` per row of ``directions`` ``(K, m)`` with the exact sparsity
-    nearest its row's target ``(K,)``: a bisection on each ``α``, all rows at once, with exact
-    counts (no evaluation). Returns ``(K, m)`` float64.
-
-    Where the last channel that ``α`` adds is too coarse for the window (a group holding most
-    of the parameters, while the others are saturated or barely pruned), the row is repaired:
-    the groups whose counts that channel changed stay fixed, and every other group is raised
-    by the same amount from just below the target, or lowered from just above it, bisected
-    onto the target; the nearest of the three rows is kept."""
-    directions = np.clip(np.asarray(directions, dtype=np.float64), 1e-6, None)
-    targets = np.broadcast_to(np.asarray(targets, dtype=np.float64), (len(directions),))
-    upper = float(core.action_space.high.max())
-
-    def scaled(scale: np.ndarray) -> np.ndarray:
-        return np.clip(scale[:, None] * directions, 0, upper)
-
-    highest = upper / directions.min(axis=1)
-    below, above = map(scaled, _bisect(core, scaled, 0 * highest, highest, targets, steps))
-    best = _nearest(core, below, above, targets)
-    miss = np.abs(core.sparsity_of(best) - targets) > core.tolerance
-    if miss.any():
-        low_rows, high_rows, wanted = below[miss], above[miss], targets[miss]
-        fixed = core.pruned_counts(high_rows) != core.pruned_counts(low_rows)
-        ceiling = np.full(len(wanted), upper)
-
-        def raised(beta: np.ndarray) -> np.ndarray:  # the others up from below the target
-            return np.where(fixed, low_rows, np.clip(low_rows + beta[:, None], 0, upper))
-
-        def lowered(beta: np.ndarray) -> np.ndarray:  # or down from above it
-            return np.where(
-                fixed, high_rows, np.clip(high_rows - (upper - beta[:, None]), 0, upper)
-            )
-
-        repaired = best[miss]
-        for rows_at in (raised, lowered):
-            betas = _bisect(core, rows_at, 0 * ceiling, ceiling, wanted, steps)
-            repaired = _nearest(
-                core, repaired, _nearest(core, *map(rows_at, betas), wanted), wanted
-            )
-        best[miss] = repaired
-    return best
-
-
-def _bisect(core, rows_at, low: np.ndarray, high: np.ndarray, targets: np.ndarray, steps: int):
-    """``(low, high)`` ``(K,)`` bracketing each target: ``sparsity(rows_at(low)) < target``
-    (or ``low`` at its start), ``sparsity(rows_at(high)) ≥ target`` where the starting ``high``
-    reaches it; exact counts."""
-    for _ in range(steps):
-        middle = (low + high) / 2
-        short = core.sparsity_of(rows_at(middle)) < targets
-        low, high = np.where(short, middle, low), np.where(short, high, middle)
-    return low, high
-
-
-def _nearest(core, first: np.ndarray, second: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Per row, whichever of ``first`` and ``second`` ``(K, m)`` is nearer its target."""
-    gaps = [np.abs(core.sparsity_of(rows) - targets) for rows in (first, second)]
-    return np.where((gaps[1] < gaps[0])[:, None], second, first)
+    prior = lamp_allocation(core, targets).astype(np.float32)
+    return (
+        torch.from_numpy(np.stack(rows)),
+        torch.from_numpy(prior),
+        torch.from_numpy(np.stack(contexts)),
+    )
 
 
 def load_policy(path: str | Path | None = None) -> SetPolicy:
@@ -165,16 +120,23 @@ def load_policy(path: str | Path | None = None) -> SetPolicy:
         raise ValueError(f"policy file not found: {path}")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved.get("format", 1) != POLICY_FORMAT:
+            raise ValueError(
+                f"saved in format {saved.get('format', 1)}, this prunegym reads format "
+                f"{POLICY_FORMAT}; train it again with `prunegym train-policy`"
+            )
         policy = SetPolicy(hidden=int(saved["hidden"]))
         policy.load_state_dict(saved["state_dict"])
     except Exception as error:  # noqa: BLE001  (torch raises many kinds for a bad file)
-        raise ValueError(f"cannot read policy {path}: {type(error).__name__}: {error}") from error
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ValueError(f"cannot read policy {path}: {type(error).__name__}: {reason}") from error
     return policy.eval()
 
 
 def save_policy(policy: SetPolicy, path: str | Path, recipe: dict) -> None:
     """Save ``policy`` with the ``recipe`` that trained it (JSON-safe values)."""
-    torch.save({"hidden": policy.hidden, "state_dict": policy.state_dict(), "recipe": recipe}, path)
+    saved = {"format": POLICY_FORMAT, "hidden": policy.hidden, "recipe": recipe}
+    torch.save({**saved, "state_dict": policy.state_dict()}, path)
 
 
 @torch.no_grad()
@@ -182,8 +144,7 @@ def propose(policy: SetPolicy, core, targets) -> np.ndarray:
     """The policy's coefficients ``(T, m)`` for ``core`` at each target, in the window where
     the counts allow it; nothing is evaluated."""
     targets = np.atleast_1d(np.asarray(targets, dtype=np.float64))
-    groups, context = observations(core, targets)
-    directions = policy(groups, context).double().numpy()
+    directions = policy(*observations(core, targets)).double().numpy()
     return scale_to_target(core, directions, targets)
 
 
@@ -195,8 +156,9 @@ class LearnedPolicy(AskTellAgent):
         refine: Evaluations spent polishing the answer (0: the answer alone).
         search: How: ``"local"`` (default), a local random search: batches of ``batch``
             Gaussian perturbations of the best coefficients so far (standard deviation
-            ``sigma``, ×1.5 after a batch that improved, ×0.7 after one that did not), each
-            scaled back onto the target; or ``"fd-momentum"``, FD momentum's constant-sparsity
+            ``sigma``, ×1.5 after a batch that improved, ×0.7 after one that did not, ×2 up to
+            1 after one whose masks had all been evaluated before), each scaled back onto the
+            target; or ``"fd-momentum"``, FD momentum's constant-sparsity
             refinement started from the answer (``2m + 1`` evaluations per iteration; a last
             iteration that does not fit is not started).
         sigma, batch: Of the local search.
@@ -262,6 +224,7 @@ class LearnedPolicy(AskTellAgent):
             return None if rows is None or len(rows) > self.left else rows
         count = min(self.batch, self.left)
         self.asked += count
+        self.spent = self.session.evaluations
         if self.asked > 10 * (1 + self.refine):  # only repeats of seen masks for a long while
             return None
         noise = self.rng.standard_normal((count, len(self.best)))
@@ -280,4 +243,5 @@ class LearnedPolicy(AskTellAgent):
         if improved:
             self.best, self.best_objective = candidates[best].copy(), objectives[best]
         if not first:
-            self.step *= 1.5 if improved else 0.7
+            repeats = self.session.evaluations == self.spent  # every mask already seen
+            self.step = min(self.step * (2.0 if repeats else 1.5 if improved else 0.7), 1.0)

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from prunegym.agents.learned_policy import SetPolicy, observations, scale_to_target
+from prunegym.agents.allocation import scale_to_target
+from prunegym.agents.learned_policy import SetPolicy, observations
 from prunegym.agents.tensorboard import tensorboard_writer  # noqa: F401  (re-exported)
 
 #: How the shipped policy was trained: every shipped task at channel granularity with its
@@ -125,11 +126,11 @@ def train_policy(
 @torch.no_grad()
 def _rewards(policy: SetPolicy, candidates: torch.Tensor, env, targets: np.ndarray):
     """Rewards ``(K, T)`` of the candidate weight vectors at each target, in one batch."""
-    groups, context = observations(env, targets)
+    inputs = observations(env, targets)
     directions = []
     for vector in candidates:
         policy.load_vector(vector)
-        directions.append(policy(groups, context).double().numpy())
+        directions.append(policy(*inputs).double().numpy())
     directions = np.concatenate(directions)  # (K·T, m), candidate-major
     wanted = np.tile(targets, len(candidates))
     coefficients = scale_to_target(env, directions, wanted)

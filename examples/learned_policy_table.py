@@ -4,9 +4,10 @@
         [--policy FILE] [--refine 50]
 
 Rows: the policy's answer (no search: one evaluation, of the answer), the policy refined with
-``--refine`` evaluations of FD momentum, FD momentum from scratch, random search with the same
-``--refine`` evaluations, and the one-shot baselines ``uniform`` and ``norm``. Cells: the metric
-(marked ``*`` outside the ±1 % window) and the evaluations spent.
+``--refine`` evaluations of its local search, FD momentum from scratch, random search with the
+same ``--refine`` evaluations, and the one-shot baselines ``uniform``, ``norm`` and ``lamp``
+(the prior the policy corrects). Cells: the metric (marked ``*`` outside the ±1 % window) and
+the evaluations spent.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
         f"random ({args.refine})": ("random", {"samples": args.refine}),
         "uniform": ("uniform", {}),
         "norm": ("norm", {}),
+        "lamp (the policy's prior)": ("lamp", {}),
     }  # fmt: skip
     env = PruneEnv(args.task, granularity="channel")
     started = time.perf_counter()

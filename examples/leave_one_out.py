@@ -1,12 +1,15 @@
 """Leave-one-task-out: does a policy trained without task X serve X zero-shot?
 
     python examples/leave_one_out.py [--tasks mnist-ae,mnist-convnet,tdmpc-pendulum]
-        [--targets 0.1,...,0.7] [--refine 50] [--out runs/leave-one-out]
+        [--targets 0.1,...,0.7] [--refine 50] [--seed 0] [--out runs/leave-one-out]
 
 For each held-out task X, a policy is trained with the shipped recipe on every other shipped
 task (``prunegym train-policy --without X``; kept in ``--out`` and reused). On X it is asked
-zero-shot (no search) and compared with ``norm`` and ``uniform``; refined with ``--refine``
-evaluations of FD momentum it is compared with random search given the same evaluations.
+zero-shot (no search) and compared with ``norm`` and ``uniform``, and with ``lamp``, the prior
+it corrects, alone; refined with ``--refine`` evaluations of its local search it is compared
+with random search given the same evaluations. Where every allocation in the window can be
+listed (at most 5,000 channel-count combinations, a deterministic metric), the best of them is
+shown too: no solver can beat it.
 Deterministic metrics are compared directly. On TD-MPC every answer is scored on the 100
 held-out test episodes, never on the search episodes, and a difference counts only where its
 paired 95 % interval excludes zero.
@@ -15,8 +18,11 @@ paired 95 % interval excludes zero.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
+
+import numpy as np
 
 from prunegym.agents import make_agent
 from prunegym.agents.learned_policy import save_policy
@@ -25,8 +31,8 @@ from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks.intervals import paired_difference
 
 
-def _policy(held_out: str, out: Path, generations: int) -> Path:
-    path = out / f"without-{held_out}.pt"
+def _policy(held_out: str, out: Path, generations: int, seed: int) -> Path:
+    path = out / f"without-{held_out}-seed{seed}.pt"
     if path.is_file():
         return path
     tasks = {name: count for name, count in RECIPE["tasks"].items() if name != held_out}
@@ -35,11 +41,12 @@ def _policy(held_out: str, out: Path, generations: int) -> Path:
     policy, _ = train_policy(
         envs, generations=generations, pairs=RECIPE["pairs"], sigma=RECIPE["sigma"],
         learning_rate=RECIPE["learning_rate"], targets_per_task=tasks,
-        target_range=tuple(RECIPE["target_range"]), hidden=RECIPE["hidden"], seed=RECIPE["seed"],
+        target_range=tuple(RECIPE["target_range"]), hidden=RECIPE["hidden"], seed=seed,
     )  # fmt: skip
     seconds = time.perf_counter() - started
-    save_policy(policy, path, {**RECIPE, "tasks": tasks, "generations": generations})
-    print(f"trained without {held_out} in {seconds:.0f} s")
+    recipe = {**RECIPE, "tasks": tasks, "generations": generations, "seed": seed}
+    save_policy(policy, path, recipe)
+    print(f"trained without {held_out} (seed {seed}) in {seconds:.0f} s")
     return path
 
 
@@ -51,6 +58,23 @@ def _better(a, b, sign: float) -> tuple[bool, str]:
         return sign * mean - half > 0, f"{sign * mean:+.1f} ± {half:.1f}"
     difference = sign * (a.metric - b.metric)
     return difference > 0, f"{difference:+.3g}"
+
+
+def _exhaustive_best(env, limit: int = 5000) -> str:
+    """The best metric over every allocation in ``env``'s window, if there are at most
+    ``limit`` channel-count combinations and the metric is deterministic; else ``"–"``."""
+    core = env.unwrapped
+    if core.task.test_episodes:  # noisy: the best search score is biased upward
+        return "–"
+    tops = [int(np.floor(float(core.action_space.high.max()) * n + 1e-9)) for n in core.channels]
+    if np.prod([top + 1 for top in tops], dtype=float) > limit:
+        return "–"
+    counts = np.array(list(itertools.product(*[range(top + 1) for top in tops])))
+    rows = counts / np.asarray(core.channels)
+    rows = rows[np.abs(core.sparsity_of(rows) - core.target) <= core.tolerance]
+    sign = 1.0 if core.task.higher_is_better else -1.0
+    metrics = [info["metric"] for info in core.evaluate_batch(rows)]
+    return f"{sign * max(sign * m for m in metrics):.4g} ({len(rows)})" if len(rows) else "–"
 
 
 def _score(result) -> str:
@@ -67,6 +91,7 @@ def main() -> None:
     parser.add_argument("--targets", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7")
     parser.add_argument("--refine", type=int, default=50)
     parser.add_argument("--generations", type=int, default=RECIPE["generations"])
+    parser.add_argument("--seed", type=int, default=RECIPE["seed"], help="training seed")
     parser.add_argument("--out", default="runs/leave-one-out")
     args = parser.parse_args()
     out = Path(args.out)
@@ -74,18 +99,20 @@ def main() -> None:
     targets = [float(t) for t in args.targets.split(",")]
     started = time.perf_counter()
     for held_out in args.tasks.split(","):
-        path = str(_policy(held_out, out, args.generations))
+        path = str(_policy(held_out, out, args.generations, args.seed))
         env = PruneEnv(held_out, granularity="channel")
         sign = 1.0 if env.task.higher_is_better else -1.0
         print(f"\n{held_out} ({env.task.metric}, dense {env.dense_metric:.4g}), policy "
               f"trained without it, {args.refine} refinement evaluations:\n")  # fmt: skip
-        print("| target | policy | norm | uniform | policy − best of them | "
-              f"policy refined | random ({args.refine}) | refined − random |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|")
+        print("| target | policy | lamp (prior) | norm | uniform | policy − best of them | "
+              f"policy − lamp | policy refined | random ({args.refine}) | refined − random | "
+              "best in window (allocations) |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for target in targets:
             runs = {}
             for name, solver, options in (
                 ("policy", "learned-policy", {"policy": path}),
+                ("lamp", "lamp", {}),
                 ("norm", "norm", {}),
                 ("uniform", "uniform", {}),
                 ("refined", "learned-policy", {"policy": path, "refine": args.refine}),
@@ -99,11 +126,13 @@ def main() -> None:
             beats_one, versus_one = _better(runs["policy"], runs[baselines[0]], sign)
             beats_other, _ = _better(runs["policy"], runs[baselines[1]], sign)
             beats_random, versus_random = _better(runs["refined"], runs["random"], sign)
+            _, versus_prior = _better(runs["policy"], runs["lamp"], sign)
             mark = "yes" if beats_one and beats_other else "no"
-            print(f"| {target:.0%} | {_score(runs['policy'])} | {_score(runs['norm'])} | "
-                  f"{_score(runs['uniform'])} | {versus_one} ({mark}) | "
-                  f"{_score(runs['refined'])} | {_score(runs['random'])} | {versus_random} "
-                  f"({'yes' if beats_random else 'no'}) |")  # fmt: skip
+            print(f"| {target:.0%} | {_score(runs['policy'])} | {_score(runs['lamp'])} | "
+                  f"{_score(runs['norm'])} | {_score(runs['uniform'])} | {versus_one} ({mark}) | "
+                  f"{versus_prior} | {_score(runs['refined'])} | {_score(runs['random'])} | "
+                  f"{versus_random} ({'yes' if beats_random else 'no'}) | "
+                  f"{_exhaustive_best(env)} |")  # fmt: skip
     print(f"\n{time.perf_counter() - started:.0f} s in all")
 
 

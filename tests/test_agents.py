@@ -27,6 +27,7 @@ CHEAP_SOLVERS = {
     "fd-momentum": ({}, None),
     "uniform": ({}, None),
     "norm": ({}, None),
+    "lamp": ({}, None),
     "random": ({}, 20),
     "torch-pruning": ({}, None),
     "optuna-tpe": ({}, 20),
@@ -105,7 +106,9 @@ def test_a_never_ending_solver_needs_a_budget_and_a_seconds_budget_stops_it():
     assert 1 <= result.evaluations and result.wall_seconds < 2.0
 
 
-@pytest.mark.parametrize("name", ["fd-momentum", "grid", "uniform", "norm", "torch-pruning"])
+@pytest.mark.parametrize(
+    "name", ["fd-momentum", "grid", "uniform", "norm", "lamp", "torch-pruning"]
+)
 def test_an_unreachable_target_is_reported_infeasible(name):
     env = PruneEnv("toy", target=0.99)
     assert env.max_sparsity < 0.98

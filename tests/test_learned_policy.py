@@ -10,12 +10,14 @@ import pytest
 import torch
 
 from prunegym.agents import make_agent
+from prunegym.agents.allocation import lamp_allocation, scale_to_target
 from prunegym.agents.learned_policy import (
+    CORRECTION_SPAN,
+    PRIOR_FLOOR,
     SetPolicy,
     load_policy,
     propose,
     save_policy,
-    scale_to_target,
 )
 from prunegym.agents.policy_training import centred_ranks, train_policy
 from prunegym.cli.main import main
@@ -24,15 +26,45 @@ from prunegym.envs.prune_env import PruneEnv
 
 def test_set_policy_serves_any_number_of_groups_and_ignores_their_order():
     torch.manual_seed(0)
-    policy = SetPolicy(hidden=8)
-    for parameter in policy.parameters():  # away from the all-equal untrained output
+    untrained, policy = SetPolicy(hidden=8), SetPolicy(hidden=8)
+    for parameter in policy.parameters():  # away from the untrained output (the prior)
         parameter.data.normal_(0, 0.5)
     for groups in (2, 5, 15):
-        rows, context = torch.rand(3, groups, 15), torch.rand(3, 6)
-        directions = policy(rows, context)
-        assert directions.shape == (3, groups) and bool(((directions > 0) & (directions < 1)).all())
+        rows, prior, context = torch.rand(3, groups, 15), torch.rand(3, groups), torch.rand(3, 6)
+        torch.testing.assert_close(untrained(rows, prior, context), prior + PRIOR_FLOOR)
+        directions = policy(rows, prior, context)
+        assert directions.shape == (3, groups)
+        correction = directions / (prior + PRIOR_FLOOR)
+        assert not torch.allclose(correction, torch.ones_like(correction))
+        assert bool((correction.log().abs() <= CORRECTION_SPAN + 1e-5).all())
         shuffle = torch.randperm(groups)
-        torch.testing.assert_close(policy(rows[:, shuffle], context), directions[:, shuffle])
+        torch.testing.assert_close(
+            policy(rows[:, shuffle], prior[:, shuffle], context), directions[:, shuffle]
+        )
+
+
+def test_lamp_allocation_masks_below_one_global_threshold_and_lands_on_the_target(mnist_env):
+    targets = np.array([0.1, 0.2, 0.45, 0.7])  # 0.1, 0.2: inside a tie of dead channels
+    rows = lamp_allocation(mnist_env, targets)
+    assert np.all(np.abs(mnist_env.sparsity_of(rows) - targets) <= mnist_env.tolerance)
+    keys = []
+    for group, scores in zip(mnist_env.groups, mnist_env.pruner.scores, strict=True):
+        values = np.sort(scores.double().numpy().clip(0.0))  # compensated scores: >= 0
+        tail = np.cumsum(values[::-1])[::-1]
+        keys.append(np.divide(values, tail, out=np.zeros_like(values), where=tail > 0)
+                    * group.channels / group.parameters)  # fmt: skip
+    for counts in mnist_env.pruned_counts(rows):
+        masked = np.concatenate([k[:n] for k, n in zip(keys, counts, strict=True)])
+        kept = np.concatenate([k[n:] for k, n in zip(keys, counts, strict=True)])
+        assert masked.max(initial=0.0) <= kept.min() * (1 + 1e-9)  # one threshold for all
+    lamp, shared_target = make_agent("lamp", progress=False), mnist_env.target
+    try:
+        for target in (0.1, 0.45):
+            mnist_env.reset(options={"target": target})
+            result = lamp.run(mnist_env)
+            assert result.feasible and result.evaluations == 1
+    finally:
+        mnist_env.reset(options={"target": shared_target})
 
 
 def test_scale_to_target_lands_every_direction_in_the_window_without_evaluating():
@@ -89,6 +121,16 @@ def test_refine_spends_at_most_its_evaluations_and_never_ends_worse(search):
         make_agent("learned-policy", search="annealing")
 
 
+def test_local_refinement_widens_its_steps_while_it_only_revisits_evaluated_masks(tmp_path):
+    path = tmp_path / "untrained.pt"
+    save_policy(SetPolicy(hidden=8), path, {})
+    env = PruneEnv("toy", target=0.4)
+    tiny = make_agent("learned-policy", policy=str(path), refine=20, sigma=1e-6, progress=False)
+    result = tiny.run(env)  # at first every perturbation masks the answer's channels again
+    assert result.evaluations == 21  # the step grew until the masks changed, then spent all
+    assert len({tuple(np.round(h["coefficients"], 9)) for h in result.history}) == 21
+
+
 def test_a_missing_or_corrupt_policy_file_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="policy file not found"):
         make_agent("learned-policy", policy=str(tmp_path / "none.pt"))
@@ -96,29 +138,34 @@ def test_a_missing_or_corrupt_policy_file_is_one_clear_error(tmp_path):
     broken.write_bytes(b"not a policy")
     with pytest.raises(ValueError, match="cannot read policy"):
         make_agent("learned-policy", policy=str(broken))
+    old = tmp_path / "old.pt"  # format 1: no prior, another input width
+    torch.save({"hidden": 8, "state_dict": {}}, old)
+    with pytest.raises(ValueError, match=r"format 1, this prunegym reads format 2") as error:
+        make_agent("learned-policy", policy=str(old))
+    assert "\n" not in str(error.value)
 
 
-def test_training_improves_on_the_uniform_start_and_logs_to_tensorboard(tmp_path):
+def test_training_improves_on_the_untrained_start_and_logs_to_tensorboard(tmp_path):
     pytest.importorskip("tensorboard")
     from prunegym.agents.policy_training import tensorboard_writer
 
     env = PruneEnv("toy", observation="features")
     writer = tensorboard_writer(str(tmp_path / "tb"))
-    policy, history = train_policy({"toy": env}, generations=12, pairs=6, targets_per_task=3,
+    policy, history = train_policy({"toy": env}, generations=40, pairs=6, targets_per_task=3,
                                    hidden=8, writer=writer)  # fmt: skip
     writer.close()
-    assert [row["generation"] for row in history] == list(range(1, 13))
+    assert [row["generation"] for row in history] == list(range(1, 41))
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     targets = np.array([0.2, 0.4, 0.6])
     trained = propose(policy, env, targets)
-    uniform = propose(SetPolicy(hidden=8), env, targets)  # untrained: the uniform allocation
+    untrained = propose(SetPolicy(hidden=8), env, targets)  # the prior's allocation
     scores = {}
-    for name, rows in (("trained", trained), ("uniform", uniform)):
+    for name, rows in (("trained", trained), ("untrained", untrained)):
         scores[name] = 0.0
         for target, row in zip(targets, rows, strict=True):
             env.target = float(target)
             scores[name] += env.evaluate_batch(row[None])[0]["reward"]
-    assert scores["trained"] > scores["uniform"]
+    assert scores["trained"] > scores["untrained"]
     path = tmp_path / "policy.pt"
     save_policy(policy, path, {"generations": 12})
     np.testing.assert_allclose(propose(load_policy(path), env, targets), trained)

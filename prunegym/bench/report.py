@@ -106,8 +106,8 @@ def _markdown(rows: list[dict], results: list, spec, command: str, skipped: dict
         f"{spec.granularity}, ranking {spec.criterion or 'default'}, compensation "
         f"{spec.compensation or 'default'}. Cells show the mean ± std over seeds of the best "
         "result each solver found; `*` marks cells where some seed missed the sparsity window.",
-        "Solvers without randomness (grid, fd-momentum, norm, uniform, torch-pruning) give the "
-        "same result for every seed, so their std is 0.",
+        "Solvers without randomness (grid, fd-momentum, norm, uniform, lamp, torch-pruning) give "
+        "the same result for every seed, so their std is 0.",
         *(
             [
                 "`torch-pruning-<criterion>` rows are what you would use instead: Torch-Pruning "

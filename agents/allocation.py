@@ -1,0 +1,115 @@
+"""Allocations onto a sparsity target with exact parameter counts; nothing is evaluated.
+
+- :func:`scale_to_target` scales per-group directions onto the target (the learned policy's
+  answers, local-search moves) and repairs rows that one coarse channel pushes out of the
+  window.
+- :func:`lamp_allocation` masks every channel below one global threshold on LAMP-normalised
+  scores: the ``lamp`` baseline, and the prior that the learned policy corrects.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: int = 40):
+    """``c = clip(α·d, 0, 0.95)`` per row of ``directions`` ``(K, m)`` with the exact sparsity
+    nearest its row's target ``(K,)``: a bisection on each ``α``, all rows at once, with exact
+    counts (no evaluation). Returns ``(K, m)`` float64.
+
+    Where the last channel that ``α`` adds is too coarse for the window (a group holding most
+    of the parameters, while the others are saturated or barely pruned), the row is repaired:
+    the groups whose counts that channel changed stay fixed, and every other group is raised
+    by the same amount from just below the target, or lowered from just above it, bisected
+    onto the target; the nearest of the three rows is kept."""
+    directions = np.clip(np.asarray(directions, dtype=np.float64), 1e-6, None)
+    targets = np.broadcast_to(np.asarray(targets, dtype=np.float64), (len(directions),))
+    upper = float(core.action_space.high.max())
+
+    def scaled(scale: np.ndarray) -> np.ndarray:
+        return np.clip(scale[:, None] * directions, 0, upper)
+
+    highest = upper / directions.min(axis=1)
+    below, above = map(scaled, _bisect(core, scaled, 0 * highest, highest, targets, steps))
+    best = _nearest(core, below, above, targets)
+    miss = np.abs(core.sparsity_of(best) - targets) > core.tolerance
+    if miss.any():
+        low_rows, high_rows, wanted = below[miss], above[miss], targets[miss]
+        fixed = core.pruned_counts(high_rows) != core.pruned_counts(low_rows)
+        ceiling = np.full(len(wanted), upper)
+
+        def raised(beta: np.ndarray) -> np.ndarray:  # the others up from below the target
+            return np.where(fixed, low_rows, np.clip(low_rows + beta[:, None], 0, upper))
+
+        def lowered(beta: np.ndarray) -> np.ndarray:  # or down from above it
+            return np.where(
+                fixed, high_rows, np.clip(high_rows - (upper - beta[:, None]), 0, upper)
+            )
+
+        repaired = best[miss]
+        for rows_at in (raised, lowered):
+            betas = _bisect(core, rows_at, 0 * ceiling, ceiling, wanted, steps)
+            repaired = _nearest(
+                core, repaired, _nearest(core, *map(rows_at, betas), wanted), wanted
+            )
+        best[miss] = repaired
+    return best
+
+
+def _bisect(core, rows_at, low: np.ndarray, high: np.ndarray, targets: np.ndarray, steps: int):
+    """``(low, high)`` ``(K,)`` bracketing each target: ``sparsity(rows_at(low)) < target``
+    (or ``low`` at its start), ``sparsity(rows_at(high)) ≥ target`` where the starting ``high``
+    reaches it; exact counts."""
+    for _ in range(steps):
+        middle = (low + high) / 2
+        short = core.sparsity_of(rows_at(middle)) < targets
+        low, high = np.where(short, middle, low), np.where(short, high, middle)
+    return low, high
+
+
+def _nearest(core, first: np.ndarray, second: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per row, whichever of ``first`` and ``second`` ``(K, m)`` is nearer its target."""
+    gaps = [np.abs(core.sparsity_of(rows) - targets) for rows in (first, second)]
+    return np.where((gaps[1] < gaps[0])[:, None], second, first)
+
+
+def lamp_allocation(core, targets, steps: int = 50) -> np.ndarray:
+    """``(T, m)`` float64 coefficients of one global threshold on LAMP-normalised channel
+    scores, at each of ``targets`` ``(T,)``; nothing is evaluated.
+
+    Within group ``i``, the environment's own channel scores ``v`` (its ``criterion``; negative
+    ones count as 0), in the order the channels are masked, become ``v_k / Σ_{l≥k} v_l`` (Lee et
+    al. 2021, LAMP: scale-free, so groups compare), divided by the group's parameters per
+    channel (a channel that frees more parameters goes first). Every channel whose value is
+    below a threshold ``λ`` is masked; ``λ`` is bisected onto each target with exact counts,
+    and where one ``λ`` adds several channels at once (tied scores), the step is taken in the
+    fraction that lands nearest the target. ``core``: an unwrapped channel-granularity
+    ``PruneEnv``."""
+    targets = np.atleast_1d(np.asarray(targets, dtype=np.float64))
+    upper = float(core.action_space.high.max())
+    keys = []
+    pruner = core.pruner
+    for group, scores, order in zip(core.groups, pruner.scores, pruner.orders, strict=True):
+        values = np.clip(scores.double().cpu()[order.cpu()].numpy(), 0.0, None)
+        tail = np.cumsum(values[::-1])[::-1]
+        normalised = np.divide(values, tail, out=np.zeros_like(values), where=tail > 0)
+        keys.append(normalised * group.channels / max(group.parameters, 1))
+
+    def masked(threshold: np.ndarray) -> np.ndarray:
+        fractions = [np.searchsorted(k, threshold, side="left") / len(k) for k in keys]
+        return np.clip(np.stack(fractions, axis=-1), 0.0, upper)
+
+    def bisect(rows_at, high: float) -> tuple[np.ndarray, np.ndarray]:
+        low, high = np.zeros(len(targets)), np.full(len(targets), high)
+        for _ in range(steps):
+            middle = (low + high) / 2
+            short = core.sparsity_of(rows_at(middle)) < targets
+            low, high = np.where(short, middle, low), np.where(short, high, middle)
+        return low, high
+
+    top = max(float(k.max()) for k in keys if len(k)) * (1 + 1e-9) + 1e-300
+    below, above = map(masked, bisect(masked, top))
+    fractions = bisect(lambda w: below + w[:, None] * (above - below), 1.0)
+    rows = [below + w[:, None] * (above - below) for w in fractions]
+    gaps = [np.abs(core.sparsity_of(r) - targets) for r in rows]
+    return np.where((gaps[1] < gaps[0])[:, None], rows[1], rows[0])
