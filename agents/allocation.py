@@ -85,6 +85,8 @@ def lamp_allocation(core, targets, steps: int = 50) -> np.ndarray:
     and where one ``λ`` adds several channels at once (tied scores), the step is taken in the
     fraction that lands nearest the target. ``core``: an unwrapped channel-granularity
     ``PruneEnv``."""
+    if core.granularity != "channel":
+        raise ValueError(f"lamp allocates channel groups; granularity={core.granularity!r}")
     targets = np.atleast_1d(np.asarray(targets, dtype=np.float64))
     upper = float(core.action_space.high.max())
     keys = []

@@ -3,12 +3,12 @@
 :class:`SetPolicy` reads the ``features`` observation of :mod:`prunegym.envs.features` (one row
 per group and a context vector) together with a prior allocation, and gives one positive
 *direction* per group: the prior, :func:`~prunegym.agents.allocation.lamp_allocation` at the
-target, times a learned correction in ``[e^−1.5, e^1.5]`` (residual policy learning: untrained,
-the policy is the prior). The answer is that direction scaled onto the sparsity target with
-exact parameter counts (:func:`scale_to_target`): no evaluation is needed to land in the
-window. Because the same weights process every row and the rows are pooled by mean and max,
-the policy does not depend on the number of groups, and can be asked about a network it never
-saw.
+target, plus 0.01 (so groups it leaves dense can still be pruned), times a learned correction
+in ``[e^−1.5, e^1.5]``, which is 1 untrained (residual policy learning). The answer is that
+direction scaled onto the sparsity target with exact parameter counts
+(:func:`scale_to_target`): no evaluation is needed to land in the window. Because the same
+weights process every row and the rows are pooled by mean and max, the policy does not depend
+on the number of groups, and can be asked about a network it never saw.
 
 :class:`LearnedPolicy` (``--solver learned-policy``) answers with it: one evaluation, of the
 answer itself, to report its metric; none to search. ``refine=N`` polishes the answer with up
@@ -28,7 +28,7 @@ from prunegym.agents.allocation import lamp_allocation, scale_to_target
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.fd_momentum import FDMomentum
 from prunegym.agents.result import Evaluation
-from prunegym.agents.session import Problem
+from prunegym.agents.session import NotApplicable, Problem
 from prunegym.envs.features import (
     CONTEXT_FEATURES,
     DYNAMIC_FEATURES,
@@ -66,7 +66,7 @@ class SetPolicy(nn.Module):
         self.decide = nn.Sequential(
             nn.Linear(3 * hidden + context, hidden), nn.Tanh(), nn.Linear(hidden, 1)
         )
-        nn.init.zeros_(self.decide[-1].weight)  # untrained: the prior's allocation
+        nn.init.zeros_(self.decide[-1].weight)  # untrained: the prior (plus the floor)
         nn.init.zeros_(self.decide[-1].bias)
 
     def forward(
@@ -156,9 +156,9 @@ class LearnedPolicy(AskTellAgent):
         refine: Evaluations spent polishing the answer (0: the answer alone).
         search: How: ``"local"`` (default), a local random search: batches of ``batch``
             Gaussian perturbations of the best coefficients so far (standard deviation
-            ``sigma``, ×1.5 after a batch that improved, ×0.7 after one that did not, ×2 up to
-            1 after one whose masks had all been evaluated before), each scaled back onto the
-            target; or ``"fd-momentum"``, FD momentum's constant-sparsity
+            ``sigma``, ×1.5 after a batch that improved, ×0.7 after one that did not, ×2 after
+            one whose masks had all been evaluated before, at most 1), each scaled back onto
+            the target; or ``"fd-momentum"``, FD momentum's constant-sparsity
             refinement started from the answer (``2m + 1`` evaluations per iteration; a last
             iteration that does not fit is not started).
         sigma, batch: Of the local search.
@@ -193,7 +193,7 @@ class LearnedPolicy(AskTellAgent):
     def start(self, problem: Problem) -> None:
         core = problem.core
         if core.granularity != "channel":
-            raise ValueError("learned-policy prunes channel groups; use granularity='channel'")
+            raise NotApplicable("learned-policy prunes channel groups; use granularity='channel'")
         self.problem = problem
         self.answer = propose(self._network, core, [problem.target])[0]
         self.answered, self.asked = False, 0

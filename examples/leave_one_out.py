@@ -32,7 +32,7 @@ from prunegym.tasks.intervals import paired_difference
 
 
 def _policy(held_out: str, out: Path, generations: int, seed: int) -> Path:
-    path = out / f"without-{held_out}-seed{seed}.pt"
+    path = out / f"without-{held_out}-seed{seed}-g{generations}.pt"
     if path.is_file():
         return path
     tasks = {name: count for name, count in RECIPE["tasks"].items() if name != held_out}
@@ -66,11 +66,12 @@ def _exhaustive_best(env, limit: int = 5000) -> str:
     core = env.unwrapped
     if core.task.test_episodes:  # noisy: the best search score is biased upward
         return "–"
-    tops = [int(np.floor(float(core.action_space.high.max()) * n + 1e-9)) for n in core.channels]
+    upper = float(core.action_space.high.max())
+    tops = core.pruned_counts(np.full((1, len(core.channels)), upper))[0]
     if np.prod([top + 1 for top in tops], dtype=float) > limit:
         return "–"
     counts = np.array(list(itertools.product(*[range(top + 1) for top in tops])))
-    rows = counts / np.asarray(core.channels)
+    rows = np.minimum(counts / np.asarray(core.channels), upper)
     rows = rows[np.abs(core.sparsity_of(rows) - core.target) <= core.tolerance]
     sign = 1.0 if core.task.higher_is_better else -1.0
     metrics = [info["metric"] for info in core.evaluate_batch(rows)]
