@@ -101,17 +101,11 @@ def lamp_allocation(core, targets, steps: int = 50) -> np.ndarray:
         fractions = [np.searchsorted(k, threshold, side="left") / len(k) for k in keys]
         return np.clip(np.stack(fractions, axis=-1), 0.0, upper)
 
-    def bisect(rows_at, high: float) -> tuple[np.ndarray, np.ndarray]:
-        low, high = np.zeros(len(targets)), np.full(len(targets), high)
-        for _ in range(steps):
-            middle = (low + high) / 2
-            short = core.sparsity_of(rows_at(middle)) < targets
-            low, high = np.where(short, middle, low), np.where(short, high, middle)
-        return low, high
+    def between(share: np.ndarray) -> np.ndarray:  # a share of the channels one λ adds
+        return below + share[:, None] * (above - below)
 
     top = max(float(k.max()) for k in keys if len(k)) * (1 + 1e-9) + 1e-300
-    below, above = map(masked, bisect(masked, top))
-    fractions = bisect(lambda w: below + w[:, None] * (above - below), 1.0)
-    rows = [below + w[:, None] * (above - below) for w in fractions]
-    gaps = [np.abs(core.sparsity_of(r) - targets) for r in rows]
-    return np.where((gaps[1] < gaps[0])[:, None], rows[1], rows[0])
+    zeros, ones = np.zeros(len(targets)), np.ones(len(targets))
+    below, above = map(masked, _bisect(core, masked, zeros, top * ones, targets, steps))
+    shares = _bisect(core, between, zeros, ones, targets, steps)
+    return _nearest(core, *map(between, shares), targets)

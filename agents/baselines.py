@@ -73,12 +73,11 @@ class LAMPAllocation(_OneShot):
     name = "lamp"
 
     def start(self, problem: Problem) -> None:
-        if problem.core.granularity != "channel":
-            raise NotApplicable("lamp allocates channel groups; use granularity='channel'")
         core = problem.core
-        self.pending = scale_to_target(core, lamp_allocation(core, problem.target), problem.target)[
-            0
-        ]
+        if core.granularity != "channel":
+            raise NotApplicable("lamp allocates channel groups; use granularity='channel'")
+        prior = lamp_allocation(core, problem.target)
+        self.pending = scale_to_target(core, prior, problem.target)[0]
 
 
 class RandomSearch(AskTellAgent):
