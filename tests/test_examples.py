@@ -83,3 +83,9 @@ def test_compensation_table_runs_every_row_and_states_the_goals(tmp_path, capsys
     out = capsys.readouterr().out
     assert "best FD momentum − best Torch-Pruning criterion" in out
     assert all(row["step_seconds"] > 0 for row in tables["toy"][5:])
+
+
+def test_leave_one_out_scores_noisy_tasks_on_the_asked_test_episodes():
+    example = _load("leave_one_out")
+    assert example._held_out_env("tdmpc-pendulum", 7).task.test_episodes == 7
+    assert example._held_out_env("toy", 7).task.test_episodes == 0  # deterministic: none
