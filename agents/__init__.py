@@ -14,6 +14,7 @@ from prunegym.agents.fd_momentum import FDMomentum
 from prunegym.agents.grid import GridSearch
 from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, NotApplicable, Problem, Session
+from prunegym.agents.specs import split_solver_spec
 from prunegym.tasks import check_plugin, entry_point_specs, plugin_factory
 
 
@@ -84,7 +85,8 @@ def agent_names() -> list[str]:
 def prunes_its_own_model(solver: str) -> bool:
     """Whether results of ``solver`` come from a network it pruned itself (Torch-Pruning, any
     criterion), so that replaying them means re-running the solver, not stepping the masks."""
-    return solver == "torch-pruning" or solver in _BASELINES
+    name, _ = split_solver_spec(solver)
+    return name == "torch-pruning" or name in _BASELINES
 
 
 def baseline_names() -> list[str]:
@@ -96,11 +98,15 @@ def baseline_names() -> list[str]:
 
 def make_agent(name: str, **options) -> Agent:
     """Build a solver by name or ``module:attribute`` spec, e.g.
-    ``make_agent("fd-momentum", momentum=0.8)`` or ``make_agent("mysolver:MySolver")``.
-    Sources, in order: :func:`register_agent`, the built-in solvers, the ``prunegym.agents``
-    entry-point group of installed packages, and specs. The agent is named by ``name``, so
-    its results record how to build it again."""
-
+    ``make_agent("fd-momentum", momentum=0.8)`` or ``make_agent("mysolver:MySolver")``; either
+    may carry settings, ``make_agent("learned-policy:refine=50")`` (:mod:`prunegym.agents.specs`;
+    ``options`` override them). Sources, in order: :func:`register_agent`, the built-in
+    solvers, the ``prunegym.agents`` entry-point group of installed packages, and specs. The
+    agent is named by ``name``, settings included, so its results record how to build it
+    again."""
+    spec = name
+    name, settings = split_solver_spec(spec)
+    options = {**settings, **options}
     defaults: dict = {}
     found = _REGISTERED.get(name)
     built_in = _REGISTRY.get(name) or _BASELINES.get(name)
@@ -115,7 +121,7 @@ def make_agent(name: str, **options) -> Agent:
         raise ValueError(f"bad option for solver {name!r}: {error}") from error
     if not isinstance(agent, Agent):
         raise ValueError(f"solver {name!r} built a {type(agent).__name__}, not a prunegym Agent")
-    agent.name = name
+    agent.name = spec
     return agent
 
 

@@ -148,6 +148,11 @@ def propose(policy: SetPolicy, core, targets) -> np.ndarray:
     return scale_to_target(core, directions, targets)
 
 
+def _is_count(value, least: int) -> bool:
+    """Whether ``value`` is an integer (not a bool) of at least ``least``."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= least
+
+
 class LearnedPolicy(AskTellAgent):
     """The learned policy's answer, optionally refined (``--solver learned-policy``).
 
@@ -178,14 +183,18 @@ class LearnedPolicy(AskTellAgent):
         **kwargs,
     ) -> None:
         super().__init__(seed=seed, **kwargs)
-        if isinstance(refine, bool) or int(refine) != refine or refine < 0:
+        if not _is_count(refine, 0):
             raise ValueError(f"learned-policy refine must be an integer >= 0, got {refine!r}")
         if search not in ("local", "fd-momentum"):
             raise ValueError(
                 f"learned-policy search must be 'local' or 'fd-momentum', not {search!r}"
             )
-        if not (np.isfinite(sigma) and sigma > 0) or int(batch) != batch or batch < 1:
-            raise ValueError("learned-policy sigma must be > 0 and batch an integer >= 1")
+        number = isinstance(sigma, (int, float)) and not isinstance(sigma, bool)
+        if not (number and np.isfinite(sigma) and sigma > 0) or not _is_count(batch, 1):
+            raise ValueError(
+                f"learned-policy sigma must be > 0 and batch an integer >= 1, got {sigma!r} "
+                f"and {batch!r}"
+            )
         self.policy, self.refine, self.search = policy, int(refine), search
         self.sigma, self.batch = float(sigma), int(batch)
         self._network = load_policy(policy)

@@ -118,8 +118,11 @@ def test_refine_spends_at_most_its_evaluations_and_never_ends_worse(search):
     assert 1 < refined.evaluations <= 31
     assert refined.feasible and refined.metric >= answer.metric - 1e-9
     assert np.allclose(refined.history[0]["coefficients"], answer.coefficients)  # started there
-    with pytest.raises(ValueError, match="refine"):
-        make_agent("learned-policy", refine=-1)
+    for refine in (-1, 2.5, "abc", True):
+        with pytest.raises(ValueError, match="refine must be an integer"):
+            make_agent("learned-policy", refine=refine)
+    with pytest.raises(ValueError, match="sigma must be > 0 and batch"):
+        make_agent("learned-policy", sigma="wide")
     with pytest.raises(ValueError, match="search"):
         make_agent("learned-policy", search="annealing")
 

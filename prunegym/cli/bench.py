@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import shlex
 
+from prunegym.agents.specs import split_solver_list
 from prunegym.bench import BenchSpec, run_bench, write_reports
 from prunegym.cli.common import add_env_arguments, parse_option, say, task_options
 
 
-def _split(text: str, what: str) -> list[str]:
-    items = [item.strip() for item in text.split(",") if item.strip()]
+def _split(text: str, what: str, split=None) -> list[str]:
+    items = split(text) if split else [item.strip() for item in text.split(",") if item.strip()]
     if not items:
         raise ValueError(f"--{what} needs a comma-separated list, got {text!r}")
     return items
@@ -40,7 +41,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     extra = task_options(args)
     spec = BenchSpec(
         tasks=tasks,
-        solvers=_split(args.solvers, "solvers"),
+        solvers=_split(args.solvers, "solvers", split_solver_list),
         targets=_targets(args.targets),
         seeds=args.seeds,
         tolerance=args.tolerance,
@@ -72,7 +73,12 @@ def add_bench_parser(commands) -> None:
         "bench", help="benchmark solvers: tasks × solvers × targets × seeds, with resume"
     )
     bench.add_argument("--tasks", required=True, help="comma-separated task names")
-    bench.add_argument("--solvers", required=True, help="comma-separated solver names")
+    bench.add_argument(
+        "--solvers",
+        required=True,
+        help="comma-separated solvers, each with its options if any "
+        "(random,learned-policy:refine=50,search=local)",
+    )
     bench.add_argument(
         "--targets", default="0.1,0.2,0.3,0.5", help="comma-separated sparsity targets"
     )

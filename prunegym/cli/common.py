@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
+from prunegym.agents.specs import parse_setting
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.pruning import COMPENSATIONS, CRITERIA
 from prunegym.pruning.weight.importance import WEIGHT_CRITERIA
@@ -30,11 +30,7 @@ def parse_option(text: str) -> tuple[str, object]:
     """``key=value`` with the value read as JSON when possible (numbers, lists, true/false)."""
     if "=" not in text:
         raise ValueError(f"--option must look like key=value, got {text!r}")
-    key, value = text.split("=", 1)
-    try:
-        return key.strip().replace("-", "_"), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip().replace("-", "_"), value
+    return parse_setting(text)
 
 
 def check_window(target: float, tolerance: float) -> None:

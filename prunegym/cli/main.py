@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument(
         "--solver", default="fd-momentum", metavar="SOLVER",
         help=f"{', '.join(agent_names())}, a registered or installed solver, or "
-        "module:attribute naming your own Agent class (default: fd-momentum)",
+        "module:attribute naming your own Agent class; :key=value[,key=value] appends "
+        "options, e.g. learned-policy:refine=50 (default: fd-momentum)",
     )  # fmt: skip
     _add_window_and_outputs(solve)
     solve.add_argument("--budget", type=int, default=None, help="most evaluations")

@@ -1,0 +1,53 @@
+"""Solver specs with settings: ``learned-policy:refine=50`` wherever a solver name goes."""
+
+import pytest
+
+from prunegym.agents import make_agent, prunes_its_own_model
+from prunegym.agents.specs import split_solver_list, split_solver_spec
+from prunegym.cli.main import main
+
+
+@pytest.mark.parametrize(
+    ("spec", "name", "settings"),
+    [
+        ("fd-momentum", "fd-momentum", {}),
+        ("mysolver:MySolver", "mysolver:MySolver", {}),
+        ("learned-policy:refine=50", "learned-policy", {"refine": 50}),
+        (
+            "learned-policy:refine=50,search=fd-momentum,policy=/runs/a:b.pt",
+            "learned-policy",
+            {"refine": 50, "search": "fd-momentum", "policy": "/runs/a:b.pt"},
+        ),
+        ("mysolver:MySolver:warm-start=true", "mysolver:MySolver", {"warm_start": True}),
+        ("grid:values=[0.1,0.2]", "grid", {"values": [0.1, 0.2]}),
+    ],
+)
+def test_a_spec_splits_into_its_solver_and_settings(spec, name, settings):
+    assert split_solver_spec(spec) == (name, settings)
+
+
+def test_a_solver_list_keeps_each_specs_settings_together():
+    text = "random, learned-policy:refine=50,search=local,mysolver:MySolver,uniform"
+    assert split_solver_list(text) == [
+        "random", "learned-policy:refine=50,search=local", "mysolver:MySolver", "uniform"
+    ]  # fmt: skip
+    assert split_solver_list(" , ") == []
+
+
+def test_make_agent_applies_a_specs_settings_and_keeps_its_name():
+    agent = make_agent("learned-policy:refine=7,sigma=0.1")
+    assert (agent.refine, agent.sigma, agent.name) == (7, 0.1, "learned-policy:refine=7,sigma=0.1")
+    assert make_agent("learned-policy:refine=7", refine=3).refine == 3  # explicit options win
+    with pytest.raises(ValueError, match="bad option for solver 'learned-policy'.*refin"):
+        make_agent("learned-policy:refin=7")
+    assert prunes_its_own_model("torch-pruning:importance=taylor")
+    assert not prunes_its_own_model("learned-policy:refine=7")
+
+
+def test_solve_takes_a_spec_and_reports_a_bad_setting_in_one_line(capsys):
+    assert main(["solve", "toy", "--solver", "learned-policy:refine=4", "--target", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "solver: learned-policy:refine=4" in out and "evaluations  5 in" in out
+    assert main(["solve", "toy", "--solver", "learned-policy:refine=many"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("prunegym: error: learned-policy refine must be an integer")
