@@ -1,43 +1,63 @@
-"""How good is the shipped TD-MPC agent? Its return beside a random policy and a classical
-energy-shaping swing-up with LQR balance, over the same 100 fixed-seed episodes (the task's
-held-out test seeds), with 95 % intervals and the paired difference from the classical
-controller.
+"""How good is the shipped TD-MPC agent, and how good can a pendulum controller get? Returns over
+the same fixed-seed episodes (the task's held-out test seeds) for a random policy, the shipped
+agent, a classical energy-shaping swing-up with LQR balance, and cross-entropy planning over
+Pendulum-v1's exact equations (both read the true state), with 95 % intervals and the paired
+difference from the classical controller.
 
-    python examples/tdmpc_anchors.py
+    python examples/tdmpc_anchors.py [--episodes 100] [--results result.json ...]
+
+``--results`` adds pruned agents: result files of ``prunegym solve tdmpc-pendulum ... --out
+FILE`` scored on as many test episodes (``--task-option test_episodes=N``), so each row is
+paired with the controllers on the same seeds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+import time
 
 import numpy as np
 import torch
 
+from prunegym.agents.result import Result
 from prunegym.tasks.intervals import describe_difference, mean_ci95, paired_difference
 from prunegym.tasks.tdmpc.agent import TDMPC
-from prunegym.tasks.tdmpc.controllers import energy_lqr_controller, random_controller
+from prunegym.tasks.tdmpc.controllers import (
+    energy_lqr_controller,
+    planning_controller,
+    random_controller,
+)
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller
-from prunegym.tasks.tdmpc_pendulum import load_world_model
+from prunegym.tasks.tdmpc_pendulum import TEST_SEEDS_START, load_world_model
+
+CLASSICAL = "energy shaping + LQR (reads the true state)"
 
 
-@dataclass
-class Args:
-    checkpoint: str | None = None
-    """TD-MPC checkpoint (None: the shipped agent)."""
-    episodes: int = 100
-    """Fixed-seed episodes."""
-    first_seed: int = 40_000
-    """Seed of the first episode."""
-    plan: bool = False
-    """Also run the agent with MPPI planning (slow: about 5 s an episode)."""
+def _pruned_returns(path: str, episodes: int) -> tuple[str, np.ndarray]:
+    """A label and the per-episode test returns stored in result file ``path``."""
+    result = Result.load(path)
+    if result.task != "tdmpc-pendulum" or len(result.test_values) != episodes:
+        raise SystemExit(
+            f"{path}: needs a tdmpc-pendulum result scored on {episodes} test episodes, got "
+            f"{result.task} with {len(result.test_values)}"
+        )
+    label = f"pruned {result.sparsity:.0%}, `{result.solver}` (`{path}`)"
+    return label, np.asarray(result.test_values)
 
 
-def main(args: Args) -> dict[str, np.ndarray]:
+def main() -> dict[str, np.ndarray]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", help="TD-MPC checkpoint (default: the shipped agent)")
+    parser.add_argument("--episodes", type=int, default=100, help="test seeds 40,000 on")
+    parser.add_argument("--plan", action="store_true", help="also the agent with MPPI (slow)")
+    parser.add_argument("--results", nargs="*", default=[], help="pruned agents' result files")
+    args = parser.parse_args()
     model = load_world_model(args.checkpoint)
-    runner = EpisodeRunner(list(range(args.first_seed, args.first_seed + args.episodes)))
+    runner = EpisodeRunner(list(range(TEST_SEEDS_START, TEST_SEEDS_START + args.episodes)))
     controllers = {
         "random policy": random_controller(0),
-        "energy shaping + LQR (reads the true state)": energy_lqr_controller(),
+        CLASSICAL: energy_lqr_controller(),
+        "planning with the exact equations (reads the true state)": planning_controller(),
         "TD-MPC, policy prior π": network_controller(lambda obs: model.pi(model.encode(obs))),
     }
     if args.plan:
@@ -46,29 +66,34 @@ def main(args: Args) -> dict[str, np.ndarray]:
         controllers["TD-MPC, MPPI planning"] = network_controller(
             lambda obs: planner.act(obs, plan=True)
         )
-    results = {}
+    results, seconds = {}, {}
     with torch.no_grad():
         for name, controller in controllers.items():
+            started = time.perf_counter()
             results[name] = runner.run(controller)
-    classical = "energy shaping + LQR (reads the true state)"
-    low, high = results["random policy"].mean(), results[classical].mean()
+            seconds[name] = time.perf_counter() - started
+    for path in args.results:
+        label, returns = _pruned_returns(path, args.episodes)
+        results[label] = returns
+    low, high = results["random policy"].mean(), results[CLASSICAL].mean()
     print(
         f"| controller | mean return ({args.episodes} episodes, 95 % interval) | std | "
-        "paired difference from the classical controller | of the way |"
+        "paired difference from the classical controller | of the way | seconds |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for name, returns in results.items():
         mean, half_width = mean_ci95(returns)
         versus = (
-            "–" if name == classical
-            else describe_difference(*paired_difference(returns, results[classical]))
+            "–" if name == CLASSICAL
+            else describe_difference(*paired_difference(returns, results[CLASSICAL]))
         )  # fmt: skip
         print(
             f"| {name} | {mean:.1f} ± {half_width:.1f} | {returns.std(ddof=1):.1f} | {versus} | "
-            f"{(mean - low) / (high - low):.1%} |"
+            f"{(mean - low) / (high - low):.1%} | "
+            f"{f'{seconds[name]:.1f}' if name in seconds else '–'} |"
         )
     return results
 
 
 if __name__ == "__main__":
-    main(Args())
+    main()

@@ -89,3 +89,27 @@ def test_leave_one_out_scores_noisy_tasks_on_the_asked_test_episodes():
     example = _load("leave_one_out")
     assert example._held_out_env("tdmpc-pendulum", 7).task.test_episodes == 7
     assert example._held_out_env("toy", 7).task.test_episodes == 0  # deterministic: none
+    searched = example._held_out_env("tdmpc-pendulum", 7, search_episodes=3).task
+    assert len(searched.runner.seeds) == 3 and searched.test_episodes == 7
+    assert len(example._held_out_env("tdmpc-pendulum", 7).task.runner.seeds) == 8
+
+
+def test_anchors_pair_pruned_results_only_when_scored_on_the_same_episodes(tmp_path):
+    import dataclasses
+
+    import pytest
+
+    from prunegym.agents import make_agent
+    from prunegym.envs.prune_env import PruneEnv
+
+    example = _load("tdmpc_anchors")
+    result = make_agent("uniform", progress=False).run(PruneEnv("toy", target=0.3))
+    result.save(tmp_path / "toy.json")
+    with pytest.raises(SystemExit, match="needs a tdmpc-pendulum result scored on 4 test"):
+        example._pruned_returns(str(tmp_path / "toy.json"), 4)
+    scored = dataclasses.replace(result, task="tdmpc-pendulum", test_values=[-150.0, -160.0])
+    scored.save(tmp_path / "scored.json")
+    with pytest.raises(SystemExit, match="with 2"):
+        example._pruned_returns(str(tmp_path / "scored.json"), 4)
+    label, returns = example._pruned_returns(str(tmp_path / "scored.json"), 2)
+    assert returns.tolist() == [-150.0, -160.0] and "`uniform`" in label and "30%" in label

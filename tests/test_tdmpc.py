@@ -12,7 +12,11 @@ import prunegym  # noqa: F401  (registers the ids)
 from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.buffer import EpisodeBuffer
 from prunegym.tasks.tdmpc.config import TDMPCConfig
-from prunegym.tasks.tdmpc.controllers import energy_lqr_controller, random_controller
+from prunegym.tasks.tdmpc.controllers import (
+    energy_lqr_controller,
+    planning_controller,
+    random_controller,
+)
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner
 from prunegym.tasks.tdmpc.pendulum import PendulumRenderer
 
@@ -128,6 +132,15 @@ def test_classical_controller_is_far_better_than_random():
     random_return = runner.run(random_controller(0)).mean()
     classical = runner.run(energy_lqr_controller()).mean()
     assert random_return < -800 and classical > -300
+
+
+def test_planning_controller_does_not_fall_behind_the_classical_controller_it_starts_from():
+    runner = EpisodeRunner(list(range(40_000, 40_003)))
+    classical = runner.run(energy_lqr_controller())
+    planned = runner.run(planning_controller(horizon=10, samples=16, iterations=2))
+    assert planned.mean() >= classical.mean() - 0.5  # its candidates include the classical plan
+    actions = planning_controller(horizon=5, samples=8)(None, np.array([[3.0, 0.0], [0.1, 1.0]]))
+    assert actions.shape == (2, 1) and np.all(np.abs(actions) <= 1.0)
 
 
 @pytest.fixture(scope="module")
