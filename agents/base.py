@@ -152,13 +152,13 @@ class AskTellAgent(Agent):
             if candidates is None:
                 return
             candidates = np.atleast_2d(np.asarray(candidates, dtype=np.float64))
-            if candidates.shape[1:] != (session.problem.size,) or not np.all(
-                np.isfinite(candidates)
-            ):
+            if candidates.shape[1:] != (session.problem.size,):
                 raise ValueError(
-                    f"{self.name}.ask() must return finite (k, {session.problem.size}) "
-                    f"coefficients, got shape {candidates.shape}"
+                    f"{self.name}.ask() must return (k, {session.problem.size}) coefficients, "
+                    f"got shape {candidates.shape}"
                 )
+            if not np.all(np.isfinite(candidates)):
+                raise ValueError(f"{self.name}.ask() returned NaN or infinite coefficients")
             evaluations = session.evaluate_many(candidates)
             self.tell(candidates, evaluations)
 

@@ -75,7 +75,10 @@ class LAMPAllocation(_OneShot):
     def start(self, problem: Problem) -> None:
         core = problem.core
         if core.granularity != "channel":
-            raise NotApplicable("lamp allocates channel groups; use granularity='channel'")
+            raise NotApplicable(
+                "lamp allocates channel groups: use channel granularity "
+                "(granularity='channel', --granularity channel)"
+            )
         prior = lamp_allocation(core, problem.target)
         self.pending = scale_to_target(core, prior, problem.target)[0]
 

@@ -35,6 +35,7 @@ from prunegym.envs.features import (
     STATIC_FEATURES,
     feature_observation,
 )
+from prunegym.tasks.checkpoints import safe_load
 
 SHIPPED_POLICY = "pruning_policy.pt"  # in prunegym/assets
 PRIOR_FLOOR = 0.01  # added to the prior, so a group it leaves dense can still be pruned
@@ -116,10 +117,13 @@ def load_policy(path: str | Path | None = None) -> SetPolicy:
         source = resources.files("prunegym.assets") / SHIPPED_POLICY
         path = Path(str(source))
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"policy file not found: {path}")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = safe_load(path, "policy file")
+    except FileNotFoundError as error:
+        raise ValueError(str(error)) from None
+    if not isinstance(saved, dict) or "state_dict" not in saved:
+        raise ValueError(f"policy file {path} is not a prunegym policy (no 'state_dict' entry)")
+    try:
         if saved.get("format", 1) != POLICY_FORMAT:
             raise ValueError(
                 f"saved in format {saved.get('format', 1)}, this prunegym reads format "
@@ -127,9 +131,12 @@ def load_policy(path: str | Path | None = None) -> SetPolicy:
             )
         policy = SetPolicy(hidden=int(saved["hidden"]))
         policy.load_state_dict(saved["state_dict"])
-    except Exception as error:  # noqa: BLE001  (torch raises many kinds for a bad file)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    except Exception as error:  # noqa: BLE001  (a dict of the wrong layout fails in many ways)
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        reason = " ".join(lines[:2])  # load_state_dict puts the detail on its second line
         raise ValueError(f"cannot read policy {path}: {type(error).__name__}: {reason}") from error
+    if not all(torch.isfinite(p).all() for p in policy.parameters()):
+        raise ValueError(f"policy file {path} holds NaN or infinite weights")
     return policy.eval()
 
 
@@ -202,7 +209,10 @@ class LearnedPolicy(AskTellAgent):
     def start(self, problem: Problem) -> None:
         core = problem.core
         if core.granularity != "channel":
-            raise NotApplicable("learned-policy prunes channel groups; use granularity='channel'")
+            raise NotApplicable(
+                "learned-policy prunes channel groups: use channel granularity "
+                "(granularity='channel', --granularity channel)"
+            )
         self.problem = problem
         self.answer = propose(self._network, core, [problem.target])[0]
         self.answered, self.asked = False, 0

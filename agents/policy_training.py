@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scipy.stats import rankdata
 
 from prunegym.agents.allocation import scale_to_target
 from prunegym.agents.learned_policy import SetPolicy, observations
@@ -40,6 +39,8 @@ RECIPE = {
 def centred_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks of ``values`` ``(K,)`` mapped to ``[−0.5, 0.5]``; ties share their average rank,
     so two candidates with equal rewards (often: equal channel counts) cancel in the update."""
+    from scipy.stats import rankdata  # imported here: scipy.stats takes ~0.5 s to import
+
     ranks = rankdata(values, method="average") - 1.0
     return ranks / max(len(values) - 1, 1) - 0.5
 

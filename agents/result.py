@@ -17,6 +17,7 @@ class Budget:
 
     ``Budget()`` (neither given) means "until the solver stops by itself", which only solvers
     that terminate on their own accept (grid search, FD momentum, the one-shot baselines).
+    The clock never stops the first evaluation (or first batch): a run always has a result.
     """
 
     evaluations: int | None = None

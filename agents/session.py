@@ -183,7 +183,10 @@ class Session:
         budget = self.budget
         if budget.evaluations is not None and self.evaluations >= budget.evaluations:
             return True
-        return budget.seconds is not None and self.elapsed >= budget.seconds
+        # the clock never stops the first evaluation: every run has a result
+        return (
+            budget.seconds is not None and self.evaluations > 0 and self.elapsed >= budget.seconds
+        )
 
     # -- evaluating ---------------------------------------------------------------------------
     def evaluate(self, coefficients: np.ndarray, force: bool = False) -> Evaluation:

@@ -31,11 +31,17 @@ def parse_setting(text: str) -> tuple[str, object]:
 
 def split_solver_spec(spec: str) -> tuple[str, dict[str, object]]:
     """``"learned-policy:refine=50,search=local"`` → ``("learned-policy", {"refine": 50,
-    "search": "local"})``; a spec without settings comes back with ``{}``."""
+    "search": "local"})``; a spec without settings comes back with ``{}``. ``ValueError`` for
+    a key set twice."""
     match = _SPEC.fullmatch(spec)
     if match is None:
         return spec, {}
-    settings = dict(parse_setting(item) for item in _NEXT_SETTING.split(match["settings"]))
+    settings: dict[str, object] = {}
+    for item in _NEXT_SETTING.split(match["settings"]):
+        key, value = parse_setting(item)
+        if key in settings:
+            raise ValueError(f"solver spec {spec!r} sets {key!r} twice")
+        settings[key] = value
     return match["name"], settings
 
 

@@ -104,6 +104,9 @@ def test_a_never_ending_solver_needs_a_budget_and_a_seconds_budget_stops_it():
         make_agent("random", progress=False).run(env)
     result = make_agent("random", progress=False).run(env, Budget(seconds=0.3))
     assert 1 <= result.evaluations and result.wall_seconds < 2.0
+    for name in ("uniform", "random"):  # the clock never stops the first evaluation
+        result = make_agent(name, progress=False).run(env, Budget(seconds=1e-9))
+        assert result.evaluations == 1 and np.isfinite(result.metric)
 
 
 @pytest.mark.parametrize(

@@ -210,3 +210,18 @@ def test_lsq_ridge_flag_reaches_the_environment_and_is_checked(capsys):
     assert strong.metric != default.metric  # the ridge changed the refit
     assert main([*argv, "--lsq-ridge", "0"]) == 2
     _one_error_line(capsys, "lsq_ridge must be a finite number > 0")
+
+
+def test_train_policy_checks_its_arguments_before_training(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for argv, message in (
+        (["--out", str(tmp_path / "none" / "p.pt")], "the folder"),
+        (["--out", str(tmp_path)], "is a directory"),
+        (["--out", str(tmp_path / "p.pt"), "--seed", "-1"], "--seed >= 0"),
+        (["--out", str(tmp_path / "p.pt"), "--tensorboard", str(afile)], "is a file, not a folder"),
+    ):
+        assert main(["train-policy", "--tasks", "toy", "--generations", "1", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [err[0]] and err[0].startswith("prunegym: error:") and message in err[0]
+    assert not (tmp_path / "p.pt").exists()

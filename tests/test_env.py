@@ -170,3 +170,12 @@ def test_cache_hits_return_exactly_what_a_fresh_evaluation_returns():
     assert [fresh.step(c)[4]["cache_hit"] for c in (first, first)] == [False, False]
     cached.clear_cache()
     assert cached.step(first)[4]["cache_hit"] is False and cached.cache_hits == 0
+
+
+@pytest.mark.parametrize("kind", [complex, str, bool])
+def test_actions_that_are_not_real_numbers_are_refused_before_any_change(toy_env, kind):
+    before = _state(toy_env)
+    with pytest.raises(ValueError, match="must be real numbers"):
+        toy_env.step(np.array([kind(0.1)] * 5))
+    after = _state(toy_env)
+    assert all(torch.equal(before[k], after[k]) for k in before)

@@ -88,10 +88,12 @@ def test_sequential_hard_budget_lands_every_random_episode_in_the_window(task):
 def test_sequential_episode_matches_the_one_shot_step_and_checks_its_actions():
     env = SequentialPruneEnv("toy", hard_budget=False, target=0.3)
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="outside"):
-        env.step(np.array([1.5], np.float32))
-    with pytest.raises(ValueError, match="finite"):
-        env.step(np.array([np.nan], np.float32))
+    for bad in (np.array([1.5], np.float32), np.array([np.nan], np.float32)):
+        with pytest.raises(ValueError, match="not a coefficient in"):
+            env.step(bad)
+    for bad in (0.3, [[0.3]], ["0.3"], [0.3 + 1j], [True]):  # as strict as PruneEnv.step
+        with pytest.raises(ValueError, match="one real coefficient of shape"):
+            env.step(bad)
     actions = [0.1, 0.2, 0.3, 0.4, 0.5]
     for action in actions:
         _, reward, done, _, info = env.step(np.array([action], np.float32))
@@ -103,3 +105,21 @@ def test_sequential_episode_matches_the_one_shot_step_and_checks_its_actions():
     assert reward == pytest.approx(expected, rel=1e-6)
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.array([0.1], np.float32))
+
+
+def test_sequential_hard_budget_can_miss_a_narrow_window_as_documented():
+    env = SequentialPruneEnv("toy", target=0.25, tolerance=0.005)
+    env.reset(seed=0)
+    for action in (0.43, 0.13, 0.38, 0.19, 0.25):  # the docstring's example
+        *_, info = env.step(np.array([action], np.float32))
+    assert not info["feasible"] and round(info["sparsity"], 4) == 0.2552
+
+
+def test_feature_ids_refuse_settings_they_cannot_honour():
+    with pytest.raises(ValueError, match="observes features; for coefficients use"):
+        gym.make("prunegym/PruneFeatures-v0", task="toy", observation="coefficients")
+    with pytest.raises(ValueError, match="hard_budget must be True or False"):
+        gym.make("prunegym/PruneSequential-v0", task="toy", hard_budget="false")
+    with pytest.raises(ValueError, match="PruneVectorEnv observes coefficients"):
+        gym.make_vec("prunegym/Prune-v0", num_envs=2, vectorization_mode="vector_entry_point",
+                     task="toy", observation="features")  # fmt: skip

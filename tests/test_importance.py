@@ -31,6 +31,17 @@ def test_every_criterion_gives_a_permutation_per_group(criterion):
         assert sorted(order.tolist()) == list(range(group.channels))
 
 
+def test_a_criterion_without_signal_warns_and_gives_finite_features():
+    from prunegym.envs.prune_env import PruneEnv
+    from prunegym.pruning.channel.importance import UninformativeScoresWarning
+
+    with pytest.warns(UninformativeScoresWarning, match="taylor.*no gradient"):
+        env = PruneEnv("toy", criterion="taylor", observation="features")  # its own teacher
+    observation, _ = env.reset()
+    assert env.observation_space.contains(observation)
+    assert all(torch.equal(order, torch.arange(len(order))) for order in env.pruner.orders)
+
+
 def test_random_criterion_is_seeded():
     from prunegym.envs.prune_env import PruneEnv
 

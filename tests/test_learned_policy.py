@@ -4,6 +4,7 @@ refinement, the shipped file, training with TensorBoard logs."""
 from __future__ import annotations
 
 import time
+from importlib import resources
 
 import numpy as np
 import pytest
@@ -143,8 +144,24 @@ def test_a_missing_or_corrupt_policy_file_is_one_clear_error(tmp_path):
         make_agent("learned-policy", policy=str(tmp_path / "none.pt"))
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a policy")
-    with pytest.raises(ValueError, match="cannot read policy"):
+    with pytest.raises(ValueError, match="broken.pt is not a PyTorch checkpoint"):
         make_agent("learned-policy", policy=str(broken))
+    tensor = tmp_path / "tensor.pt"
+    torch.save(torch.zeros(3), tensor)
+    with pytest.raises(ValueError, match="tensor.pt is not a prunegym policy"):
+        make_agent("learned-policy", policy=str(tensor))
+    shipped = torch.load(
+        resources.files("prunegym.assets") / "pruning_policy.pt", weights_only=True
+    )
+    narrow = tmp_path / "narrow.pt"  # another width than its weights
+    torch.save({**shipped, "hidden": 16}, narrow)
+    with pytest.raises(ValueError, match="size mismatch for"):
+        make_agent("learned-policy", policy=str(narrow))
+    nan = tmp_path / "nan.pt"
+    torch.save({**shipped, "state_dict": {k: v * np.nan for k, v in shipped["state_dict"].items()}},
+               nan)  # fmt: skip
+    with pytest.raises(ValueError, match="holds NaN or infinite weights"):
+        make_agent("learned-policy", policy=str(nan))
     old = tmp_path / "old.pt"  # format 1: no prior, another input width
     torch.save({"hidden": 8, "state_dict": {}}, old)
     with pytest.raises(ValueError, match=r"format 1, this prunegym reads format 2") as error:

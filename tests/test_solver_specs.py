@@ -51,3 +51,28 @@ def test_solve_takes_a_spec_and_reports_a_bad_setting_in_one_line(capsys):
     assert main(["solve", "toy", "--solver", "learned-policy:refine=many"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("prunegym: error: learned-policy refine must be an integer")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--option", "seed=3"], "seed is set by --seed, not as a solver setting"),
+        (["--option", "progress=false"], "progress is set by --no-progress"),
+        (["--solver", "learned-policy:refine=2,seed=3"], "seed is set by --seed"),
+        (["--solver", "learned-policy:refine=2,refine=3"], "sets 'refine' twice"),
+        (["--solver", "learned-policy:refine=2", "--option", "refine=3"], "set both by --solver"),
+        (["--option", "refine=2", "--option", "refine=3"], "--option refine is given twice"),
+    ],
+)
+def test_solve_refuses_settings_given_twice_or_owned_by_a_flag_in_one_line(argv, message, capsys):
+    command = ["solve", "toy", "--target", "0.3", "--solver", "learned-policy", *argv]
+    assert main(command) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("prunegym: error: ") and message in err[0]
+
+
+def test_bench_refuses_a_solver_seed_and_names_its_flag(tmp_path, capsys):
+    command = ["bench", "--tasks", "toy", "--solvers", "uniform:seed=2", "--targets", "0.3",
+               "--seeds", "1", "--no-baselines", "--out", str(tmp_path)]  # fmt: skip
+    assert main(command) == 2
+    assert "seed is set by --seeds" in capsys.readouterr().err

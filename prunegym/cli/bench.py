@@ -7,7 +7,14 @@ import shlex
 
 from prunegym.agents.specs import split_solver_list
 from prunegym.bench import BenchSpec, run_bench, write_reports
-from prunegym.cli.common import add_env_arguments, parse_option, say, task_options
+from prunegym.cli.common import (
+    add_env_arguments,
+    add_option,
+    check_solver_settings,
+    parse_option,
+    say,
+    task_options,
+)
 
 
 def _split(text: str, what: str, split=None) -> list[str]:
@@ -30,18 +37,24 @@ def _options(texts: list[str]) -> dict[str, dict]:
     for text in texts:
         head, _, rest = text.partition("=")
         solver, _, key = head.rpartition(":")
-        name, value = parse_option(f"{key}={rest}" if _ else text)
-        options.setdefault(solver or "*", {})[name] = value
+        add_option(
+            options.setdefault(solver or "*", {}), *parse_option(f"{key}={rest}" if _ else text)
+        )
     return options
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
 
     tasks = _split(args.tasks, "tasks")
+    solvers = _split(args.solvers, "solvers", split_solver_list)
+    options = _options(args.option)
+    for solver in solvers:
+        mine = {**options.get("*", {}), **options.get(solver, {})}
+        check_solver_settings(solver, mine, seed_flag="--seeds")
     extra = task_options(args)
     spec = BenchSpec(
         tasks=tasks,
-        solvers=_split(args.solvers, "solvers", split_solver_list),
+        solvers=solvers,
         targets=_targets(args.targets),
         seeds=args.seeds,
         tolerance=args.tolerance,
@@ -50,7 +63,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         granularity=args.granularity,
         budget=args.budget,
         seconds=args.seconds,
-        options=_options(args.option),
+        options=options,
         task_options={task: dict(extra) for task in tasks} if extra else {},
         device=args.device,
         precision=args.precision,

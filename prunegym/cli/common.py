@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from prunegym.agents.specs import parse_setting
+from prunegym.agents.specs import parse_setting, split_solver_spec
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.pruning import COMPENSATIONS, CRITERIA
 from prunegym.pruning.weight.importance import WEIGHT_CRITERIA
@@ -31,6 +31,27 @@ def parse_option(text: str) -> tuple[str, object]:
     if "=" not in text:
         raise ValueError(f"--option must look like key=value, got {text!r}")
     return parse_setting(text)
+
+
+def add_option(options: dict, key: str, value: object) -> None:
+    """``options[key] = value``; a one-line ``ValueError`` if ``--option`` set ``key`` before."""
+    if key in options:
+        raise ValueError(f"--option {key} is given twice")
+    options[key] = value
+
+
+def check_solver_settings(spec: str, options: dict, seed_flag: str = "--seed") -> None:
+    """One-line ``ValueError`` where solver ``spec``'s settings or the ``--option`` values
+    ``options`` set what the command line sets itself (``seed``, ``progress``), or where both
+    set the same key."""
+    settings = split_solver_spec(spec)[1]
+    flags = {"seed": seed_flag, "progress": "--no-progress"}
+    for key in (*settings, *options):
+        if key in flags:
+            raise ValueError(f"{key} is set by {flags[key]}, not as a solver setting ({spec!r})")
+    both = sorted(set(settings) & set(options))
+    if both:
+        raise ValueError(f"{both[0]!r} is set both by --solver {spec!r} and by --option")
 
 
 def check_window(target: float, tolerance: float) -> None:

@@ -13,6 +13,8 @@ from prunegym.cli.bench import add_bench_parser
 from prunegym.cli.common import (
     ArgumentParser,
     add_env_arguments,
+    add_option,
+    check_solver_settings,
     check_window,
     make_env,
     parse_option,
@@ -134,7 +136,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_solve(args: argparse.Namespace) -> int:
 
     check_window(args.target, args.tolerance)
-    options = dict(parse_option(text) for text in args.option)
+    options: dict = {}
+    for text in args.option:
+        add_option(options, *parse_option(text))
+    check_solver_settings(args.solver, options)
     agent = make_agent(args.solver, progress=not args.no_progress, seed=args.seed, **options)
     env = make_env(args)
     return _run_agent(args, env, agent)

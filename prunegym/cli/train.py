@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -79,11 +80,25 @@ def cmd_train_tdmpc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_writable(path: Path, flag: str) -> None:
+    """One-line ``ValueError`` unless a file can be written at ``path`` (checked before hours
+    of training, not after)."""
+    if path.is_dir():
+        raise ValueError(f"{flag} {path} is a directory; give a file name such as policy.pt")
+    if not path.parent.is_dir():
+        raise ValueError(f"{flag} {path}: the folder {path.parent} does not exist")
+
+
 def cmd_train_policy(args: argparse.Namespace) -> int:
     from prunegym.agents.learned_policy import save_policy
     from prunegym.agents.policy_training import RECIPE, tensorboard_writer, train_policy
     from prunegym.envs.prune_env import PruneEnv
 
+    if args.generations < 1 or args.seed < 0:
+        raise ValueError(
+            f"--generations must be >= 1 and --seed >= 0, got {args.generations} and {args.seed}"
+        )
+    _check_writable(Path(args.out), "--out")
     recipe = {**RECIPE, "generations": args.generations, "seed": args.seed}
     tasks = dict(RECIPE["tasks"])
     if args.tasks:
@@ -126,15 +141,24 @@ def cmd_train_policy(args: argparse.Namespace) -> int:
 
 def add_train_parsers(commands) -> None:
     """``prunegym train``, ``prunegym train-tdmpc`` and ``prunegym train-policy``."""
+    from prunegym.agents.policy_training import RECIPE as POLICY_RECIPE
+
     policy = commands.add_parser(
-        "train-policy", help="train a pruning policy that serves any network (learned-policy)"
+        "train-policy",
+        help="train a pruning policy that serves any network (learned-policy)",
+        description="Train the set policy of --solver learned-policy with evolution strategies "
+        "on several tasks at once (the shipped recipe; about 9 minutes on 2 CPU cores).",
     )
     policy.add_argument("--out", required=True, help="policy file to write (.pt)")
-    policy.add_argument("--generations", type=int, default=150, help="evolution-strategy updates")
-    policy.add_argument("--seed", type=int, default=0)
     policy.add_argument(
-        "--tasks", default=None, help="comma-separated tasks (default: every shipped task)"
-    )
+        "--generations", type=int, default=POLICY_RECIPE["generations"],
+        help=f"evolution-strategy updates (default: {POLICY_RECIPE['generations']})",
+    )  # fmt: skip
+    policy.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    policy.add_argument(
+        "--tasks", default=None,
+        help=f"comma-separated tasks (default: {','.join(POLICY_RECIPE['tasks'])})",
+    )  # fmt: skip
     policy.add_argument(
         "--without", action="append", metavar="TASK", help="leave a task out (repeatable)"
     )

@@ -27,6 +27,9 @@ def any_task_env(task: str = "toy", task_options: dict | None = None, **env_kwar
 def features_env(task: str = "toy", task_options: dict | None = None, **env_kwargs) -> PruneEnv:
     """Entry point of ``prunegym/PruneFeatures-v0``: any task, the whole coefficient vector in
     one step, observed as per-group features (``observation="features"``)."""
+    if env_kwargs.pop("observation", "features") != "features":
+        raise ValueError("prunegym/PruneFeatures-v0 observes features; for coefficients use "
+                         "prunegym/Prune-v0")  # fmt: skip
     return make_task_env(task, task_options, observation="features", **env_kwargs)
 
 

@@ -55,6 +55,11 @@ class PruneVectorEnv(VectorEnv):
     ) -> None:
         if not isinstance(env, PruneEnv):
             raise TypeError(f"env must be a prunegym PruneEnv, got {type(env).__name__}")
+        if env.observation != "coefficients":
+            raise ValueError(
+                "PruneVectorEnv observes coefficients; build the PruneEnv with "
+                f"observation='coefficients', not {env.observation!r}"
+            )
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         if max_episode_steps is not None and max_episode_steps < 1:

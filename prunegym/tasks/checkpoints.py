@@ -38,9 +38,14 @@ def safe_load(path: str | Path, what: str = "checkpoint"):
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings(record=True) as caught:  # shown only if the load works
+            warnings.simplefilter("always")
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds here (pickle, zip, unsafe globals)
         raise CheckpointError(f"{what} {path} {_load_problem(error)}") from None
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return loaded
 
 
 def _load_problem(error: Exception) -> str:

@@ -116,9 +116,12 @@ class Evaluator:
         size = len(self.pruner.channels)
         name, shape = ("action", f"({size},)") if single else ("actions", f"(K, {size})")
         try:
-            rows = np.asarray(actions, dtype=np.float64)
+            raw = np.asarray(actions)
+            if raw.dtype.kind not in "iuf":  # not strings, complex numbers, objects or bools
+                raise TypeError(f"got {raw.dtype} values")
+            rows = raw.astype(np.float64)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"{name} must be numeric with shape {shape}: {error}") from error
+            raise ValueError(f"{name} must be real numbers with shape {shape}: {error}") from error
         fits = rows.shape == (size,) if single else rows.ndim == 2 and rows.shape[1] == size
         if not fits:
             what = "one coefficient per pruning group" if single else "one row per candidate"

@@ -17,6 +17,7 @@ channels with the lowest scores are masked first.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 
 import torch
@@ -179,7 +180,22 @@ def score_channels(
         scorer = tp.importance.GroupMagnitudeImportance(p=1 if criterion == "l1" else 2)
         with torch.no_grad():
             scores = [_score(scorer, model, group, criterion) for group in groups]
-    return [score.detach().cpu().double() for score in scores]
+    scores = [score.detach().cpu().double() for score in scores]
+    blank = [group.label for group, score in zip(groups, scores, strict=True)
+             if not torch.isfinite(score).all()]  # fmt: skip
+    if blank:
+        warnings.warn(
+            f"criterion {criterion!r} gives no finite channel scores for groups {blank} (for "
+            "taylor: the task loss has no gradient at the dense model); they score 0, so "
+            "their channels are pruned in index order",
+            UninformativeScoresWarning,
+            stacklevel=2,
+        )
+    return [torch.nan_to_num(score, nan=0.0, posinf=0.0, neginf=0.0) for score in scores]
+
+
+class UninformativeScoresWarning(UserWarning):
+    """A criterion could not rank a group's channels (its scores were not finite)."""
 
 
 def group_channel_norms(model: nn.Module, group: PruningGroup) -> torch.Tensor:
