@@ -186,7 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_window_and_outputs(solve)
     solve.add_argument("--budget", type=int, default=None, help="most evaluations")
-    solve.add_argument("--seconds", type=float, default=None, help="most wall-clock seconds")
+    solve.add_argument(
+        "--seconds", type=float, default=None,
+        help="most wall-clock seconds (the first evaluation always runs)",
+    )  # fmt: skip
     solve.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE",
         help="solver option, repeatable (e.g. --option points=8 --option momentum=0.8)",
