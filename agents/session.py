@@ -183,7 +183,7 @@ class Session:
         budget = self.budget
         if budget.evaluations is not None and self.evaluations >= budget.evaluations:
             return True
-        # the clock never stops the first evaluation: every run has a result
+        # the clock never stops the first evaluation (or batch): every run has a result
         return (
             budget.seconds is not None and self.evaluations > 0 and self.elapsed >= budget.seconds
         )

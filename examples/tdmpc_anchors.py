@@ -4,17 +4,18 @@ agent, a classical energy-shaping swing-up with LQR balance, and cross-entropy p
 Pendulum-v1's exact equations (both read the true state), with 95 % intervals and the paired
 difference from the classical controller.
 
-    python examples/tdmpc_anchors.py [--episodes 100] [--results result.json ...]
+    python examples/tdmpc_anchors.py [--episodes 100] [--results DIR ...]
 
-``--results`` adds pruned agents: result files of ``prunegym solve tdmpc-pendulum ... --out
-FILE`` scored on as many test episodes (``--task-option test_episodes=N``), so each row is
-paired with the controllers on the same seeds.
+``--results`` adds pruned agents: the folders (or their ``result.json``) that ``prunegym solve
+tdmpc-pendulum ... --out DIR`` writes, scored on as many test episodes (``--task-option
+test_episodes=N``), so each row is paired with the controllers on the same seeds.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,15 +35,18 @@ CLASSICAL = "energy shaping + LQR (reads the true state)"
 
 
 def _pruned_returns(path: str, episodes: int) -> tuple[str, np.ndarray]:
-    """A label and the per-episode test returns stored in result file ``path``."""
-    result = Result.load(path)
+    """A label and the per-episode test returns stored in result file ``path`` (or in
+    ``path/result.json``)."""
+    file = Path(path) / "result.json" if Path(path).is_dir() else Path(path)
+    if not file.is_file():
+        raise SystemExit(f"{path}: no result file (give what `prunegym solve --out` wrote)")
+    result = Result.load(file)
     if result.task != "tdmpc-pendulum" or len(result.test_values) != episodes:
         raise SystemExit(
             f"{path}: needs a tdmpc-pendulum result scored on {episodes} test episodes, got "
             f"{result.task} with {len(result.test_values)}"
         )
-    label = f"pruned {result.sparsity:.0%}, `{result.solver}` (`{path}`)"
-    return label, np.asarray(result.test_values)
+    return f"pruned {result.target:.0%}, `{result.solver}`", np.asarray(result.test_values)
 
 
 def main() -> dict[str, np.ndarray]:
@@ -52,12 +56,18 @@ def main() -> dict[str, np.ndarray]:
     parser.add_argument("--plan", action="store_true", help="also the agent with MPPI (slow)")
     parser.add_argument("--results", nargs="*", default=[], help="pruned agents' result files")
     args = parser.parse_args()
+    if args.episodes < 2:
+        raise SystemExit(f"--episodes must be >= 2 (for an interval), got {args.episodes}")
+    pruned = dict(_pruned_returns(path, args.episodes) for path in args.results)  # fail early
     model = load_world_model(args.checkpoint)
     runner = EpisodeRunner(list(range(TEST_SEEDS_START, TEST_SEEDS_START + args.episodes)))
+    repeat = runner.config.action_repeat
     controllers = {
         "random policy": random_controller(0),
         CLASSICAL: energy_lqr_controller(),
-        "planning with the exact equations (reads the true state)": planning_controller(),
+        "planning with the exact equations (reads the true state)": planning_controller(
+            repeat=repeat
+        ),
         "TD-MPC, policy prior π": network_controller(lambda obs: model.pi(model.encode(obs))),
     }
     if args.plan:
@@ -72,9 +82,7 @@ def main() -> dict[str, np.ndarray]:
             started = time.perf_counter()
             results[name] = runner.run(controller)
             seconds[name] = time.perf_counter() - started
-    for path in args.results:
-        label, returns = _pruned_returns(path, args.episodes)
-        results[label] = returns
+    results.update(pruned)
     low, high = results["random policy"].mean(), results[CLASSICAL].mean()
     print(
         f"| controller | mean return ({args.episodes} episodes, 95 % interval) | std | "

@@ -107,3 +107,23 @@ def test_shipped_checkpoints_are_clean(asset):
     with warnings.catch_warnings():
         warnings.simplefilter("error", SubnormalWeightsWarning)
         MNISTAutoencoderTask().build_model()
+
+
+def test_torch_load_warnings_show_only_when_the_load_works(tmp_path, monkeypatch):
+    from prunegym.tasks import checkpoints
+
+    def load(path, **kwargs):
+        warnings.warn("a torch warning", FutureWarning, stacklevel=1)
+        if "bad" in str(path):
+            raise EOFError
+        return {"ok": 1}
+
+    monkeypatch.setattr(torch, "load", load)
+    for name in ("good.pt", "bad.pt"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.warns(FutureWarning, match="a torch warning"):
+        assert checkpoints.safe_load(tmp_path / "good.pt") == {"ok": 1}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning here would fail the test
+        with pytest.raises(checkpoints.CheckpointError, match="truncated or corrupt"):
+            checkpoints.safe_load(tmp_path / "bad.pt")

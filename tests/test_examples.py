@@ -112,4 +112,9 @@ def test_anchors_pair_pruned_results_only_when_scored_on_the_same_episodes(tmp_p
     with pytest.raises(SystemExit, match="with 2"):
         example._pruned_returns(str(tmp_path / "scored.json"), 4)
     label, returns = example._pruned_returns(str(tmp_path / "scored.json"), 2)
-    assert returns.tolist() == [-150.0, -160.0] and "`uniform`" in label and "30%" in label
+    assert returns.tolist() == [-150.0, -160.0] and label == "pruned 30%, `uniform`"
+    (tmp_path / "out").mkdir()  # what `solve --out DIR` writes
+    scored.save(tmp_path / "out" / "result.json")
+    assert example._pruned_returns(str(tmp_path / "out"), 2)[1].tolist() == [-150.0, -160.0]
+    with pytest.raises(SystemExit, match="no result file"):
+        example._pruned_returns(str(tmp_path), 2)

@@ -110,7 +110,14 @@ def test_sequential_episode_matches_the_one_shot_step_and_checks_its_actions():
 def test_sequential_hard_budget_can_miss_a_narrow_window_as_documented():
     env = SequentialPruneEnv("toy", target=0.25, tolerance=0.005)
     env.reset(seed=0)
-    for action in (0.43, 0.13, 0.38, 0.19, 0.25):  # the docstring's example
+    for step, action in enumerate((0.43, 0.13, 0.38, 0.19, 0.25)):  # the docstring's example
+        if step == 2:  # every completion of the three groups left: some land in the window
+            later = env.order[2:]
+            grids = np.meshgrid(*[env._fractions(int(g)) for g in later], indexing="ij")
+            rows = np.repeat(env._coefficients[None], grids[0].size, axis=0)
+            for group, grid in zip(later, grids, strict=True):
+                rows[:, group] = grid.ravel()
+            assert (np.abs(env.core.sparsity_of(rows) - 0.25) <= 0.005).any()
         *_, info = env.step(np.array([action], np.float32))
     assert not info["feasible"] and round(info["sparsity"], 4) == 0.2552
 

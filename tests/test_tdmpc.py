@@ -16,6 +16,7 @@ from prunegym.tasks.tdmpc.controllers import (
     energy_lqr_controller,
     planning_controller,
     random_controller,
+    sequence_costs,
 )
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner
 from prunegym.tasks.tdmpc.pendulum import PendulumRenderer
@@ -132,6 +133,30 @@ def test_classical_controller_is_far_better_than_random():
     random_return = runner.run(random_controller(0)).mean()
     classical = runner.run(energy_lqr_controller()).mean()
     assert random_return < -800 and classical > -300
+
+
+def test_the_planners_equations_give_the_episode_returns_of_the_wrapped_pendulum():
+    runner = EpisodeRunner(list(range(40_000, 40_003)))
+    played, classical = [], energy_lqr_controller()
+
+    def recorded(observations, states):
+        actions = classical(observations, states)
+        played.append(np.clip(actions.astype(np.float32), -1.0, 1.0)[:, 0])
+        return actions
+
+    returns = runner.run(recorded)
+    starts = []
+    for env, seed in zip(runner.envs, runner.seeds, strict=True):
+        env.reset(seed=seed)
+        starts.append(env.unwrapped.state)
+    starts = np.array(starts, dtype=np.float64)
+    # (episodes, 1, 100) in float32, as the wrappers pass them: replayed open loop, the
+    # upright balance amplifies any rounding difference into another trajectory
+    actions = np.stack(played, axis=1)[:, None, :]
+    costs = sequence_costs(starts[:, 0], starts[:, 1], actions, repeat=2)[:, 0]
+    np.testing.assert_allclose(-costs, returns, rtol=1e-9)
+    with pytest.raises(ValueError, match="samples must be an integer >= 2"):
+        planning_controller(samples=1)
 
 
 def test_planning_controller_does_not_fall_behind_the_classical_controller_it_starts_from():

@@ -50,7 +50,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     options = _options(args.option)
     for solver in solvers:
         mine = {**options.get("*", {}), **options.get(solver, {})}
-        check_solver_settings(solver, mine, seed_flag="--seeds")
+        check_solver_settings(solver, mine, seed_flag="--seeds", solver_flag="--solvers")
     extra = task_options(args)
     spec = BenchSpec(
         tasks=tasks,

@@ -40,7 +40,9 @@ def add_option(options: dict, key: str, value: object) -> None:
     options[key] = value
 
 
-def check_solver_settings(spec: str, options: dict, seed_flag: str = "--seed") -> None:
+def check_solver_settings(
+    spec: str, options: dict, seed_flag: str = "--seed", solver_flag: str = "--solver"
+) -> None:
     """One-line ``ValueError`` where solver ``spec``'s settings or the ``--option`` values
     ``options`` set what the command line sets itself (``seed``, ``progress``), or where both
     set the same key."""
@@ -51,7 +53,7 @@ def check_solver_settings(spec: str, options: dict, seed_flag: str = "--seed") -
             raise ValueError(f"{key} is set by {flags[key]}, not as a solver setting ({spec!r})")
     both = sorted(set(settings) & set(options))
     if both:
-        raise ValueError(f"{both[0]!r} is set both by --solver {spec!r} and by --option")
+        raise ValueError(f"{both[0]!r} is set both by {solver_flag} {spec!r} and by --option")
 
 
 def check_window(target: float, tolerance: float) -> None:

@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--budget", type=int, default=None, help="most evaluations")
     solve.add_argument(
         "--seconds", type=float, default=None,
-        help="most wall-clock seconds (the first evaluation always runs)",
+        help="most wall-clock seconds (the first evaluation or batch always runs)",
     )  # fmt: skip
     solve.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE",

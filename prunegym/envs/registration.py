@@ -6,7 +6,7 @@ from __future__ import annotations
 from gymnasium.vector import AutoresetMode
 
 from prunegym.envs.prune_env import PruneEnv
-from prunegym.envs.sequential import SequentialPruneEnv
+from prunegym.envs.sequential import SequentialPruneEnv, check_hard_budget
 from prunegym.envs.vector import PruneVectorEnv
 from prunegym.tasks import make_task
 
@@ -37,6 +37,7 @@ def sequential_env(
     task: str = "toy", task_options: dict | None = None, hard_budget: bool = True, **env_kwargs
 ) -> SequentialPruneEnv:
     """Entry point of ``prunegym/PruneSequential-v0``: any task, one group per step."""
+    check_hard_budget(hard_budget)  # before the task is built
     built = make_task(task, device=env_kwargs.get("device"), **(task_options or {}))
     return SequentialPruneEnv(built, hard_budget=hard_budget, **env_kwargs)
 

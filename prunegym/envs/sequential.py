@@ -31,6 +31,13 @@ from prunegym.envs.prune_env import PruneEnv
 from prunegym.pruning.channel.pruner import MAX_COEFFICIENT
 
 
+def check_hard_budget(value) -> bool:
+    """``value`` as a bool; a one-line ``ValueError`` unless it is ``True`` or ``False``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"hard_budget must be True or False, got {value!r}")
+    return bool(value)
+
+
 class SequentialPruneEnv(gym.Env):
     """One group per step (see the module docstring).
 
@@ -51,10 +58,8 @@ class SequentialPruneEnv(gym.Env):
     def __init__(self, task, hard_budget: bool = True, **env_kwargs) -> None:
         if env_kwargs.pop("observation", "features") != "features":
             raise ValueError("SequentialPruneEnv observes features only")
+        self.hard_budget = check_hard_budget(hard_budget)
         self.core = PruneEnv(task, observation="features", **env_kwargs)
-        if not isinstance(hard_budget, (bool, np.bool_)):
-            raise ValueError(f"hard_budget must be True or False, got {hard_budget!r}")
-        self.hard_budget = bool(hard_budget)
         depth = self.core.group_features[:, STATIC_FEATURES.index("depth")]
         #: The order in which groups are decided: indices into ``core.groups``.
         self.order = np.argsort(depth, kind="stable")

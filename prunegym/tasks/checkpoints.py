@@ -44,7 +44,7 @@ def safe_load(path: str | Path, what: str = "checkpoint"):
     except Exception as error:  # torch raises many kinds here (pickle, zip, unsafe globals)
         raise CheckpointError(f"{what} {path} {_load_problem(error)}") from None
     for warning in caught:
-        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        warnings.warn(warning.message, stacklevel=2)  # as if from the caller
     return loaded
 
 

@@ -185,17 +185,18 @@ def score_channels(
              if not torch.isfinite(score).all()]  # fmt: skip
     if blank:
         warnings.warn(
-            f"criterion {criterion!r} gives no finite channel scores for groups {blank} (for "
-            "taylor: the task loss has no gradient at the dense model); they score 0, so "
-            "their channels are pruned in index order",
+            f"criterion {criterion!r} gives non-finite channel scores for groups {blank} (for "
+            "taylor: the task loss has no gradient at the dense model); every channel of "
+            "those groups scores 0, so they are pruned in index order",
             UninformativeScoresWarning,
             stacklevel=2,
         )
-    return [torch.nan_to_num(score, nan=0.0, posinf=0.0, neginf=0.0) for score in scores]
+    return [score if torch.isfinite(score).all() else torch.zeros_like(score) for score in scores]
 
 
 class UninformativeScoresWarning(UserWarning):
-    """A criterion could not rank a group's channels (its scores were not finite)."""
+    """A criterion could not rank a group's channels: some of its scores were not finite, so
+    the whole group scores 0 (index order)."""
 
 
 def group_channel_norms(model: nn.Module, group: PruningGroup) -> torch.Tensor:

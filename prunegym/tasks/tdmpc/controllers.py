@@ -59,6 +59,32 @@ def energy_lqr_controller(gain: float = 1.0, switch_angle: float = 0.6):
     return controller
 
 
+def pendulum_step(theta: np.ndarray, speed: np.ndarray, torque: np.ndarray):
+    """One Pendulum-v1 step for arrays of any shape: the new angle (rad) and speed (rad/s),
+    and the step's cost (the negative reward) from the old angle, speed and ``torque`` (N·m,
+    within ±2)."""
+    upright = (theta + np.pi) % (2 * np.pi) - np.pi
+    cost = upright * upright + 0.1 * speed * speed + 0.001 * torque * torque
+    speed = np.clip(speed + (A_GRAVITY * np.sin(theta) + B_TORQUE * torque) * DT,
+                    -MAX_SPEED, MAX_SPEED)  # fmt: skip
+    return theta + speed * DT, speed, cost
+
+
+def sequence_costs(theta: np.ndarray, speed: np.ndarray, actions: np.ndarray, repeat: int = 2):
+    """Summed Pendulum-v1 costs ``(rows, samples)`` of playing ``actions (rows, samples,
+    horizon)`` in [−1, 1] (× 2 N·m, each held ``repeat`` steps) from the states ``theta,
+    speed (rows,)``."""
+    theta = np.repeat(theta[:, None], actions.shape[1], axis=1)
+    speed = np.repeat(speed[:, None], actions.shape[1], axis=1)
+    total = np.zeros_like(theta)
+    for index in range(actions.shape[2]):
+        torque = actions[:, :, index] * MAX_TORQUE
+        for _ in range(repeat):
+            theta, speed, cost = pendulum_step(theta, speed, torque)
+            total += cost
+    return total
+
+
 def planning_controller(
     horizon: int = 30,
     samples: int = 64,
@@ -72,46 +98,31 @@ def planning_controller(
 
     Each decision it samples ``samples`` torque sequences of ``horizon`` decisions (each held
     for ``repeat`` steps, the task's action repeat) around its current plan, rolls them out
-    with the exact dynamics and cost, and refits the plan to the ``elites`` cheapest,
-    ``iterations`` times; it acts with the cheapest sequence seen, whose shifted remainder
-    starts the next decision's plan. The sequence that :func:`energy_lqr_controller` would
-    play is always among the candidates, so the plan costs no more than it over the horizon.
-    All rows (episodes) plan at once. The warm start is kept between calls: use one controller
-    per run of episodes.
+    with the exact dynamics and cost (:func:`sequence_costs`), and refits the plan to the
+    ``elites`` cheapest, ``iterations`` times; it acts with the cheapest sequence seen, whose
+    shifted remainder starts the next decision's plan. The sequence that
+    :func:`energy_lqr_controller` would play is always among the candidates, so the plan costs
+    no more than it over the horizon. All rows (episodes) plan at once. The warm start is kept
+    between calls: use one controller per run of episodes.
     """
+    for name, value, least in (("horizon", horizon, 1), ("samples", samples, 2),
+                               ("elites", elites, 1), ("iterations", iterations, 1),
+                               ("repeat", repeat, 1)):  # fmt: skip
+        if not isinstance(value, int) or value < least:
+            raise ValueError(f"planning_controller {name} must be an integer >= {least}")
     rng = np.random.default_rng(seed)
     plan: np.ndarray | None = None
     classical = energy_lqr_controller()
 
-    def step(theta, speed, torque):
-        """One Pendulum-v1 step: the new angle and speed (rad, rad/s) and the cost."""
-        upright = (theta + np.pi) % (2 * np.pi) - np.pi
-        cost = upright * upright + 0.1 * speed * speed + 0.001 * torque * torque
-        speed = np.clip(speed + (A_GRAVITY * np.sin(theta) + B_TORQUE * torque) * DT,
-                        -MAX_SPEED, MAX_SPEED)  # fmt: skip
-        return theta + speed * DT, speed, cost
-
     def classical_sequence(theta: np.ndarray, speed: np.ndarray) -> np.ndarray:
-        """``(rows, horizon)`` actions in [−1, 1] of the classical controller from ``states``."""
+        """``(rows, horizon)`` actions in [−1, 1] of the classical controller from the states
+        ``theta, speed (rows,)``."""
         actions = np.zeros((len(theta), horizon))
         for index in range(horizon):
             actions[:, index] = classical(None, np.stack([theta, speed], axis=1))[:, 0]
             for _ in range(repeat):
-                theta, speed, _ = step(theta, speed, actions[:, index] * MAX_TORQUE)
+                theta, speed, _ = pendulum_step(theta, speed, actions[:, index] * MAX_TORQUE)
         return actions
-
-    def costs(theta: np.ndarray, speed: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Summed Pendulum-v1 costs ``(rows, samples)`` of ``actions (rows, samples,
-        horizon)`` in [−1, 1] from states ``(rows,)``."""
-        theta = np.repeat(theta[:, None], actions.shape[1], axis=1)
-        speed = np.repeat(speed[:, None], actions.shape[1], axis=1)
-        total = np.zeros_like(theta)
-        for index in range(actions.shape[2]):
-            torque = actions[:, :, index] * MAX_TORQUE
-            for _ in range(repeat):
-                theta, speed, cost = step(theta, speed, torque)
-                total += cost
-        return total
 
     def controller(observations: np.ndarray, states: np.ndarray) -> np.ndarray:
         nonlocal plan
@@ -127,7 +138,7 @@ def planning_controller(
             candidates = np.clip(mean[:, None] + spread[:, None] * noise, -1.0, 1.0)
             candidates[:, 0] = best  # the best so far stays in the running
             candidates[:, 1] = guide
-            cost = costs(theta, speed, candidates)
+            cost = sequence_costs(theta, speed, candidates, repeat)
             order = np.argsort(cost, axis=1)[:, :elites]
             chosen = np.take_along_axis(candidates, order[:, :, None], axis=1)
             mean, spread = chosen.mean(axis=1), np.maximum(chosen.std(axis=1), 0.05)
