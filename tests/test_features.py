@@ -13,6 +13,7 @@ import prunegym  # noqa: F401  (registers the ids)
 from prunegym.envs.features import CONTEXT_FEATURES, DYNAMIC_FEATURES, STATIC_FEATURES
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.envs.sequential import SequentialPruneEnv
+from prunegym.envs.vector import PruneVectorEnv
 
 WIDTH = len(STATIC_FEATURES) + len(DYNAMIC_FEATURES)
 
@@ -130,3 +131,5 @@ def test_feature_ids_refuse_settings_they_cannot_honour():
     with pytest.raises(ValueError, match="PruneVectorEnv observes coefficients"):
         gym.make_vec("prunegym/Prune-v0", num_envs=2, vectorization_mode="vector_entry_point",
                      task="toy", observation="features")  # fmt: skip
+    with pytest.raises(ValueError, match="PruneVectorEnv observes coefficients"):
+        PruneVectorEnv(PruneEnv("toy", observation="features"), 2)

@@ -76,3 +76,8 @@ def test_bench_refuses_a_solver_seed_and_names_its_flag(tmp_path, capsys):
                "--seeds", "1", "--no-baselines", "--out", str(tmp_path)]  # fmt: skip
     assert main(command) == 2
     assert "seed is set by --seeds" in capsys.readouterr().err
+    command[command.index("uniform:seed=2")] = "uniform"  # a baseline bench adds itself
+    assert main([*command, "--option", "torch-pruning-l1:seed=3"]) == 2
+    assert "seed is set by --seeds, not as a solver setting ('torch-pruning-l1')" in (
+        capsys.readouterr().err
+    )

@@ -48,7 +48,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     tasks = _split(args.tasks, "tasks")
     solvers = _split(args.solvers, "solvers", split_solver_list)
     options = _options(args.option)
-    for solver in solvers:
+    for solver in sorted({*solvers, *options} - {"*"}):  # options may name an added baseline
         mine = {**options.get("*", {}), **options.get(solver, {})}
         check_solver_settings(solver, mine, seed_flag="--seeds", solver_flag="--solvers")
     extra = task_options(args)

@@ -7,7 +7,7 @@ from gymnasium.vector import AutoresetMode
 
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.envs.sequential import SequentialPruneEnv, check_hard_budget
-from prunegym.envs.vector import PruneVectorEnv
+from prunegym.envs.vector import PruneVectorEnv, check_vector_observation
 from prunegym.tasks import make_task
 
 
@@ -97,6 +97,7 @@ def make_vector_env(
     **env_kwargs,
 ) -> PruneVectorEnv:
     """A :class:`PruneVectorEnv` of K copies for a named task."""
+    check_vector_observation(env_kwargs.get("observation", "coefficients"))  # before building
     env = make_task_env(task_name, task_kwargs, **env_kwargs)
     return PruneVectorEnv(env, num_envs, max_episode_steps, autoreset_mode)
 
@@ -108,6 +109,7 @@ def _vector_entry(name: str):
         autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP,
         **kwargs,
     ) -> PruneVectorEnv:
+        check_vector_observation(kwargs.get("observation", "coefficients"))  # before building
         env = globals()[name](**kwargs)
         return PruneVectorEnv(env, num_envs, max_episode_steps, autoreset_mode)
 

@@ -11,6 +11,16 @@ from gymnasium.vector.utils import batch_space
 from prunegym.envs.prune_env import PruneEnv
 
 
+def check_vector_observation(observation: str) -> None:
+    """A one-line ``ValueError`` unless ``observation`` is ``"coefficients"``, the only one a
+    :class:`PruneVectorEnv` returns."""
+    if observation != "coefficients":
+        raise ValueError(
+            "PruneVectorEnv observes coefficients; build the PruneEnv with "
+            f"observation='coefficients', not {observation!r}"
+        )
+
+
 class PruneVectorEnv(VectorEnv):
     """K copies of a :class:`PruneEnv` episode that share one model and one evaluation cache.
 
@@ -55,11 +65,7 @@ class PruneVectorEnv(VectorEnv):
     ) -> None:
         if not isinstance(env, PruneEnv):
             raise TypeError(f"env must be a prunegym PruneEnv, got {type(env).__name__}")
-        if env.observation != "coefficients":
-            raise ValueError(
-                "PruneVectorEnv observes coefficients; build the PruneEnv with "
-                f"observation='coefficients', not {env.observation!r}"
-            )
+        check_vector_observation(env.observation)
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         if max_episode_steps is not None and max_episode_steps < 1:
