@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from prunegym.agents import make_agent
 from prunegym.agents.learned_policy import save_policy
@@ -45,11 +46,13 @@ def _policy(held_out: str, out: Path, generations: int, seed: int) -> Path:
     tasks = {name: count for name, count in RECIPE["tasks"].items() if name != held_out}
     envs = {name: PruneEnv(name, granularity="channel", observation="features") for name in tasks}
     started = time.perf_counter()
-    policy, _ = train_policy(
-        envs, generations=generations, pairs=RECIPE["pairs"], sigma=RECIPE["sigma"],
-        learning_rate=RECIPE["learning_rate"], targets_per_task=tasks,
-        target_range=tuple(RECIPE["target_range"]), hidden=RECIPE["hidden"], seed=seed,
-    )  # fmt: skip
+    with tqdm(total=generations, desc=f"training without {held_out}", unit="gen") as bar:
+        policy, _ = train_policy(
+            envs, generations=generations, pairs=RECIPE["pairs"], sigma=RECIPE["sigma"],
+            learning_rate=RECIPE["learning_rate"], targets_per_task=tasks,
+            target_range=tuple(RECIPE["target_range"]), hidden=RECIPE["hidden"], seed=seed,
+            progress=lambda generation, row: bar.update(1),
+        )  # fmt: skip
     seconds = time.perf_counter() - started
     recipe = {**RECIPE, "tasks": tasks, "generations": generations, "seed": seed}
     save_policy(policy, path, recipe)
@@ -127,6 +130,7 @@ def main() -> None:
               f"policy − lamp | policy refined | random ({args.refine}) | refined − random | "
               "best in window (allocations) |")  # fmt: skip
         print("|---|---|---|---|---|---|---|---|---|---|---|")
+        bar = tqdm(total=6 * len(targets), desc=held_out, unit="run", leave=False)
         for target in targets:
             runs = {}
             for name, solver, options in (
@@ -139,6 +143,7 @@ def main() -> None:
             ):
                 env.reset(options={"target": target})
                 runs[name] = make_agent(solver, progress=False, **options).run(env)
+                bar.update(1)
             baselines = sorted(
                 ("norm", "uniform"), key=lambda n: -sign * runs[n].metric
             )  # the better of the two by what was seen: its own (search) metric
@@ -150,11 +155,14 @@ def main() -> None:
                 versus_random += f", searched {searched:+.1f}"
             _, versus_prior = _better(runs["policy"], runs["lamp"], sign)
             mark = "yes" if beats_one and beats_other else "no"
-            print(f"| {target:.0%} | {_score(runs['policy'])} | {_score(runs['lamp'])} | "
-                  f"{_score(runs['norm'])} | {_score(runs['uniform'])} | {versus_one} ({mark}) | "
-                  f"{versus_prior} | {_score(runs['refined'])} | {_score(runs['random'])} | "
-                  f"{versus_random} ({'yes' if beats_random else 'no'}) | "
-                  f"{_exhaustive_best(env)} |")  # fmt: skip
+            cells = [
+                f"{target:.0%}", _score(runs["policy"]), _score(runs["lamp"]),
+                _score(runs["norm"]), _score(runs["uniform"]), f"{versus_one} ({mark})",
+                versus_prior, _score(runs["refined"]), _score(runs["random"]),
+                f"{versus_random} ({'yes' if beats_random else 'no'})", _exhaustive_best(env),
+            ]  # fmt: skip
+            tqdm.write("| " + " | ".join(cells) + " |")
+        bar.close()
     print(f"\n{time.perf_counter() - started:.0f} s in all")
 
 

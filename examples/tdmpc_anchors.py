@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from prunegym.agents.result import Result
 from prunegym.tasks.intervals import describe_difference, mean_ci95, paired_difference
@@ -80,7 +81,13 @@ def main() -> dict[str, np.ndarray]:
     with torch.no_grad():
         for name, controller in controllers.items():
             started = time.perf_counter()
-            results[name] = runner.run(controller)
+            with tqdm(desc=name.split(" (")[0], unit="decision", leave=False) as bar:
+
+                def counted(observations, states, controller=controller, bar=bar):
+                    bar.update(1)
+                    return controller(observations, states)
+
+                results[name] = runner.run(counted)
             seconds[name] = time.perf_counter() - started
     results.update(pruned)
     low, high = results["random policy"].mean(), results[CLASSICAL].mean()
