@@ -7,7 +7,7 @@ import numpy as np
 from prunegym.agents.allocation import lamp_allocation, scale_to_target
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.result import Evaluation
-from prunegym.agents.session import NotApplicable, Problem
+from prunegym.agents.session import Problem, require_channel_groups
 
 
 class _OneShot(AskTellAgent):
@@ -74,11 +74,7 @@ class LAMPAllocation(_OneShot):
 
     def start(self, problem: Problem) -> None:
         core = problem.core
-        if core.granularity != "channel":
-            raise NotApplicable(
-                "lamp allocates channel groups: use channel granularity "
-                "(granularity='channel', --granularity channel)"
-            )
+        require_channel_groups(core, "lamp")
         prior = lamp_allocation(core, problem.target)
         self.pending = scale_to_target(core, prior, problem.target)[0]
 

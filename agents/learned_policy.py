@@ -28,7 +28,7 @@ from prunegym.agents.allocation import lamp_allocation, scale_to_target
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.fd_momentum import FDMomentum
 from prunegym.agents.result import Evaluation
-from prunegym.agents.session import NotApplicable, Problem
+from prunegym.agents.session import Problem, require_channel_groups
 from prunegym.envs.features import (
     CONTEXT_FEATURES,
     DYNAMIC_FEATURES,
@@ -208,11 +208,7 @@ class LearnedPolicy(AskTellAgent):
 
     def start(self, problem: Problem) -> None:
         core = problem.core
-        if core.granularity != "channel":
-            raise NotApplicable(
-                "learned-policy prunes channel groups: use channel granularity "
-                "(granularity='channel', --granularity channel)"
-            )
+        require_channel_groups(core, "learned-policy")
         self.problem = problem
         self.answer = propose(self._network, core, [problem.target])[0]
         self.answered, self.asked = False, 0

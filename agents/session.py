@@ -30,6 +30,16 @@ class NotApplicable(ValueError):
     without BatchNorm); ``prunegym bench`` records such a baseline as not applicable."""
 
 
+def require_channel_groups(core, solver: str) -> None:
+    """Raise :class:`NotApplicable` in one line unless ``core`` (a ``PruneEnv``) prunes at
+    channel granularity, the only one ``solver`` works on."""
+    if core.granularity != "channel":
+        raise NotApplicable(
+            f"{solver} works on channel groups: use channel granularity "
+            "(granularity='channel', --granularity channel)"
+        )
+
+
 class Problem:
     """Read-only facts about the pruning problem of one environment.
 
