@@ -25,6 +25,10 @@ def __getattr__(name: str):
         "OptunaAgent": "prunegym.agents.optuna_adapter",
         "SB3Agent": "prunegym.agents.sb3",
         "TargetInObservation": "prunegym.agents.sb3",
+        "DrawnTarget": "prunegym.agents.sb3",
+        "GroupSetExtractor": "prunegym.agents.sb3_features",
+        "transfer_policy": "prunegym.agents.sb3_features",
+        "sequential_env": "prunegym.agents.sb3_features",
     }
     if name in lazy:
         return getattr(importlib.import_module(lazy[name]), name)
@@ -130,10 +134,12 @@ __all__ = [
     "AskTellAgent",
     "Budget",
     "BudgetExhausted",
+    "DrawnTarget",
     "Evaluation",
     "FDMomentum",
     "Fixed",
     "GridSearch",
+    "GroupSetExtractor",
     "NormBased",
     "NotApplicable",
     "OptunaAgent",
@@ -146,6 +152,8 @@ __all__ = [
     "Session",
     "Uniform",
     "agent_names",
+    "sequential_env",
+    "transfer_policy",
     "baseline_names",
     "prunes_its_own_model",
     "make_agent",

@@ -30,15 +30,17 @@ from prunegym.agents.session import BudgetExhausted, Session
 ALGORITHMS = ("PPO", "SAC", "TD3")
 
 
-class TargetInObservation(gym.ObservationWrapper):
-    """Draw a sparsity target per episode and append it to the observation.
+class DrawnTarget(gym.Wrapper):
+    """Draw a sparsity target per episode, uniformly from ``[low, high]``; nothing else changes.
 
-    Observation: ``(m + 1,)`` float32, the current coefficients then the target ``ρ``.
-    ``reset(options={"target": ρ})`` fixes the target for that episode instead of drawing it.
+    ``reset(seed=s)`` reseeds the draws; ``reset(options={"target": ρ})`` fixes the target for
+    that episode instead of drawing it. The target in force is ``self.target``. With a
+    ``features`` observation the target is already in its context; :class:`TargetInObservation`
+    appends it to a coefficient observation.
 
     Args:
-        env: A PruneEnv (possibly wrapped).
-        low, high: Targets are drawn uniformly from ``[low, high]``.
+        env: A PruneEnv or SequentialPruneEnv (possibly wrapped).
+        low, high: The range of the targets, ``0 <= low <= high < 1``.
     """
 
     def __init__(self, env: gym.Env, low: float, high: float) -> None:
@@ -46,12 +48,6 @@ class TargetInObservation(gym.ObservationWrapper):
         if not 0 <= low <= high < 1:
             raise ValueError(f"target range must satisfy 0 <= low <= high < 1, got {low}, {high}")
         self.low, self.high = float(low), float(high)
-        inner = env.observation_space
-        self.observation_space = spaces.Box(
-            np.append(inner.low, self.low).astype(np.float32),
-            np.append(inner.high, self.high).astype(np.float32),
-            dtype=np.float32,
-        )
         self.target = self.low
         self.rng = np.random.default_rng()
 
@@ -62,7 +58,36 @@ class TargetInObservation(gym.ObservationWrapper):
         if "target" not in options:
             options["target"] = float(self.rng.uniform(self.low, self.high))
         self.target = float(options["target"])
-        return super().reset(seed=seed, options=options)
+        return self.env.reset(seed=seed, options=options)
+
+
+class TargetInObservation(DrawnTarget):
+    """Draw a sparsity target per episode (:class:`DrawnTarget`) and append it to the
+    observation.
+
+    Observation: ``(m + 1,)`` float32, the current coefficients then the target ``ρ``.
+
+    Args:
+        env: A PruneEnv (possibly wrapped).
+        low, high: Targets are drawn uniformly from ``[low, high]``.
+    """
+
+    def __init__(self, env: gym.Env, low: float, high: float) -> None:
+        super().__init__(env, low, high)
+        inner = env.observation_space
+        self.observation_space = spaces.Box(
+            np.append(inner.low, self.low).astype(np.float32),
+            np.append(inner.high, self.high).astype(np.float32),
+            dtype=np.float32,
+        )
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        observation, info = super().reset(seed=seed, options=options)
+        return self.observation(observation), info
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        return self.observation(observation), reward, terminated, truncated, info
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return np.append(observation, np.float32(self.target)).astype(np.float32)

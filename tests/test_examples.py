@@ -118,3 +118,17 @@ def test_anchors_pair_pruned_results_only_when_scored_on_the_same_episodes(tmp_p
     assert example._pruned_returns(str(tmp_path / "out"), 2)[1].tolist() == [-150.0, -160.0]
     with pytest.raises(SystemExit, match="no result file"):
         example._pruned_returns(str(tmp_path), 2)
+
+
+def test_sb3_transfer_trains_on_one_task_and_answers_on_another(capsys):
+    example = _load("sb3_transfer")
+    example.main(["--train", "toy", "--tasks", "toy,mnist-classifier", "--steps", "64",
+                  "--targets", "0.3,0.5"])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "PPO trained on toy: 64 steps" in out
+    rows = [line for line in out.splitlines() if line.startswith("| PPO")]
+    assert [row.split(" | ")[0] for row in rows] == ["| PPO (trained here)", "| PPO (zero-shot)"]
+    assert "mnist-classifier (loss, dense" in out and "2 groups" in out
+    for row in rows:  # two targets, both inside the window (the budget is enforced)
+        cells = row.strip(" |").split(" | ")[1:]
+        assert len(cells) == 2 and not any(cell.endswith("*") for cell in cells)

@@ -1,0 +1,98 @@
+"""SB3 on the features observation: a set extractor whose weights fit any number of groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from residual_task import ResidualTask
+from stable_baselines3 import PPO
+
+from prunegym.agents import DrawnTarget, GroupSetExtractor, sequential_env, transfer_policy
+from prunegym.envs.prune_env import PruneEnv
+from prunegym.envs.sequential import SequentialPruneEnv
+
+
+def _batch(observation: dict) -> dict:
+    return {key: torch.from_numpy(value)[None] for key, value in observation.items()}
+
+
+def test_extractor_fits_any_number_of_groups_and_ignores_their_order():
+    toy, residual = SequentialPruneEnv("toy"), SequentialPruneEnv(ResidualTask())
+    assert len(toy.groups) != len(residual.groups)
+    extractor = GroupSetExtractor(toy.observation_space, hidden=8)
+    assert extractor.features_dim == 3 * 8 + 6
+    first, _ = toy.reset(options={"target": 0.3})
+    other, _ = residual.reset(options={"target": 0.3})
+    with torch.no_grad():
+        features = extractor(_batch(first))
+        assert extractor(_batch(other)).shape == features.shape == (1, 30)
+        order = np.random.default_rng(0).permutation(len(toy.groups))
+        shuffled = {"groups": first["groups"][order], "context": first["context"]}
+        assert torch.allclose(extractor(_batch(shuffled)), features, atol=1e-6)
+        # the current group's embedding is its own: marking another group changes it
+        current = np.flatnonzero(first["groups"][:, -1])[0]
+        moved = first["groups"].copy()
+        moved[:, -1] = 0.0
+        moved[(current + 1) % len(moved), -1] = 1.0
+        changed = extractor(_batch({"groups": moved, "context": first["context"]}))
+        assert not torch.allclose(changed[:, :8], features[:, :8])
+        assert torch.equal(changed[:, -6:], features[:, -6:])  # the context is passed through
+
+
+def test_extractor_refuses_other_observations_in_one_line():
+    with pytest.raises(ValueError, match="reads the features observation") as error:
+        GroupSetExtractor(PruneEnv("toy").observation_space)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="hidden must be an integer"):
+        GroupSetExtractor(SequentialPruneEnv("toy").observation_space, hidden=0)
+
+
+def test_drawn_target_draws_each_episode_and_takes_a_fixed_one():
+    env = sequential_env("toy", (0.2, 0.5))
+    targets = []
+    for seed in (1, None, None):
+        observation, _ = env.reset(seed=seed)
+        targets.append(env.target)
+        assert observation["context"][0] == np.float32(env.target)  # target: context column 0
+        assert env.unwrapped.core.target == env.target
+    assert len(set(targets)) == 3 and all(0.2 <= t <= 0.5 for t in targets)
+    env.reset(seed=1)
+    assert env.target == targets[0]  # reseeding repeats the draws
+    env.reset(options={"target": 0.33})
+    assert env.target == 0.33 == env.unwrapped.core.target
+    with pytest.raises(ValueError, match="target range"):
+        DrawnTarget(SequentialPruneEnv("toy"), 0.5, 0.2)
+
+
+def test_ppo_trained_on_one_network_acts_on_another():
+    kwargs = {"features_extractor_class": GroupSetExtractor,
+              "features_extractor_kwargs": {"hidden": 16}}  # fmt: skip
+    training = sequential_env("toy", (0.1, 0.6), tolerance=0.02)
+    model = PPO("MultiInputPolicy", training, policy_kwargs=kwargs, n_steps=40, batch_size=20,
+                n_epochs=2, seed=0, device="cpu")  # fmt: skip
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(80)
+    after = list(model.policy.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+    other_env = sequential_env(ResidualTask(), (0.1, 0.6), tolerance=0.02)
+    other = transfer_policy(model, other_env)
+    mine, theirs = model.policy.state_dict(), other.policy.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(torch.equal(mine[name], theirs[name]) for name in mine)
+    core = other_env.unwrapped
+    for target in (0.2, 0.5):  # a whole deterministic episode on the unseen network
+        observation, _ = other_env.reset(options={"target": target})
+        done, steps = False, 0
+        while not done:
+            action, _ = other.predict(observation, deterministic=True)
+            observation, reward, done, _, info = other_env.step(action)
+            steps += 1
+        assert steps == len(core.groups) and info["feasible"], info["sparsity"]
+        assert abs(info["sparsity"] - target) <= core.core.tolerance
+
+    one_shot = PPO("MultiInputPolicy", PruneEnv("toy", observation="features"),
+                   policy_kwargs=kwargs, n_steps=8, batch_size=8, device="cpu")  # fmt: skip
+    with pytest.raises(ValueError, match="cannot transfer the policy: .*action"):
+        transfer_policy(one_shot, PruneEnv(ResidualTask(), observation="features"))
