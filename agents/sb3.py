@@ -30,12 +30,34 @@ from prunegym.agents.session import BudgetExhausted, Session
 ALGORITHMS = ("PPO", "SAC", "TD3")
 
 
+def check_target_range(target_range) -> tuple[float, float]:
+    """``(low, high)`` as floats; a one-line ``ValueError`` unless ``target_range`` is a pair of
+    real numbers with ``0 <= low <= high < 1``."""
+    try:
+        low, high = target_range
+        real = all(isinstance(v, (int, float, np.integer, np.floating)) for v in (low, high))
+    except (TypeError, ValueError):
+        real = False
+    if not real or isinstance(low, bool) or isinstance(high, bool) or not 0 <= low <= high < 1:
+        raise ValueError(
+            f"target range must be two numbers with 0 <= low <= high < 1, got {target_range!r}"
+        )
+    return float(low), float(high)
+
+
+def unit_actions(env: gym.Env) -> RescaleAction:
+    """``env`` with its actions rescaled to ``[−1, 1]`` (float32), as SB3 expects."""
+    ones = np.ones(env.action_space.shape, dtype=np.float32)
+    return RescaleAction(env, -ones, ones)
+
+
 class DrawnTarget(gym.Wrapper):
     """Draw a sparsity target per episode, uniformly from ``[low, high]``; nothing else changes.
 
     ``reset(seed=s)`` reseeds the draws; ``reset(options={"target": ρ})`` fixes the target for
-    that episode instead of drawing it. The target in force is ``self.target``. With a
-    ``features`` observation the target is already in its context; :class:`TargetInObservation`
+    that episode instead of drawing it. The target of the current episode is ``self.target``
+    (``None`` before the first reset); a target the environment refuses changes nothing. With
+    a ``features`` observation the target is already in its context; :class:`TargetInObservation`
     appends it to a coefficient observation.
 
     Args:
@@ -45,10 +67,8 @@ class DrawnTarget(gym.Wrapper):
 
     def __init__(self, env: gym.Env, low: float, high: float) -> None:
         super().__init__(env)
-        if not 0 <= low <= high < 1:
-            raise ValueError(f"target range must satisfy 0 <= low <= high < 1, got {low}, {high}")
-        self.low, self.high = float(low), float(high)
-        self.target = self.low
+        self.low, self.high = check_target_range((low, high))
+        self.target: float | None = None
         self.rng = np.random.default_rng()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -57,11 +77,17 @@ class DrawnTarget(gym.Wrapper):
             self.rng = np.random.default_rng(seed)
         if "target" not in options:
             options["target"] = float(self.rng.uniform(self.low, self.high))
-        self.target = float(options["target"])
-        return self.env.reset(seed=seed, options=options)
+        previous, self.target = self.target, options["target"]  # observation() may read it
+        try:
+            observation, info = super().reset(seed=seed, options=options)
+        except Exception:
+            self.target = previous  # the environment refused it: as before
+            raise
+        self.target = float(self.target)
+        return observation, info
 
 
-class TargetInObservation(DrawnTarget):
+class TargetInObservation(DrawnTarget, gym.ObservationWrapper):
     """Draw a sparsity target per episode (:class:`DrawnTarget`) and append it to the
     observation.
 
@@ -80,14 +106,6 @@ class TargetInObservation(DrawnTarget):
             np.append(inner.high, self.high).astype(np.float32),
             dtype=np.float32,
         )
-
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        observation, info = super().reset(seed=seed, options=options)
-        return self.observation(observation), info
-
-    def step(self, action):
-        observation, reward, terminated, truncated, info = self.env.step(action)
-        return self.observation(observation), reward, terminated, truncated, info
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         return np.append(observation, np.float32(self.target)).astype(np.float32)
@@ -154,6 +172,8 @@ class SB3Agent(Agent):
             raise ValueError(f"episode_length must be >= 1, got {episode_length}")
         if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
             raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
+        if target_range is not None:
+            target_range = check_target_range(target_range)
         if n_envs > 1 and target_range is not None:
             raise ValueError(
                 "n_envs > 1 needs fixed-target mode: the copies share one environment and "
@@ -172,10 +192,7 @@ class SB3Agent(Agent):
         wrapped = TimeLimit(wrapped, max_episode_steps=self.episode_length)
         if self.target_range is not None:
             wrapped = TargetInObservation(wrapped, *self.target_range)
-        size = wrapped.action_space.shape
-        return RescaleAction(
-            wrapped, np.full(size, -1.0, np.float32), np.full(size, 1.0, np.float32)
-        )
+        return unit_actions(wrapped)
 
     def solve(self, session: Session) -> None:
 

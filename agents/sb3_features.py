@@ -19,15 +19,16 @@ the action head is the network's own; the extractor still works there.
 
 from __future__ import annotations
 
-import numpy as np
+import io
+import numbers
+
 import torch
 from gymnasium import spaces
-from gymnasium.wrappers import RescaleAction
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from prunegym.agents.sb3 import DrawnTarget
-from prunegym.envs.features import CONTEXT_FEATURES, DYNAMIC_FEATURES, STATIC_FEATURES
+from prunegym.agents.sb3 import DrawnTarget, check_target_range, unit_actions
+from prunegym.envs.features import DYNAMIC_FEATURES, STATIC_FEATURES, feature_space
 from prunegym.envs.sequential import SequentialPruneEnv
 
 
@@ -40,7 +41,7 @@ class GroupSetExtractor(BaseFeaturesExtractor):
 
     Args:
         observation_space: The ``features`` ``Dict`` space (``"groups"`` ``(m, F)``,
-            ``"context"`` ``(C,)``) of any number of groups ``m``.
+            ``"context"`` ``(C,)``, both ``Box``) of any number of groups ``m``.
         hidden: Width of ``φ``.
 
     Shapes: ``{"groups": (B, m, F), "context": (B, C)}`` float32 → ``(B, 3·hidden + C)``, on
@@ -48,23 +49,26 @@ class GroupSetExtractor(BaseFeaturesExtractor):
     """
 
     def __init__(self, observation_space: spaces.Space, hidden: int = 64) -> None:
-        width = len(STATIC_FEATURES) + len(DYNAMIC_FEATURES)
-        shapes = {
-            key: getattr(space, "shape", None)
-            for key, space in getattr(observation_space, "spaces", {}).items()
-        }
-        wanted = {"groups": (width,), "context": (len(CONTEXT_FEATURES),)}
-        if set(shapes) != set(wanted) or not all(
-            shape is not None and shape[-1:] == wanted[key] for key, shape in shapes.items()
-        ):
+        expected = feature_space(1)
+        width = expected["groups"].shape[1]
+        context = expected["context"].shape[0]
+        dictionary = isinstance(observation_space, spaces.Dict)
+        entries = observation_space.spaces if dictionary else {}
+        groups = entries.get("groups")
+        fits = (
+            set(entries) == {"groups", "context"}
+            and all(isinstance(entry, spaces.Box) for entry in entries.values())
+            and len(groups.shape) == 2 and groups.shape[0] >= 1 and groups.shape[1] == width
+            and entries["context"].shape == (context,)
+        )  # fmt: skip
+        if not fits:
             raise ValueError(
-                "GroupSetExtractor reads the features observation (a Dict of 'groups' "
-                f"(m, {width}) and 'context' ({len(CONTEXT_FEATURES)},)), got {observation_space}"
+                "GroupSetExtractor reads the features observation (a Dict of Boxes 'groups' "
+                f"(m, {width}) and 'context' ({context},)), got {_describe(observation_space)}"
             )
-        if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
+        if isinstance(hidden, bool) or not isinstance(hidden, numbers.Integral) or hidden < 1:
             raise ValueError(f"GroupSetExtractor hidden must be an integer >= 1, got {hidden!r}")
-        context = len(CONTEXT_FEATURES)
-        super().__init__(observation_space, features_dim=3 * hidden + context)
+        super().__init__(observation_space, features_dim=3 * int(hidden) + context)
         self.encode = nn.Sequential(
             nn.Linear(width + context, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
         )
@@ -78,39 +82,61 @@ class GroupSetExtractor(BaseFeaturesExtractor):
         return torch.cat([current, encoded.mean(dim=1), encoded.amax(dim=1), context], dim=-1)
 
 
+def _describe(space: spaces.Space) -> str:
+    """A one-line description of ``space``: its kind and shape, per entry for a ``Dict``."""
+    if isinstance(space, spaces.Dict):
+        return "Dict(" + ", ".join(f"{k}: {_describe(v)}" for k, v in space.spaces.items()) + ")"
+    return f"{type(space).__name__}{getattr(space, 'shape', None) or ''}"
+
+
 def sequential_env(task, target_range=(0.1, 0.7), **env_kwargs) -> DrawnTarget:
     """Sequential episodes of ``task`` for SB3: a :class:`SequentialPruneEnv` (``env_kwargs``
     go to it) whose action is rescaled to ``[−1, 1]``, with a target drawn per episode from
-    ``target_range`` (:class:`DrawnTarget`)."""
-    core = SequentialPruneEnv(task, **env_kwargs)
-    ones = np.ones(1, dtype=np.float32)
-    return DrawnTarget(RescaleAction(core, -ones, ones), *target_range)
+    ``target_range`` (:class:`DrawnTarget`; ``(ρ, ρ)`` for a fixed target ``ρ``)."""
+    low, high = check_target_range(target_range)  # before the task is built
+    if "target" in env_kwargs:
+        raise ValueError(
+            "sequential_env draws the target per episode from target_range; for a fixed "
+            "target ρ pass target_range=(ρ, ρ) instead of target="
+        )
+    return DrawnTarget(unit_actions(SequentialPruneEnv(task, **env_kwargs)), low, high)
 
 
 def transfer_policy(model, env):
-    """A new model of ``model``'s SB3 algorithm for ``env``, holding ``model``'s policy weights.
+    """``model`` (an SB3 algorithm) for ``env``: the same policy weights, settings and optimiser
+    state, with ``env``'s observation space.
 
     ``env`` may prune another network, with another number of groups, as long as no weight
-    of the policy depends on it: a :class:`GroupSetExtractor` and a one-coefficient action
-    (sequential episodes). The new model can :meth:`predict` on ``env`` and train on.
+    of the policy depends on it: a :class:`GroupSetExtractor` and a one-coefficient action,
+    as :func:`sequential_env` gives. The new model can :meth:`predict` on ``env`` and train on
+    (a replay buffer starts empty).
 
     Raises:
-        ValueError: in one line, naming the weights whose shapes differ.
+        ValueError: in one line, for another action space (e.g. one-shot episodes, or
+            ``PruneSequential-v0`` without the rescaling to ``[−1, 1]``), a model trained under
+            ``VecNormalize`` (its statistics have one row per group of the old network), or
+            weights whose shapes depend on the network.
     """
-    fresh = type(model)(
-        model.policy_class, env, policy_kwargs=model.policy_kwargs, device=model.device,
-        seed=model.seed, verbose=0,
-    )  # fmt: skip
-    trained, wanted = model.policy.state_dict(), fresh.policy.state_dict()
-    differ = [
-        name for name, value in wanted.items()
-        if name not in trained or trained[name].shape != value.shape
-    ]  # fmt: skip
-    if differ or set(trained) != set(wanted):
+    if model.get_vec_normalize_env() is not None:
         raise ValueError(
-            f"cannot transfer the policy: {', '.join(differ[:3]) or 'its layers'} differ in "
-            "shape on this env; use GroupSetExtractor on a sequential env "
-            "(prunegym/PruneSequential-v0), whose action is one coefficient"
+            "cannot transfer a model trained under VecNormalize: its statistics have one row "
+            "per group of the network it trained on"
         )
-    fresh.policy.load_state_dict(trained)
-    return fresh
+    if env.action_space != model.action_space:
+        raise ValueError(
+            f"cannot transfer the policy: it acts in {model.action_space}, this env in "
+            f"{env.action_space}; build both envs with sequential_env(task, ...) (one "
+            "coefficient per step, in [-1, 1])"
+        )
+    saved = io.BytesIO()
+    model.save(saved, exclude=["replay_buffer"])
+    saved.seek(0)
+    spaces_of_env = {"observation_space": env.observation_space, "action_space": env.action_space}
+    try:
+        return type(model).load(saved, env=env, device=model.device, custom_objects=spaces_of_env)
+    except RuntimeError as error:  # load_state_dict: a size mismatch, detailed on line 2
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise ValueError(
+            f"cannot transfer the policy, whose weights depend on the number of groups "
+            f"(use GroupSetExtractor): {lines[-1]}"
+        ) from None

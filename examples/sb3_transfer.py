@@ -2,6 +2,7 @@
 
     python examples/sb3_transfer.py [--train mnist-ae] [--steps 20000] [--seed 0]
         [--tasks mnist-ae,mnist-classifier,diffusion-sorption] [--targets 0.1,...,0.7]
+        [--target-range 0.05,0.75]
 
 PPO learns in sequential episodes (``prunegym/PruneSequential-v0``: one group per step, from
 the input side, the budget enforced by the environment, a target drawn per episode from
@@ -63,23 +64,22 @@ def main(argv: list[str] | None = None) -> None:
     target_range = tuple(float(t) for t in args.target_range.split(","))
     started = time.perf_counter()
     training = sequential_env(args.train, target_range)
-    training.reset(seed=args.seed)
     rollout = min(2048, max(args.steps, 64))  # SB3's default rollout, shorter for short runs
     model = PPO("MultiInputPolicy", training, seed=args.seed, device="cpu", n_steps=rollout,
                 batch_size=min(64, rollout),
                 policy_kwargs={"features_extractor_class": GroupSetExtractor})  # fmt: skip
-    model.learn(args.steps, callback=_Bar(args.steps))
-    print(f"PPO trained on {args.train}: {args.steps} steps, "
+    model.learn(args.steps, callback=_Bar(-(-args.steps // rollout) * rollout))  # whole rollouts
+    print(f"PPO trained on {args.train}: {model.num_timesteps} steps, "
           f"{time.perf_counter() - started:.0f} s\n")  # fmt: skip
     for task in args.tasks.split(","):
         env = sequential_env(task, target_range)
         asked = model if task == args.train else transfer_policy(model, env)
         one_shot = PruneEnv(task, granularity="channel")
-        rows = {f"PPO ({'trained here' if task == args.train else 'zero-shot'})": []}
-        rows.update({name: [] for name in ("lamp", "norm", "uniform")})
+        ppo = f"PPO ({'trained here' if task == args.train else 'zero-shot'})"
+        rows = {name: [] for name in (ppo, "lamp", "norm", "uniform")}
         for target in targets:
             info = answer(asked, env, target)
-            rows[next(iter(rows))].append((info["metric"], info["feasible"]))
+            rows[ppo].append((info["metric"], info["feasible"]))
             for name in ("lamp", "norm", "uniform"):
                 one_shot.reset(options={"target": target})
                 result = make_agent(name, progress=False).run(one_shot)

@@ -125,7 +125,7 @@ def test_sb3_transfer_trains_on_one_task_and_answers_on_another(capsys):
     example.main(["--train", "toy", "--tasks", "toy,mnist-classifier", "--steps", "64",
                   "--targets", "0.3,0.5"])  # fmt: skip
     out = capsys.readouterr().out
-    assert "PPO trained on toy: 64 steps" in out
+    assert "PPO trained on toy: 64 steps" in out  # one rollout of 64 (SB3 runs whole ones)
     rows = [line for line in out.splitlines() if line.startswith("| PPO")]
     assert [row.split(" | ")[0] for row in rows] == ["| PPO (trained here)", "| PPO (zero-shot)"]
     assert "mnist-classifier (loss, dense" in out and "2 groups" in out

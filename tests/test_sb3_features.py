@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
+from gymnasium import spaces
+from gymnasium.utils.env_checker import check_env
 from residual_task import ResidualTask
 from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from prunegym.agents import DrawnTarget, GroupSetExtractor, sequential_env, transfer_policy
+from prunegym.agents import GroupSetExtractor, SB3Agent, sequential_env, transfer_policy
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.envs.sequential import SequentialPruneEnv
 
@@ -41,15 +46,29 @@ def test_extractor_fits_any_number_of_groups_and_ignores_their_order():
 
 
 def test_extractor_refuses_other_observations_in_one_line():
-    with pytest.raises(ValueError, match="reads the features observation") as error:
-        GroupSetExtractor(PruneEnv("toy").observation_space)
-    assert "\n" not in str(error.value)
-    with pytest.raises(ValueError, match="hidden must be an integer"):
-        GroupSetExtractor(SequentialPruneEnv("toy").observation_space, hidden=0)
+    good = SequentialPruneEnv("toy").observation_space
+    groups, context = good["groups"], good["context"]
+    flat = spaces.Box(0.0, 1.0, (15,), np.float32)
+    for wrong in (
+        PruneEnv("toy").observation_space,  # coefficients
+        spaces.Dict({"groups": flat, "context": context}),  # no group axis
+        spaces.Dict({"groups": spaces.Box(0.0, 1.0, (2, 4, 15)), "context": context}),
+        spaces.Dict({"groups": groups, "context": spaces.Box(-1.0, 1.0, (2, 6))}),
+        spaces.Dict({"groups": spaces.MultiDiscrete(np.full((4, 15), 2)), "context": context}),
+        spaces.Tuple((groups, context)),
+    ):
+        with pytest.raises(ValueError, match="reads the features observation") as error:
+            GroupSetExtractor(wrong)
+        assert "\n" not in str(error.value)
+    assert GroupSetExtractor(good, hidden=np.int64(4)).features_dim == 3 * 4 + 6
+    for hidden in (0, 2.5, True):
+        with pytest.raises(ValueError, match="hidden must be an integer"):
+            GroupSetExtractor(good, hidden=hidden)
 
 
 def test_drawn_target_draws_each_episode_and_takes_a_fixed_one():
     env = sequential_env("toy", (0.2, 0.5))
+    assert env.target is None  # before the first episode
     targets = []
     for seed in (1, None, None):
         observation, _ = env.reset(seed=seed)
@@ -61,8 +80,30 @@ def test_drawn_target_draws_each_episode_and_takes_a_fixed_one():
     assert env.target == targets[0]  # reseeding repeats the draws
     env.reset(options={"target": 0.33})
     assert env.target == 0.33 == env.unwrapped.core.target
-    with pytest.raises(ValueError, match="target range"):
-        DrawnTarget(SequentialPruneEnv("toy"), 0.5, 0.2)
+    for refused in (1.5, None, "x"):  # the environment's one-line error; nothing changes
+        with pytest.raises(ValueError, match="target"):
+            env.reset(options={"target": refused})
+        assert env.target == 0.33 == env.unwrapped.core.target
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*different from the unwrapped")
+        check_env(sequential_env("toy"), skip_render_check=True)
+
+
+@pytest.mark.parametrize("bad", [None, 0.3, (0.3,), (0.1, 0.2, 0.3), ("0.1", "0.5"), (0.5, 0.2),
+                                 (True, 0.5), (0.1, 1.0)])  # fmt: skip
+def test_target_ranges_are_checked_before_anything_is_built(bad, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("built the environment first")
+
+    monkeypatch.setattr("prunegym.agents.sb3_features.SequentialPruneEnv", refuse)
+    with pytest.raises(ValueError, match="target range must be two numbers") as error:
+        sequential_env("toy", bad)
+    assert "\n" not in str(error.value)
+    if bad is not None:  # SB3Agent's None: a fixed target
+        with pytest.raises(ValueError, match="target range must be two numbers"):
+            SB3Agent("PPO", target_range=bad)
+    with pytest.raises(ValueError, match=r"target_range=\(ρ, ρ\)"):
+        sequential_env("toy", target=0.3)
 
 
 def test_ppo_trained_on_one_network_acts_on_another():
@@ -70,7 +111,7 @@ def test_ppo_trained_on_one_network_acts_on_another():
               "features_extractor_kwargs": {"hidden": 16}}  # fmt: skip
     training = sequential_env("toy", (0.1, 0.6), tolerance=0.02)
     model = PPO("MultiInputPolicy", training, policy_kwargs=kwargs, n_steps=40, batch_size=20,
-                n_epochs=2, seed=0, device="cpu")  # fmt: skip
+                n_epochs=2, gamma=0.5, seed=0, device="cpu")  # fmt: skip
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(80)
     after = list(model.policy.parameters())
@@ -81,6 +122,8 @@ def test_ppo_trained_on_one_network_acts_on_another():
     mine, theirs = model.policy.state_dict(), other.policy.state_dict()
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[name], theirs[name]) for name in mine)
+    assert (other.gamma, other.n_steps, other.batch_size) == (0.5, 40, 20)  # its settings too
+    assert other.observation_space["groups"].shape[0] == len(other_env.unwrapped.groups)
     core = other_env.unwrapped
     for target in (0.2, 0.5):  # a whole deterministic episode on the unseen network
         observation, _ = other_env.reset(options={"target": target})
@@ -91,8 +134,20 @@ def test_ppo_trained_on_one_network_acts_on_another():
             steps += 1
         assert steps == len(core.groups) and info["feasible"], info["sparsity"]
         assert abs(info["sparsity"] - target) <= core.core.tolerance
+    other.learn(40)  # and it trains on
 
+    unscaled = SequentialPruneEnv("toy")  # acts in [0, 0.95], not [-1, 1]
+    with pytest.raises(ValueError, match="it acts in .* build both envs with sequential_env"):
+        transfer_policy(model, unscaled)
     one_shot = PPO("MultiInputPolicy", PruneEnv("toy", observation="features"),
                    policy_kwargs=kwargs, n_steps=8, batch_size=8, device="cpu")  # fmt: skip
-    with pytest.raises(ValueError, match="cannot transfer the policy: .*action"):
+    with pytest.raises(ValueError, match="cannot transfer the policy: it acts in"):
         transfer_policy(one_shot, PruneEnv(ResidualTask(), observation="features"))
+    flattened = PPO("MultiInputPolicy", training, n_steps=8, batch_size=8, device="cpu")
+    with pytest.raises(ValueError, match="depend on the number of groups .*size") as error:
+        transfer_policy(flattened, other_env)  # SB3's own extractor flattens all the groups
+    assert "\n" not in str(error.value)
+    normalised = PPO("MultiInputPolicy", VecNormalize(DummyVecEnv([lambda: training])),
+                     policy_kwargs=kwargs, n_steps=8, batch_size=8, device="cpu")  # fmt: skip
+    with pytest.raises(ValueError, match="VecNormalize"):
+        transfer_policy(normalised, other_env)
