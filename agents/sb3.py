@@ -45,10 +45,19 @@ def check_target_range(target_range) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def unit_actions(env: gym.Env) -> RescaleAction:
-    """``env`` with its actions rescaled to ``[−1, 1]`` (float32), as SB3 expects."""
-    ones = np.ones(env.action_space.shape, dtype=np.float32)
-    return RescaleAction(env, -ones, ones)
+class UnitActions(RescaleAction):
+    """``env`` with its actions rescaled to ``[−1, 1]`` (float32), as SB3 expects; an action
+    outside ``[−1, 1]`` (or NaN) raises a one-line ``ValueError`` in those units."""
+
+    def __init__(self, env: gym.Env) -> None:
+        ones = np.ones(env.action_space.shape, dtype=np.float32)
+        super().__init__(env, -ones, ones)
+
+    def action(self, action):
+        values = np.asarray(action)
+        if values.dtype.kind in "iuf" and not np.all(np.abs(values) <= 1.0):
+            raise ValueError(f"action {values.tolist()} is not in [-1, 1] (rescaled actions)")
+        return super().action(action)
 
 
 class DrawnTarget(gym.Wrapper):
@@ -192,7 +201,7 @@ class SB3Agent(Agent):
         wrapped = TimeLimit(wrapped, max_episode_steps=self.episode_length)
         if self.target_range is not None:
             wrapped = TargetInObservation(wrapped, *self.target_range)
-        return unit_actions(wrapped)
+        return UnitActions(wrapped)
 
     def solve(self, session: Session) -> None:
 

@@ -27,7 +27,7 @@ from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from prunegym.agents.sb3 import DrawnTarget, check_target_range, unit_actions
+from prunegym.agents.sb3 import DrawnTarget, UnitActions, check_target_range
 from prunegym.envs.features import DYNAMIC_FEATURES, STATIC_FEATURES, feature_space
 from prunegym.envs.sequential import SequentialPruneEnv
 
@@ -99,7 +99,7 @@ def sequential_env(task, target_range=(0.1, 0.7), **env_kwargs) -> DrawnTarget:
             "sequential_env draws the target per episode from target_range; for a fixed "
             "target ρ pass target_range=(ρ, ρ) instead of target="
         )
-    return DrawnTarget(unit_actions(SequentialPruneEnv(task, **env_kwargs)), low, high)
+    return DrawnTarget(UnitActions(SequentialPruneEnv(task, **env_kwargs)), low, high)
 
 
 def transfer_policy(model, env):

@@ -84,6 +84,11 @@ def test_drawn_target_draws_each_episode_and_takes_a_fixed_one():
         with pytest.raises(ValueError, match="target"):
             env.reset(options={"target": refused})
         assert env.target == 0.33 == env.unwrapped.core.target
+    env.reset(options={"target": 0.3})
+    for action in ([1.5], [np.nan]):  # in the units the caller used, and nothing changes
+        with pytest.raises(ValueError, match=r"is not in \[-1, 1\] \(rescaled actions\)"):
+            env.step(np.array(action, np.float32))
+    assert env.unwrapped._position == 0
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*different from the unwrapped")
         check_env(sequential_env("toy"), skip_render_check=True)
