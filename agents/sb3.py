@@ -2,7 +2,7 @@
 
 The environment is wrapped, from the inside out, in a recorder (every step is a metered
 evaluation), a ``TimeLimit`` of ``episode_length`` steps, optionally a
-:class:`TargetInObservation` wrapper, and ``RescaleAction`` to ``[-1, 1]``.
+:class:`TargetInObservation` wrapper, and :class:`UnitActions` (actions in ``[-1, 1]``).
 
 - **Fixed-target mode** (``target_range=None``): the policy learns coefficients for the env's
   target; the result is the best evaluation seen during training.
@@ -50,6 +50,7 @@ class UnitActions(RescaleAction):
     outside ``[−1, 1]`` (or NaN) raises a one-line ``ValueError`` in those units."""
 
     def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)  # its arguments: env alone
         ones = np.ones(env.action_space.shape, dtype=np.float32)
         super().__init__(env, -ones, ones)
 
@@ -65,7 +66,8 @@ class DrawnTarget(gym.Wrapper):
 
     ``reset(seed=s)`` reseeds the draws; ``reset(options={"target": ρ})`` fixes the target for
     that episode instead of drawing it. The target of the current episode is ``self.target``
-    (``None`` before the first reset); a target the environment refuses changes nothing. With
+    (``None`` before the first reset); a target the environment refuses changes neither it nor
+    the draws (the environment itself may have taken the seed). With
     a ``features`` observation the target is already in its context; :class:`TargetInObservation`
     appends it to a coefficient observation.
 
@@ -82,17 +84,18 @@ class DrawnTarget(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         options = dict(options or {})
-        if seed is not None:
-            self.rng = np.random.default_rng(seed)
+        rng = self.rng if seed is None else np.random.default_rng(seed)
+        state = rng.bit_generator.state
         if "target" not in options:
-            options["target"] = float(self.rng.uniform(self.low, self.high))
+            options["target"] = float(rng.uniform(self.low, self.high))
         previous, self.target = self.target, options["target"]  # observation() may read it
         try:
             observation, info = super().reset(seed=seed, options=options)
-        except Exception:
-            self.target = previous  # the environment refused it: as before
+        except Exception:  # the environment refused the target: the draws are as before
+            self.target = previous
+            rng.bit_generator.state = state
             raise
-        self.target = float(self.target)
+        self.rng, self.target = rng, float(self.target)
         return observation, info
 
 
@@ -196,7 +199,7 @@ class SB3Agent(Agent):
         self.model = None
 
     def wrap(self, env: gym.Env, session: Session | None = None) -> gym.Env:
-        """The training env: recorder, TimeLimit, target observation, RescaleAction."""
+        """The training env: recorder, TimeLimit, target observation, UnitActions."""
         wrapped = _Recorder(env, session) if session is not None else env
         wrapped = TimeLimit(wrapped, max_episode_steps=self.episode_length)
         if self.target_range is not None:

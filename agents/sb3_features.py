@@ -68,7 +68,8 @@ class GroupSetExtractor(BaseFeaturesExtractor):
             )
         if isinstance(hidden, bool) or not isinstance(hidden, numbers.Integral) or hidden < 1:
             raise ValueError(f"GroupSetExtractor hidden must be an integer >= 1, got {hidden!r}")
-        super().__init__(observation_space, features_dim=3 * int(hidden) + context)
+        hidden = int(hidden)
+        super().__init__(observation_space, features_dim=3 * hidden + context)
         self.encode = nn.Sequential(
             nn.Linear(width + context, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
         )
@@ -103,24 +104,26 @@ def sequential_env(task, target_range=(0.1, 0.7), **env_kwargs) -> DrawnTarget:
 
 
 def transfer_policy(model, env):
-    """``model`` (an SB3 algorithm) for ``env``: the same policy weights, settings and optimiser
-    state, with ``env``'s observation space.
+    """``model`` (an SB3 algorithm) for ``env``: the same policy weights, hyper-parameters,
+    optimiser state and logger, with ``env``'s observation space.
 
     ``env`` may prune another network, with another number of groups, as long as no weight
     of the policy depends on it: a :class:`GroupSetExtractor` and a one-coefficient action,
     as :func:`sequential_env` gives. The new model can :meth:`predict` on ``env`` and train on
-    (a replay buffer starts empty).
+    (a replay buffer starts empty). As SB3's ``load`` does, a model with a seed seeds the
+    global random generators (python, numpy, torch) and ``env`` with it.
 
     Raises:
         ValueError: in one line, for another action space (e.g. one-shot episodes, or
             ``PruneSequential-v0`` without the rescaling to ``[−1, 1]``), a model trained under
-            ``VecNormalize`` (its statistics have one row per group of the old network), or
-            weights whose shapes depend on the network.
+            ``VecNormalize`` with normalised observations (their statistics have one row per
+            group of the old network), or weights whose shapes depend on the network.
     """
-    if model.get_vec_normalize_env() is not None:
+    normaliser = model.get_vec_normalize_env()
+    if normaliser is not None and normaliser.norm_obs:
         raise ValueError(
-            "cannot transfer a model trained under VecNormalize: its statistics have one row "
-            "per group of the network it trained on"
+            "cannot transfer a model trained under VecNormalize with norm_obs=True: its "
+            "observation statistics have one row per group of the network it trained on"
         )
     if env.action_space != model.action_space:
         raise ValueError(
@@ -129,14 +132,19 @@ def transfer_policy(model, env):
             "coefficient per step, in [-1, 1])"
         )
     saved = io.BytesIO()
-    model.save(saved, exclude=["replay_buffer"])
+    model.save(saved)  # SB3 leaves the replay buffer out
     saved.seek(0)
     spaces_of_env = {"observation_space": env.observation_space, "action_space": env.action_space}
     try:
-        return type(model).load(saved, env=env, device=model.device, custom_objects=spaces_of_env)
-    except RuntimeError as error:  # load_state_dict: a size mismatch, detailed on line 2
+        fresh = type(model).load(saved, env=env, device=model.device, custom_objects=spaces_of_env)
+    except RuntimeError as error:
+        if "size mismatch" not in str(error):
+            raise
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         raise ValueError(
             f"cannot transfer the policy, whose weights depend on the number of groups "
-            f"(use GroupSetExtractor): {lines[-1]}"
+            f"(use GroupSetExtractor): {lines[-1]}"  # load_state_dict: the first mismatch
         ) from None
+    if model._custom_logger:  # SB3 does not save a logger set with set_logger
+        fresh.set_logger(model.logger)
+    return fresh

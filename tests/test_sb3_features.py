@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import warnings
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
 from gymnasium.utils.env_checker import check_env
 from residual_task import ResidualTask
-from stable_baselines3 import PPO
+from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
-from prunegym.agents import GroupSetExtractor, SB3Agent, sequential_env, transfer_policy
+from prunegym.agents import (
+    GroupSetExtractor,
+    SB3Agent,
+    TargetInObservation,
+    sequential_env,
+    transfer_policy,
+)
+from prunegym.agents.sb3 import UnitActions
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.envs.sequential import SequentialPruneEnv
 
@@ -84,6 +92,14 @@ def test_drawn_target_draws_each_episode_and_takes_a_fixed_one():
         with pytest.raises(ValueError, match="target"):
             env.reset(options={"target": refused})
         assert env.target == 0.33 == env.unwrapped.core.target
+    with pytest.raises(ValueError, match="target"):  # nor the draws, seeded or not
+        env.reset(seed=7, options={"target": 1.5})
+    state = env.rng.bit_generator.state
+    with pytest.raises(ValueError, match="target"):
+        env.reset(options={"target": 1.5})
+    assert env.rng.bit_generator.state == state
+    env.reset(seed=1)
+    assert env.target == targets[0]
     env.reset(options={"target": 0.3})
     for action in ([1.5], [np.nan]):  # in the units the caller used, and nothing changes
         with pytest.raises(ValueError, match=r"is not in \[-1, 1\] \(rescaled actions\)"):
@@ -107,8 +123,26 @@ def test_target_ranges_are_checked_before_anything_is_built(bad, monkeypatch):
     if bad is not None:  # SB3Agent's None: a fixed target
         with pytest.raises(ValueError, match="target range must be two numbers"):
             SB3Agent("PPO", target_range=bad)
+
+
+def test_sequential_env_takes_a_fixed_target_as_a_range_only():
     with pytest.raises(ValueError, match=r"target_range=\(ρ, ρ\)"):
         sequential_env("toy", target=0.3)
+    env = sequential_env("toy", (0.3, 0.3))
+    env.reset(seed=0)
+    assert env.target == 0.3 == env.unwrapped.core.target
+
+
+def test_target_in_observation_appends_each_episode_s_target_on_reset_and_step():
+    env = TargetInObservation(UnitActions(PruneEnv("toy")), 0.1, 0.5)
+    assert isinstance(env, gym.ObservationWrapper) and env.target is None
+    observation, _ = env.reset(options={"target": 0.25})
+    assert observation.shape == (6,) and observation[-1] == np.float32(0.25)
+    observation, *_ = env.step(np.zeros(5, np.float32))
+    assert observation[-1] == np.float32(0.25) and observation[:5] == pytest.approx(0.475)
+    with pytest.raises(ValueError, match="target"):
+        env.reset(options={"target": 2.0})
+    assert env.target == 0.25 == env.unwrapped.target
 
 
 def test_ppo_trained_on_one_network_acts_on_another():
@@ -128,17 +162,25 @@ def test_ppo_trained_on_one_network_acts_on_another():
     assert mine.keys() == theirs.keys()
     assert all(torch.equal(mine[name], theirs[name]) for name in mine)
     assert (other.gamma, other.n_steps, other.batch_size) == (0.5, 40, 20)  # its settings too
+    steps = [group["state"] for group in (model.policy.optimizer.state_dict(),
+                                          other.policy.optimizer.state_dict())]  # fmt: skip
+    assert steps[0] and all(
+        torch.equal(steps[0][k]["exp_avg"], steps[1][k]["exp_avg"]) for k in steps[0]
+    )  # and Adam's moments
     assert other.observation_space["groups"].shape[0] == len(other_env.unwrapped.groups)
     core = other_env.unwrapped
+    first_actions = []
     for target in (0.2, 0.5):  # a whole deterministic episode on the unseen network
         observation, _ = other_env.reset(options={"target": target})
         done, steps = False, 0
         while not done:
             action, _ = other.predict(observation, deterministic=True)
             observation, reward, done, _, info = other_env.step(action)
+            first_actions += [action[0]] if steps == 0 else []
             steps += 1
+        # in the window whatever the policy asks (the hard budget), after len(groups) steps
         assert steps == len(core.groups) and info["feasible"], info["sparsity"]
-        assert abs(info["sparsity"] - target) <= core.core.tolerance
+    assert first_actions[0] != first_actions[1]  # the policy reads the target
     other.learn(40)  # and it trains on
 
     unscaled = SequentialPruneEnv("toy")  # acts in [0, 0.95], not [-1, 1]
@@ -152,7 +194,30 @@ def test_ppo_trained_on_one_network_acts_on_another():
     with pytest.raises(ValueError, match="depend on the number of groups .*size") as error:
         transfer_policy(flattened, other_env)  # SB3's own extractor flattens all the groups
     assert "\n" not in str(error.value)
-    normalised = PPO("MultiInputPolicy", VecNormalize(DummyVecEnv([lambda: training])),
-                     policy_kwargs=kwargs, n_steps=8, batch_size=8, device="cpu")  # fmt: skip
-    with pytest.raises(ValueError, match="VecNormalize"):
-        transfer_policy(normalised, other_env)
+    for norm_obs in (True, False):  # observation statistics have one row per group
+        normalised = PPO("MultiInputPolicy", VecNormalize(DummyVecEnv([lambda: training]),
+                         norm_obs=norm_obs), policy_kwargs=kwargs, n_steps=8, batch_size=8,
+                         device="cpu")  # fmt: skip
+        if norm_obs:
+            with pytest.raises(ValueError, match="VecNormalize with norm_obs=True"):
+                transfer_policy(normalised, other_env)
+        else:
+            assert transfer_policy(normalised, other_env).observation_space == (
+                other_env.observation_space
+            )
+
+
+def test_off_policy_models_transfer_with_an_empty_replay_buffer():
+    kwargs = {"features_extractor_class": GroupSetExtractor,
+              "features_extractor_kwargs": {"hidden": 8}}  # fmt: skip
+    training = sequential_env("toy", (0.1, 0.6))
+    model = SAC("MultiInputPolicy", training, policy_kwargs=kwargs, buffer_size=200,
+                learning_starts=10, batch_size=8, seed=0, device="cpu")  # fmt: skip
+    model.learn(30)
+    other = transfer_policy(model, sequential_env(ResidualTask(), (0.1, 0.6)))
+    mine, theirs = model.policy.state_dict(), other.policy.state_dict()
+    assert all(torch.equal(mine[name], theirs[name]) for name in mine)
+    assert other.buffer_size == 200 and other.replay_buffer.size() == 0
+    assert torch.equal(other.log_ent_coef, model.log_ent_coef)  # the learned temperature
+    other.learn(20)
+    assert other.replay_buffer.size() == 20
