@@ -67,9 +67,9 @@ class DrawnTarget(gym.Wrapper):
     ``reset(seed=s)`` reseeds the draws; ``reset(options={"target": ρ})`` fixes the target for
     that episode instead of drawing it. The target of the current episode is ``self.target``
     (``None`` before the first reset); a target the environment refuses changes neither it nor
-    the draws (the environment itself may have taken the seed). With
-    a ``features`` observation the target is already in its context; :class:`TargetInObservation`
-    appends it to a coefficient observation.
+    the draws (the environment itself may have taken the seed). With a ``features``
+    observation the target is already in its context; :class:`TargetInObservation` appends it
+    to a coefficient observation.
 
     Args:
         env: A PruneEnv or SequentialPruneEnv (possibly wrapped).
