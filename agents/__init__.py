@@ -29,6 +29,7 @@ def __getattr__(name: str):
         "GroupSetExtractor": "prunegym.agents.sb3_features",
         "transfer_policy": "prunegym.agents.sb3_features",
         "sequential_env": "prunegym.agents.sb3_features",
+        "TaskMixture": "prunegym.agents.sb3_features",
     }
     if name in lazy:
         return getattr(importlib.import_module(lazy[name]), name)
@@ -145,6 +146,7 @@ __all__ = [
     "OptunaAgent",
     "SB3Agent",
     "TargetInObservation",
+    "TaskMixture",
     "TorchPruningBaseline",
     "Problem",
     "RandomSearch",

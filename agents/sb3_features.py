@@ -22,6 +22,8 @@ from __future__ import annotations
 import io
 import numbers
 
+import gymnasium as gym
+import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -37,35 +39,20 @@ class GroupSetExtractor(BaseFeaturesExtractor):
 
     ``φ([row_i, context])`` is a two-layer tanh network shared by every group; the current
     group is the one whose ``current`` column is 1 (sequential episodes; zeros where no group
-    is, as in one-shot episodes).
+    is, as in one-shot episodes). With a ``"present"`` entry (:class:`TaskMixture`), the pools
+    leave out the padding rows it marks 0.
 
     Args:
         observation_space: The ``features`` ``Dict`` space (``"groups"`` ``(m, F)``,
             ``"context"`` ``(C,)``, both ``Box``) of any number of groups ``m``.
         hidden: Width of ``φ``.
 
-    Shapes: ``{"groups": (B, m, F), "context": (B, C)}`` float32 → ``(B, 3·hidden + C)``, on
-    the policy's device.
+    Shapes: ``{"groups": (B, m, F), "context": (B, C)[, "present": (B, m)]}`` float32 →
+    ``(B, 3·hidden + C)``, on the policy's device.
     """
 
     def __init__(self, observation_space: spaces.Space, hidden: int = 64) -> None:
-        expected = feature_space(1)
-        width = expected["groups"].shape[1]
-        context = expected["context"].shape[0]
-        dictionary = isinstance(observation_space, spaces.Dict)
-        entries = observation_space.spaces if dictionary else {}
-        groups = entries.get("groups")
-        fits = (
-            set(entries) == {"groups", "context"}
-            and all(isinstance(entry, spaces.Box) for entry in entries.values())
-            and len(groups.shape) == 2 and groups.shape[0] >= 1 and groups.shape[1] == width
-            and entries["context"].shape == (context,)
-        )  # fmt: skip
-        if not fits:
-            raise ValueError(
-                "GroupSetExtractor reads the features observation (a Dict of Boxes 'groups' "
-                f"(m, {width}) and 'context' ({context},)), got {_describe(observation_space)}"
-            )
+        width, context = check_features_space(observation_space, "GroupSetExtractor")
         if isinstance(hidden, bool) or not isinstance(hidden, numbers.Integral) or hidden < 1:
             raise ValueError(f"GroupSetExtractor hidden must be an integer >= 1, got {hidden!r}")
         hidden = int(hidden)
@@ -80,7 +67,35 @@ class GroupSetExtractor(BaseFeaturesExtractor):
         spread = context[:, None, :].expand(-1, groups.shape[1], -1)
         encoded = self.encode(torch.cat([groups, spread], dim=-1))
         current = (groups[..., self.current, None] * encoded).sum(dim=1)
-        return torch.cat([current, encoded.mean(dim=1), encoded.amax(dim=1), context], dim=-1)
+        if "present" not in observations:
+            return torch.cat([current, encoded.mean(dim=1), encoded.amax(dim=1), context], dim=-1)
+        present = observations["present"][..., None] > 0.5  # (B, m, 1): padding rows are False
+        mean = (encoded * present).sum(dim=1) / present.sum(dim=1).clamp(min=1)
+        largest = encoded.masked_fill(~present, -torch.inf).amax(dim=1)
+        return torch.cat([current, mean, largest, context], dim=-1)
+
+
+def check_features_space(space: spaces.Space, owner: str) -> tuple[int, int]:
+    """``(F, C)`` of a features observation space (``"groups"`` ``(m, F)``, ``"context"``
+    ``(C,)``, optionally ``"present"`` ``(m,)``, all ``Box``); otherwise a one-line
+    ``ValueError`` naming ``owner``."""
+    expected = feature_space(1)
+    width, context = expected["groups"].shape[1], expected["context"].shape[0]
+    entries = space.spaces if isinstance(space, spaces.Dict) else {}
+    groups, present = entries.get("groups"), entries.get("present")
+    fits = (
+        set(entries) - {"present"} == {"groups", "context"}
+        and all(isinstance(entry, spaces.Box) for entry in entries.values())
+        and len(groups.shape) == 2 and groups.shape[0] >= 1 and groups.shape[1] == width
+        and entries["context"].shape == (context,)
+        and (present is None or present.shape == groups.shape[:1])
+    )  # fmt: skip
+    if not fits:
+        raise ValueError(
+            f"{owner} reads the features observation (a Dict of Boxes 'groups' (m, {width}) "
+            f"and 'context' ({context},), and optionally 'present' (m,)), got {_describe(space)}"
+        )
+    return width, context
 
 
 def _describe(space: spaces.Space) -> str:
@@ -101,6 +116,77 @@ def sequential_env(task, target_range=(0.1, 0.7), **env_kwargs) -> DrawnTarget:
             "target ρ pass target_range=(ρ, ρ) instead of target="
         )
     return DrawnTarget(UnitActions(SequentialPruneEnv(task, **env_kwargs)), low, high)
+
+
+class TaskMixture(gym.Env):
+    """Sequential episodes on several networks for one SB3 model: each reset picks one of
+    ``envs`` uniformly at random (``reset(options={"task": i})`` picks ``envs[i]``), and every
+    observation is padded to the largest number of groups among them.
+
+    Args:
+        envs: Environments with the features observation and one action space, e.g. from
+            :func:`sequential_env` (each draws its own targets).
+
+    Observation: ``{"groups": (M, F), "context": (C,), "present": (M,)}`` float32, ``M`` the
+    largest number of groups; the rows past the picked network's are 0 and ``present`` marks
+    the real ones (:class:`GroupSetExtractor` pools only those). ``info["task"]``: the index
+    of the picked environment. ``reset(seed=s)`` seeds the picks and ``envs[i]`` with
+    ``s + i``.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, envs) -> None:
+        self.envs = list(envs)
+        if not self.envs:
+            raise ValueError("TaskMixture needs at least one environment")
+        for env in self.envs:
+            check_features_space(env.observation_space, "TaskMixture")
+            if "present" in env.observation_space.spaces:
+                raise ValueError("TaskMixture takes single networks' envs, not another mixture")
+            if env.action_space != self.envs[0].action_space:
+                raise ValueError(
+                    f"TaskMixture needs one action space, got {self.envs[0].action_space} and "
+                    f"{env.action_space}; build every env with sequential_env"
+                )
+        self.sizes = [env.observation_space["groups"].shape[0] for env in self.envs]
+        inner = self.envs[int(np.argmax(self.sizes))].observation_space
+        self.observation_space = spaces.Dict(
+            {
+                "groups": inner["groups"],
+                "context": inner["context"],
+                "present": spaces.Box(0.0, 1.0, (max(self.sizes),), np.float32),
+            }
+        )
+        self.action_space = self.envs[0].action_space
+        self.task = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        if seed is not None:
+            for index, env in enumerate(self.envs):
+                env.reset(seed=seed + index)
+        task = options.pop("task", None)
+        if task is None:
+            task = int(self.np_random.integers(len(self.envs)))
+        elif not isinstance(task, (int, np.integer)) or not 0 <= task < len(self.envs):
+            raise ValueError(f"task must be an index below {len(self.envs)}, got {task!r}")
+        self.task = int(task)
+        observation, info = self.envs[self.task].reset(options=options)
+        return self._padded(observation), {**info, "task": self.task}
+
+    def step(self, action):
+        observation, reward, terminated, truncated, info = self.envs[self.task].step(action)
+        return self._padded(observation), reward, terminated, truncated, {**info, "task": self.task}
+
+    def _padded(self, observation: dict) -> dict[str, np.ndarray]:
+        size, rows = self.observation_space["present"].shape[0], len(observation["groups"])
+        groups = np.zeros((size, observation["groups"].shape[1]), dtype=np.float32)
+        groups[:rows] = observation["groups"]
+        present = np.zeros(size, dtype=np.float32)
+        present[:rows] = 1.0
+        return {"groups": groups, "context": observation["context"], "present": present}
 
 
 def transfer_policy(model, env):

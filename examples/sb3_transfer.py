@@ -1,14 +1,15 @@
-"""Stable-Baselines3's PPO, AMC style, on one network; then asked about others it never saw.
+"""Stable-Baselines3's PPO, AMC style, on one network or several; then asked about others.
 
-    python examples/sb3_transfer.py [--train mnist-ae] [--steps 20000] [--seed 0]
+    python examples/sb3_transfer.py [--train mnist-ae[,toy,...]] [--steps 20000] [--seed 0]
         [--tasks mnist-ae,mnist-classifier,diffusion-sorption] [--targets 0.1,...,0.7]
         [--target-range 0.05,0.75]
 
 PPO learns in sequential episodes (``prunegym/PruneSequential-v0``: one group per step, from
 the input side, the budget enforced by the environment, a target drawn per episode from
 ``--target-range``) with :class:`~prunegym.agents.GroupSetExtractor`, whose weights fit any
-number of groups. Its deterministic answers are then read, with no search, on the training
-task and, through :func:`~prunegym.agents.transfer_policy`, on each other task of ``--tasks``,
+number of groups; with several ``--train`` tasks, each episode picks one of them
+(:class:`~prunegym.agents.TaskMixture`). Its deterministic answers are then read, with no
+search, through :func:`~prunegym.agents.transfer_policy` on each task of ``--tasks``,
 beside the one-shot baselines ``lamp``, ``norm`` and ``uniform``. Cells: the metric (``*``
 outside the window), one evaluation each.
 """
@@ -22,7 +23,13 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
-from prunegym.agents import GroupSetExtractor, make_agent, sequential_env, transfer_policy
+from prunegym.agents import (
+    GroupSetExtractor,
+    TaskMixture,
+    make_agent,
+    sequential_env,
+    transfer_policy,
+)
 from prunegym.envs.prune_env import PruneEnv
 
 
@@ -63,7 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     targets = [float(t) for t in args.targets.split(",")]
     target_range = tuple(float(t) for t in args.target_range.split(","))
     started = time.perf_counter()
-    training = sequential_env(args.train, target_range)
+    trained_on = args.train.split(",")
+    envs = [sequential_env(task, target_range) for task in trained_on]
+    training = envs[0] if len(envs) == 1 else TaskMixture(envs)
     rollout = min(2048, max(args.steps, 64))  # SB3's default rollout, shorter for short runs
     model = PPO("MultiInputPolicy", training, seed=args.seed, device="cpu", n_steps=rollout,
                 batch_size=min(64, rollout),
@@ -73,9 +82,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{time.perf_counter() - started:.0f} s with building the task\n")  # fmt: skip
     for task in args.tasks.split(","):
         env = sequential_env(task, target_range)
-        asked = model if task == args.train else transfer_policy(model, env)
+        asked = transfer_policy(model, env)
         one_shot = PruneEnv(task, granularity="channel")
-        ppo = f"PPO ({'trained here' if task == args.train else 'zero-shot'})"
+        ppo = f"PPO ({'trained here' if task in trained_on else 'zero-shot'})"
         rows = {name: [] for name in (ppo, "lamp", "norm", "uniform")}
         for target in targets:
             info = answer(asked, env, target)

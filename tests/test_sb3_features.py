@@ -18,6 +18,7 @@ from prunegym.agents import (
     GroupSetExtractor,
     SB3Agent,
     TargetInObservation,
+    TaskMixture,
     sequential_env,
     transfer_policy,
 )
@@ -221,3 +222,55 @@ def test_off_policy_models_transfer_with_an_empty_replay_buffer():
     assert torch.equal(other.log_ent_coef, model.log_ent_coef)  # the learned temperature
     other.learn(20)
     assert other.replay_buffer.size() == 20
+
+
+def test_a_mixture_of_networks_pads_its_observations_without_changing_the_features():
+    toy = sequential_env("toy", (0.2, 0.5))
+    residual = sequential_env(ResidualTask(), (0.2, 0.5))
+    mixture = TaskMixture([toy, residual])
+    sizes = [len(toy.unwrapped.groups), len(residual.unwrapped.groups)]
+    assert mixture.observation_space["groups"].shape[0] == max(sizes) != min(sizes)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*different from the unwrapped")
+        check_env(mixture, skip_render_check=True)
+
+    extractor = GroupSetExtractor(mixture.observation_space, hidden=8)
+    small = int(np.argmin(sizes))
+    padded, info = mixture.reset(options={"task": small, "target": 0.3})
+    alone, _ = [toy, residual][small].reset(options={"target": 0.3})
+    assert info["task"] == small and padded["present"].sum() == min(sizes)
+    assert not padded["groups"][min(sizes) :].any()
+    with torch.no_grad():  # the padding rows change nothing
+        assert torch.allclose(extractor(_batch(padded)), extractor(_batch(alone)), atol=1e-6)
+
+    picks = []
+    for seed in (3, None, None, None, None, None, None, None):
+        picks.append(mixture.reset(seed=seed)[1]["task"])
+    assert set(picks) == {0, 1}
+    assert [mixture.reset(seed=3)[1]["task"]] + [mixture.reset()[1]["task"] for _ in picks[1:]] == (
+        picks
+    )  # seeded picks repeat
+    with pytest.raises(ValueError, match="task must be an index below 2"):
+        mixture.reset(options={"task": 2})
+    with pytest.raises(ValueError, match="one action space"):
+        TaskMixture([toy, SequentialPruneEnv("toy")])
+    with pytest.raises(ValueError, match="TaskMixture reads the features observation"):
+        TaskMixture([toy, PruneEnv("toy")])
+    with pytest.raises(ValueError, match="not another mixture"):
+        TaskMixture([mixture])
+
+
+def test_ppo_trained_on_a_mixture_of_networks_acts_on_each_alone():
+    kwargs = {"features_extractor_class": GroupSetExtractor,
+              "features_extractor_kwargs": {"hidden": 8}}  # fmt: skip
+    mixture = TaskMixture([sequential_env("toy", (0.1, 0.6)),
+                           sequential_env(ResidualTask(), (0.1, 0.6))])  # fmt: skip
+    model = PPO("MultiInputPolicy", mixture, policy_kwargs=kwargs, n_steps=32, batch_size=16,
+                n_epochs=1, seed=0, device="cpu")  # fmt: skip
+    model.learn(64)
+    single = sequential_env("toy", (0.3, 0.3))
+    alone = transfer_policy(model, single)
+    observation, _ = single.reset(seed=0)
+    action, _ = alone.predict(observation, deterministic=True)
+    padded, _ = mixture.reset(options={"task": 0, "target": 0.3})
+    assert np.allclose(model.predict(padded, deterministic=True)[0], action, atol=1e-5)
