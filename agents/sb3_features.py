@@ -71,7 +71,7 @@ class GroupSetExtractor(BaseFeaturesExtractor):
             return torch.cat([current, encoded.mean(dim=1), encoded.amax(dim=1), context], dim=-1)
         present = observations["present"][..., None] > 0.5  # (B, m, 1): padding rows are False
         mean = (encoded * present).sum(dim=1) / present.sum(dim=1).clamp(min=1)
-        largest = encoded.masked_fill(~present, -torch.inf).amax(dim=1)
+        largest = encoded.masked_fill(~present, -1.0).amax(dim=1)  # tanh's floor: no -inf
         return torch.cat([current, mean, largest, context], dim=-1)
 
 
@@ -124,57 +124,70 @@ class TaskMixture(gym.Env):
     observation is padded to the largest number of groups among them.
 
     Args:
-        envs: Environments with the features observation and one action space, e.g. from
-            :func:`sequential_env` (each draws its own targets).
+        envs: Environments with the features observation (``feature_space(m)``) and one
+            action space, e.g. from :func:`sequential_env` (each draws its own targets).
 
     Observation: ``{"groups": (M, F), "context": (C,), "present": (M,)}`` float32, ``M`` the
     largest number of groups; the rows past the picked network's are 0 and ``present`` marks
     the real ones (:class:`GroupSetExtractor` pools only those). ``info["task"]``: the index
-    of the picked environment. ``reset(seed=s)`` seeds the picks and ``envs[i]`` with
-    ``s + i``.
+    of the picked environment. ``reset(seed=s)`` seeds the picks and, at its next reset, each
+    environment, with independent streams spawned from ``s``. A reset the picked environment
+    refuses changes nothing: the mixture stays on its current episode.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(self, envs) -> None:
-        self.envs = list(envs)
-        if not self.envs:
-            raise ValueError("TaskMixture needs at least one environment")
+        self.envs = list(envs) if not isinstance(envs, (str, gym.Env)) else [envs]
+        if not self.envs or not all(isinstance(env, gym.Env) for env in self.envs):
+            raise ValueError(f"TaskMixture takes a list of environments, got {envs!r}")
         for env in self.envs:
             check_features_space(env.observation_space, "TaskMixture")
-            if "present" in env.observation_space.spaces:
-                raise ValueError("TaskMixture takes single networks' envs, not another mixture")
+            rows = env.observation_space["groups"].shape[0]
+            if env.observation_space != feature_space(rows):
+                raise ValueError(
+                    "TaskMixture takes single networks' features observations (feature_space), "
+                    f"got {_describe(env.observation_space)}"
+                )
             if env.action_space != self.envs[0].action_space:
                 raise ValueError(
                     f"TaskMixture needs one action space, got {self.envs[0].action_space} and "
                     f"{env.action_space}; build every env with sequential_env"
                 )
         self.sizes = [env.observation_space["groups"].shape[0] for env in self.envs]
-        inner = self.envs[int(np.argmax(self.sizes))].observation_space
-        self.observation_space = spaces.Dict(
-            {
-                "groups": inner["groups"],
-                "context": inner["context"],
-                "present": spaces.Box(0.0, 1.0, (max(self.sizes),), np.float32),
-            }
-        )
+        padded = feature_space(max(self.sizes))
+        present = spaces.Box(0.0, 1.0, (max(self.sizes),), np.float32)
+        self.observation_space = spaces.Dict({**padded.spaces, "present": present})
         self.action_space = self.envs[0].action_space
         self.task = 0
+        self._seeds: list[int | None] = [None] * len(self.envs)  # for each env's next reset
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
         options = dict(options or {})
-        if seed is not None:
-            for index, env in enumerate(self.envs):
-                env.reset(seed=seed + index)
         task = options.pop("task", None)
-        if task is None:
-            task = int(self.np_random.integers(len(self.envs)))
-        elif not isinstance(task, (int, np.integer)) or not 0 <= task < len(self.envs):
+        if task is not None and (
+            isinstance(task, bool) or not isinstance(task, (int, np.integer))
+            or not 0 <= task < len(self.envs)
+        ):  # fmt: skip
             raise ValueError(f"task must be an index below {len(self.envs)}, got {task!r}")
-        self.task = int(task)
-        observation, info = self.envs[self.task].reset(options=options)
-        return self._padded(observation), {**info, "task": self.task}
+        seeds = self._seeds
+        if seed is not None:
+            streams = [int(s.generate_state(1)[0]) for s in
+                       np.random.SeedSequence(seed).spawn(len(self.envs) + 1)]  # fmt: skip
+            picks, seeds = gym.utils.seeding.np_random(streams[0])[0], streams[1:]
+        else:
+            picks = self.np_random
+        state = picks.bit_generator.state
+        chosen = int(picks.integers(len(self.envs))) if task is None else int(task)
+        try:
+            observation, info = self.envs[chosen].reset(seed=seeds[chosen], options=options)
+        except Exception:  # refused (e.g. a bad target): nothing changes
+            picks.bit_generator.state = state
+            raise
+        self.np_random, self._seeds = picks, list(seeds)
+        self._seeds[chosen] = None
+        self.task = chosen
+        return self._padded(observation), {**info, "task": chosen}
 
     def step(self, action):
         observation, reward, terminated, truncated, info = self.envs[self.task].step(action)
@@ -186,7 +199,8 @@ class TaskMixture(gym.Env):
         groups[:rows] = observation["groups"]
         present = np.zeros(size, dtype=np.float32)
         present[:rows] = 1.0
-        return {"groups": groups, "context": observation["context"], "present": present}
+        context = np.asarray(observation["context"], dtype=np.float32)
+        return {"groups": groups, "context": context, "present": present}
 
 
 def transfer_policy(model, env):

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
                 policy_kwargs={"features_extractor_class": GroupSetExtractor})  # fmt: skip
     model.learn(args.steps, callback=_Bar(-(-args.steps // rollout) * rollout))  # whole rollouts
     print(f"PPO trained on {args.train}: {model.num_timesteps} steps, "
-          f"{time.perf_counter() - started:.0f} s with building the task\n")  # fmt: skip
+          f"{time.perf_counter() - started:.0f} s with building the tasks\n")  # fmt: skip
     for task in args.tasks.split(","):
         env = sequential_env(task, target_range)
         asked = transfer_policy(model, env)

@@ -235,39 +235,84 @@ def test_a_mixture_of_networks_pads_its_observations_without_changing_the_featur
         check_env(mixture, skip_render_check=True)
 
     extractor = GroupSetExtractor(mixture.observation_space, hidden=8)
-    small = int(np.argmin(sizes))
+    small, large = int(np.argmin(sizes)), int(np.argmax(sizes))
     padded, info = mixture.reset(options={"task": small, "target": 0.3})
     alone, _ = [toy, residual][small].reset(options={"target": 0.3})
+    full, _ = mixture.reset(options={"task": large, "target": 0.3})
     assert info["task"] == small and padded["present"].sum() == min(sizes)
-    assert not padded["groups"][min(sizes) :].any()
-    with torch.no_grad():  # the padding rows change nothing
-        assert torch.allclose(extractor(_batch(padded)), extractor(_batch(alone)), atol=1e-6)
+    assert not padded["groups"][min(sizes) :].any() and full["present"].all()
+    batch = {key: torch.from_numpy(np.stack([padded[key], full[key]])) for key in padded}
+    with torch.no_grad():  # the padding rows change nothing, row by row in a mixed batch
+        features = extractor(batch)
+        assert torch.allclose(features[:1], extractor(_batch(alone)), atol=1e-6)
+        assert torch.allclose(features[1:], extractor(_batch(full)), atol=1e-6)
+        empty = {**_batch(padded), "present": torch.zeros(1, max(sizes))}
+        assert torch.isfinite(extractor(empty)).all()
 
-    picks = []
-    for seed in (3, None, None, None, None, None, None, None):
-        picks.append(mixture.reset(seed=seed)[1]["task"])
-    assert set(picks) == {0, 1}
-    assert [mixture.reset(seed=3)[1]["task"]] + [mixture.reset()[1]["task"] for _ in picks[1:]] == (
-        picks
-    )  # seeded picks repeat
-    with pytest.raises(ValueError, match="task must be an index below 2"):
-        mixture.reset(options={"task": 2})
+
+def test_a_mixture_seeds_its_picks_and_targets_and_refuses_without_changing_anything():
+    mixture = TaskMixture([sequential_env("toy", (0.2, 0.5)),
+                           sequential_env(ResidualTask(), (0.2, 0.5))])  # fmt: skip
+
+    def episodes(seed):
+        first = mixture.reset(seed=seed)[1]
+        rest = [mixture.reset()[1] for _ in range(7)]
+        return [(info["task"], info["target"]) for info in [first, *rest]]
+
+    drawn = episodes(3)
+    assert {task for task, _ in drawn} == {0, 1}
+    assert episodes(3) == drawn  # seeded: the same picks and targets
+    assert episodes(4) != drawn
+    assert len({target for _, target in drawn}) == len(drawn)  # no stream repeats another
+
+    observation, _ = mixture.reset(options={"task": 0, "target": 0.3})
+    state = mixture.np_random.bit_generator.state
+    for options in ({"task": 1, "target": 2.0}, {"target": 2.0}, {"task": 0, "colour": 1}):
+        with pytest.raises(ValueError):
+            mixture.reset(options=options)
+        assert mixture.task == 0 and mixture.np_random.bit_generator.state == state
+    with pytest.raises(ValueError):
+        mixture.reset(seed=9, options={"task": 1, "target": 2.0})
+    assert mixture.np_random.bit_generator.state == state
+    _, _, done, _, info = mixture.step(np.zeros(1, np.float32))  # the episode goes on
+    assert info["task"] == 0 and not done and info["group"] == mixture.envs[0].unwrapped.order[0]
+
+    for task in (2, -1, True, "0"):
+        with pytest.raises(ValueError, match="task must be an index below 2"):
+            mixture.reset(options={"task": task})
+    for wrong in ("toy", ["toy"], []):
+        with pytest.raises(ValueError, match="takes a list of environments"):
+            TaskMixture(wrong)
     with pytest.raises(ValueError, match="one action space"):
-        TaskMixture([toy, SequentialPruneEnv("toy")])
+        TaskMixture([mixture.envs[0], SequentialPruneEnv("toy")])
     with pytest.raises(ValueError, match="TaskMixture reads the features observation"):
-        TaskMixture([toy, PruneEnv("toy")])
-    with pytest.raises(ValueError, match="not another mixture"):
+        TaskMixture([mixture.envs[0], PruneEnv("toy")])
+    with pytest.raises(ValueError, match="single networks' features observations"):
         TaskMixture([mixture])
+
+
+class _Picks(gym.Wrapper):
+    """Records the task of each episode."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.picks = []
+
+    def reset(self, **kwargs):
+        observation, info = self.env.reset(**kwargs)
+        self.picks.append(info["task"])
+        return observation, info
 
 
 def test_ppo_trained_on_a_mixture_of_networks_acts_on_each_alone():
     kwargs = {"features_extractor_class": GroupSetExtractor,
               "features_extractor_kwargs": {"hidden": 8}}  # fmt: skip
-    mixture = TaskMixture([sequential_env("toy", (0.1, 0.6)),
-                           sequential_env(ResidualTask(), (0.1, 0.6))])  # fmt: skip
+    mixture = _Picks(TaskMixture([sequential_env("toy", (0.1, 0.6)),
+                                  sequential_env(ResidualTask(), (0.1, 0.6))]))  # fmt: skip
     model = PPO("MultiInputPolicy", mixture, policy_kwargs=kwargs, n_steps=32, batch_size=16,
                 n_epochs=1, seed=0, device="cpu")  # fmt: skip
     model.learn(64)
+    assert set(mixture.picks) == {0, 1}  # both networks were trained on
     single = sequential_env("toy", (0.3, 0.3))
     alone = transfer_policy(model, single)
     observation, _ = single.reset(seed=0)
