@@ -28,7 +28,7 @@ def __getattr__(name: str):
         "DrawnTarget": "prunegym.agents.sb3",
         "GroupSetExtractor": "prunegym.agents.sb3_features",
         "transfer_policy": "prunegym.agents.sb3_features",
-        "sequential_env": "prunegym.agents.sb3_features",
+        "sb3_sequential_env": "prunegym.agents.sb3_features",
         "TaskMixture": "prunegym.agents.sb3_features",
     }
     if name in lazy:
@@ -154,7 +154,7 @@ __all__ = [
     "Session",
     "Uniform",
     "agent_names",
-    "sequential_env",
+    "sb3_sequential_env",
     "transfer_policy",
     "baseline_names",
     "prunes_its_own_model",

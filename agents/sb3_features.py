@@ -8,10 +8,10 @@ AMC style, one group per step) the action is one coefficient, so no weight of th
 policy does either: a policy trained on one network can act on another
 (:func:`transfer_policy`)::
 
-    model = PPO("MultiInputPolicy", sequential_env("mnist-ae"),
+    model = PPO("MultiInputPolicy", sb3_sequential_env("mnist-ae"),
                 policy_kwargs={"features_extractor_class": GroupSetExtractor})
     model.learn(20_000)
-    other = transfer_policy(model, sequential_env("mnist-convnet"))
+    other = transfer_policy(model, sb3_sequential_env("mnist-convnet"))
 
 In one-shot episodes (``prunegym/PruneFeatures-v0``) the action has one entry per group, so
 the action head is the network's own; the extractor still works there.
@@ -105,14 +105,14 @@ def _describe(space: spaces.Space) -> str:
     return f"{type(space).__name__}{getattr(space, 'shape', None) or ''}"
 
 
-def sequential_env(task, target_range=(0.1, 0.7), **env_kwargs) -> DrawnTarget:
+def sb3_sequential_env(task, target_range=(0.1, 0.7), **env_kwargs) -> DrawnTarget:
     """Sequential episodes of ``task`` for SB3: a :class:`SequentialPruneEnv` (``env_kwargs``
     go to it) whose action is rescaled to ``[−1, 1]``, with a target drawn per episode from
     ``target_range`` (:class:`DrawnTarget`; ``(ρ, ρ)`` for a fixed target ``ρ``)."""
     low, high = check_target_range(target_range)  # before the task is built
     if "target" in env_kwargs:
         raise ValueError(
-            "sequential_env draws the target per episode from target_range; for a fixed "
+            "sb3_sequential_env draws the target per episode from target_range; for a fixed "
             "target ρ pass target_range=(ρ, ρ) instead of target="
         )
     return DrawnTarget(UnitActions(SequentialPruneEnv(task, **env_kwargs)), low, high)
@@ -125,7 +125,7 @@ class TaskMixture(gym.Env):
 
     Args:
         envs: Environments with the features observation (``feature_space(m)``) and one
-            action space, e.g. from :func:`sequential_env` (each draws its own targets).
+            action space, e.g. from :func:`sb3_sequential_env` (each draws its own targets).
 
     Observation: ``{"groups": (M, F), "context": (C,), "present": (M,)}`` float32, ``M`` the
     largest number of groups; the rows past the picked network's are 0 and ``present`` marks
@@ -152,7 +152,7 @@ class TaskMixture(gym.Env):
             if env.action_space != self.envs[0].action_space:
                 raise ValueError(
                     f"TaskMixture needs one action space, got {self.envs[0].action_space} and "
-                    f"{env.action_space}; build every env with sequential_env"
+                    f"{env.action_space}; build every env with sb3_sequential_env"
                 )
         self.sizes = [env.observation_space["groups"].shape[0] for env in self.envs]
         padded = feature_space(max(self.sizes))
@@ -209,7 +209,7 @@ def transfer_policy(model, env):
 
     ``env`` may prune another network, with another number of groups, as long as no weight
     of the policy depends on it: a :class:`GroupSetExtractor` and a one-coefficient action,
-    as :func:`sequential_env` gives. The new model can :meth:`predict` on ``env`` and train on
+    as :func:`sb3_sequential_env` gives. The new model can :meth:`predict` on ``env`` and train on
     (a replay buffer starts empty). As SB3's ``load`` does, a model with a seed seeds the
     global random generators (python, numpy, torch) and ``env`` with it.
 
@@ -228,7 +228,7 @@ def transfer_policy(model, env):
     if env.action_space != model.action_space:
         raise ValueError(
             f"cannot transfer the policy: it acts in {model.action_space}, this env in "
-            f"{env.action_space}; build both envs with sequential_env(task, ...) (one "
+            f"{env.action_space}; build both envs with sb3_sequential_env(task, ...) (one "
             "coefficient per step, in [-1, 1])"
         )
     saved = io.BytesIO()

@@ -27,7 +27,7 @@ from prunegym.agents import (
     GroupSetExtractor,
     TaskMixture,
     make_agent,
-    sequential_env,
+    sb3_sequential_env,
     transfer_policy,
 )
 from prunegym.envs.prune_env import PruneEnv
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     target_range = tuple(float(t) for t in args.target_range.split(","))
     started = time.perf_counter()
     trained_on = args.train.split(",")
-    envs = [sequential_env(task, target_range) for task in trained_on]
+    envs = [sb3_sequential_env(task, target_range) for task in trained_on]
     training = envs[0] if len(envs) == 1 else TaskMixture(envs)
     rollout = min(2048, max(args.steps, 64))  # SB3's default rollout, shorter for short runs
     model = PPO("MultiInputPolicy", training, seed=args.seed, device="cpu", n_steps=rollout,
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"PPO trained on {args.train}: {model.num_timesteps} steps, "
           f"{time.perf_counter() - started:.0f} s with building the tasks\n")  # fmt: skip
     for task in args.tasks.split(","):
-        env = sequential_env(task, target_range)
+        env = sb3_sequential_env(task, target_range)
         asked = transfer_policy(model, env)
         one_shot = PruneEnv(task, granularity="channel")
         ppo = f"PPO ({'trained here' if task in trained_on else 'zero-shot'})"

@@ -19,7 +19,7 @@ from prunegym.agents import (
     SB3Agent,
     TargetInObservation,
     TaskMixture,
-    sequential_env,
+    sb3_sequential_env,
     transfer_policy,
 )
 from prunegym.agents.sb3 import UnitActions
@@ -76,7 +76,7 @@ def test_extractor_refuses_other_observations_in_one_line():
 
 
 def test_drawn_target_draws_each_episode_and_takes_a_fixed_one():
-    env = sequential_env("toy", (0.2, 0.5))
+    env = sb3_sequential_env("toy", (0.2, 0.5))
     assert env.target is None  # before the first episode
     targets = []
     for seed in (1, None, None):
@@ -108,7 +108,7 @@ def test_drawn_target_draws_each_episode_and_takes_a_fixed_one():
     assert env.unwrapped._position == 0
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*different from the unwrapped")
-        check_env(sequential_env("toy"), skip_render_check=True)
+        check_env(sb3_sequential_env("toy"), skip_render_check=True)
 
 
 @pytest.mark.parametrize("bad", [None, 0.3, (0.3,), (0.1, 0.2, 0.3), ("0.1", "0.5"), (0.5, 0.2),
@@ -119,7 +119,7 @@ def test_target_ranges_are_checked_before_anything_is_built(bad, monkeypatch):
 
     monkeypatch.setattr("prunegym.agents.sb3_features.SequentialPruneEnv", refuse)
     with pytest.raises(ValueError, match="target range must be two numbers") as error:
-        sequential_env("toy", bad)
+        sb3_sequential_env("toy", bad)
     assert "\n" not in str(error.value)
     if bad is not None:  # SB3Agent's None: a fixed target
         with pytest.raises(ValueError, match="target range must be two numbers"):
@@ -128,8 +128,8 @@ def test_target_ranges_are_checked_before_anything_is_built(bad, monkeypatch):
 
 def test_sequential_env_takes_a_fixed_target_as_a_range_only():
     with pytest.raises(ValueError, match=r"target_range=\(ρ, ρ\)"):
-        sequential_env("toy", target=0.3)
-    env = sequential_env("toy", (0.3, 0.3))
+        sb3_sequential_env("toy", target=0.3)
+    env = sb3_sequential_env("toy", (0.3, 0.3))
     env.reset(seed=0)
     assert env.target == 0.3 == env.unwrapped.core.target
 
@@ -149,7 +149,7 @@ def test_target_in_observation_appends_each_episode_s_target_on_reset_and_step()
 def test_ppo_trained_on_one_network_acts_on_another():
     kwargs = {"features_extractor_class": GroupSetExtractor,
               "features_extractor_kwargs": {"hidden": 16}}  # fmt: skip
-    training = sequential_env("toy", (0.1, 0.6), tolerance=0.02)
+    training = sb3_sequential_env("toy", (0.1, 0.6), tolerance=0.02)
     model = PPO("MultiInputPolicy", training, policy_kwargs=kwargs, n_steps=40, batch_size=20,
                 n_epochs=2, gamma=0.5, seed=0, device="cpu")  # fmt: skip
     before = [p.detach().clone() for p in model.policy.parameters()]
@@ -157,7 +157,7 @@ def test_ppo_trained_on_one_network_acts_on_another():
     after = list(model.policy.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
-    other_env = sequential_env(ResidualTask(), (0.1, 0.6), tolerance=0.02)
+    other_env = sb3_sequential_env(ResidualTask(), (0.1, 0.6), tolerance=0.02)
     other = transfer_policy(model, other_env)
     mine, theirs = model.policy.state_dict(), other.policy.state_dict()
     assert mine.keys() == theirs.keys()
@@ -185,7 +185,7 @@ def test_ppo_trained_on_one_network_acts_on_another():
     other.learn(40)  # and it trains on
 
     unscaled = SequentialPruneEnv("toy")  # acts in [0, 0.95], not [-1, 1]
-    with pytest.raises(ValueError, match="it acts in .* build both envs with sequential_env"):
+    with pytest.raises(ValueError, match="it acts in .* build both envs with sb3_sequential_env"):
         transfer_policy(model, unscaled)
     one_shot = PPO("MultiInputPolicy", PruneEnv("toy", observation="features"),
                    policy_kwargs=kwargs, n_steps=8, batch_size=8, device="cpu")  # fmt: skip
@@ -211,11 +211,11 @@ def test_ppo_trained_on_one_network_acts_on_another():
 def test_off_policy_models_transfer_with_an_empty_replay_buffer():
     kwargs = {"features_extractor_class": GroupSetExtractor,
               "features_extractor_kwargs": {"hidden": 8}}  # fmt: skip
-    training = sequential_env("toy", (0.1, 0.6))
+    training = sb3_sequential_env("toy", (0.1, 0.6))
     model = SAC("MultiInputPolicy", training, policy_kwargs=kwargs, buffer_size=200,
                 learning_starts=10, batch_size=8, seed=0, device="cpu")  # fmt: skip
     model.learn(30)
-    other = transfer_policy(model, sequential_env(ResidualTask(), (0.1, 0.6)))
+    other = transfer_policy(model, sb3_sequential_env(ResidualTask(), (0.1, 0.6)))
     mine, theirs = model.policy.state_dict(), other.policy.state_dict()
     assert all(torch.equal(mine[name], theirs[name]) for name in mine)
     assert other.buffer_size == 200 and other.replay_buffer.size() == 0
@@ -225,8 +225,8 @@ def test_off_policy_models_transfer_with_an_empty_replay_buffer():
 
 
 def test_a_mixture_of_networks_pads_its_observations_without_changing_the_features():
-    toy = sequential_env("toy", (0.2, 0.5))
-    residual = sequential_env(ResidualTask(), (0.2, 0.5))
+    toy = sb3_sequential_env("toy", (0.2, 0.5))
+    residual = sb3_sequential_env(ResidualTask(), (0.2, 0.5))
     mixture = TaskMixture([toy, residual])
     sizes = [len(toy.unwrapped.groups), len(residual.unwrapped.groups)]
     assert mixture.observation_space["groups"].shape[0] == max(sizes) != min(sizes)
@@ -251,8 +251,8 @@ def test_a_mixture_of_networks_pads_its_observations_without_changing_the_featur
 
 
 def test_a_mixture_seeds_its_picks_and_targets_and_refuses_without_changing_anything():
-    mixture = TaskMixture([sequential_env("toy", (0.2, 0.5)),
-                           sequential_env(ResidualTask(), (0.2, 0.5))])  # fmt: skip
+    mixture = TaskMixture([sb3_sequential_env("toy", (0.2, 0.5)),
+                           sb3_sequential_env(ResidualTask(), (0.2, 0.5))])  # fmt: skip
 
     def episodes(seed):
         first = mixture.reset(seed=seed)[1]
@@ -307,13 +307,13 @@ class _Picks(gym.Wrapper):
 def test_ppo_trained_on_a_mixture_of_networks_acts_on_each_alone():
     kwargs = {"features_extractor_class": GroupSetExtractor,
               "features_extractor_kwargs": {"hidden": 8}}  # fmt: skip
-    mixture = _Picks(TaskMixture([sequential_env("toy", (0.1, 0.6)),
-                                  sequential_env(ResidualTask(), (0.1, 0.6))]))  # fmt: skip
+    mixture = _Picks(TaskMixture([sb3_sequential_env("toy", (0.1, 0.6)),
+                                  sb3_sequential_env(ResidualTask(), (0.1, 0.6))]))  # fmt: skip
     model = PPO("MultiInputPolicy", mixture, policy_kwargs=kwargs, n_steps=32, batch_size=16,
                 n_epochs=1, seed=0, device="cpu")  # fmt: skip
     model.learn(64)
     assert set(mixture.picks) == {0, 1}  # both networks were trained on
-    single = sequential_env("toy", (0.3, 0.3))
+    single = sb3_sequential_env("toy", (0.3, 0.3))
     alone = transfer_policy(model, single)
     observation, _ = single.reset(seed=0)
     action, _ = alone.predict(observation, deterministic=True)
