@@ -7,6 +7,7 @@ one by name; ``agent_names()`` lists them.
 from __future__ import annotations
 
 import importlib
+import inspect
 
 from prunegym.agents.base import Agent, AskTellAgent
 from prunegym.agents.baselines import Fixed, NormBased, RandomSearch, Uniform
@@ -101,6 +102,26 @@ def baseline_names() -> list[str]:
     return list(_BASELINES)
 
 
+def _option_names(factory) -> list[str]:
+    """The keyword options ``factory`` (a class or a function) takes, its bases' included."""
+    if isinstance(factory, type):
+        functions = [cls.__init__ for cls in factory.__mro__ if "__init__" in vars(cls)]
+    else:
+        functions = [factory]
+    names: list[str] = []
+    for function in functions:
+        try:
+            parameters = inspect.signature(function).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        names += [
+            p.name for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
+            and p.name not in names
+        ]  # fmt: skip
+    return names
+
+
 def make_agent(name: str, **options) -> Agent:
     """Build a solver by name or ``module:attribute`` spec, e.g.
     ``make_agent("fd-momentum", momentum=0.8)`` or ``make_agent("mysolver:MySolver")``; either
@@ -123,7 +144,10 @@ def make_agent(name: str, **options) -> Agent:
     try:
         agent = factory(**{**defaults, **options})
     except TypeError as error:  # an unknown keyword: say which solver and option
-        raise ValueError(f"bad option for solver {name!r}: {error}") from error
+        accepted = ", ".join(_option_names(factory))
+        raise ValueError(
+            f"bad option for solver {name!r}: {error}" + (f"; it takes {accepted}" * bool(accepted))
+        ) from error
     if not isinstance(agent, Agent):
         raise ValueError(f"solver {name!r} built a {type(agent).__name__}, not a prunegym Agent")
     agent.name = spec

@@ -21,7 +21,8 @@ def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: in
     of the parameters, while the others are saturated or barely pruned), the row is repaired:
     the groups whose counts that channel changed stay fixed, and every other group is raised
     by the same amount from just below the target, or lowered from just above it, bisected
-    onto the target; the nearest of the three rows is kept."""
+    onto the target; the nearest of the three rows is kept. A row still outside its window is
+    then moved onto it one channel at a time (:func:`_channel_moves`)."""
     directions = np.clip(np.asarray(directions, dtype=np.float64), 1e-6, None)
     targets = np.broadcast_to(np.asarray(targets, dtype=np.float64), (len(directions),))
     upper = float(core.action_space.high.max())
@@ -53,7 +54,45 @@ def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: in
                 core, repaired, _nearest(core, *map(rows_at, betas), wanted), wanted
             )
         best[miss] = repaired
+        best[miss] = _channel_moves(core, best[miss], wanted)
     return best
+
+
+def _channel_moves(core, rows: np.ndarray, targets: np.ndarray, moves: int = 64) -> np.ndarray:
+    """Rows ``(K, m)`` still outside their window, walked onto it one channel at a time where
+    the counts allow: each move masks or unmasks one channel of one group, or moves one
+    channel's mask from one group to another (a step as fine as two groups' channel sizes
+    differ), to the allocation not visited before whose exact sparsity is nearest the target.
+    The walk stops in the window or after ``moves`` moves, and each row becomes the nearest
+    allocation it visited (itself where none was nearer)."""
+    channels = np.asarray(core.channels)
+    upper = float(core.action_space.high.max())
+    tops = core.pruned_counts(np.full(len(channels), upper))
+    eye = np.eye(len(channels), dtype=np.int64)
+    swaps = (eye[:, None, :] - eye[None, :, :]).reshape(-1, len(channels))
+    steps = np.concatenate([eye, -eye, swaps[np.any(swaps != 0, axis=1)]])
+    rows = rows.copy()
+    for k, target in enumerate(targets):
+        counts = core.pruned_counts(rows[k])
+        best_gap = abs(core.sparsity_of(rows[k]) - target)
+        visited = {counts.tobytes()}
+        for _ in range(moves):
+            if best_gap <= core.tolerance:
+                break
+            candidates = counts + steps
+            fits = np.all((candidates >= 0) & (candidates <= tops), axis=1)
+            fits &= [row.tobytes() not in visited for row in candidates]
+            if not fits.any():
+                break
+            candidates = candidates[fits]
+            coefficients = np.minimum(candidates / channels, upper)
+            gaps = np.abs(core.sparsity_of(coefficients) - target)
+            nearest = int(np.argmin(gaps))
+            counts = candidates[nearest]
+            visited.add(counts.tobytes())
+            if gaps[nearest] < best_gap:
+                best_gap, rows[k] = gaps[nearest], coefficients[nearest]
+    return rows
 
 
 def _bisect(core, rows_at, low: np.ndarray, high: np.ndarray, targets: np.ndarray, steps: int):

@@ -99,7 +99,7 @@ class Agent:
             )
         if not isinstance(env.unwrapped, PruneEnv):
             raise TypeError(f"{self.name} needs a prunegym PruneEnv, got {env.unwrapped!r}")
-        writer = tensorboard_writer(tensorboard)
+        writer = tensorboard_writer(tensorboard, self.name)
         session = Session(env, budget, self.name, self.metric_floor, self.progress, writer)
         try:
             self.solve(session)

@@ -17,6 +17,8 @@ to ``N`` more evaluations of a local search (or FD momentum) started from it.
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -107,16 +109,20 @@ def observations(core, targets: np.ndarray) -> tuple[torch.Tensor, ...]:
     )
 
 
+def policy_path(path: str | Path | None = None) -> Path:
+    """``path``, or the shipped policy's file where it is None."""
+    if path is None:
+        return Path(str(resources.files("prunegym.assets") / SHIPPED_POLICY))
+    return Path(path)
+
+
 def load_policy(path: str | Path | None = None) -> SetPolicy:
     """The policy saved at ``path`` (default: the shipped one), on the CPU in eval mode.
 
     Raises:
         ValueError: for a missing or unreadable file, in one line.
     """
-    if path is None:
-        source = resources.files("prunegym.assets") / SHIPPED_POLICY
-        path = Path(str(source))
-    path = Path(path)
+    path = policy_path(path)
     try:
         saved = safe_load(path, "policy file")
     except FileNotFoundError as error:
@@ -129,6 +135,8 @@ def load_policy(path: str | Path | None = None) -> SetPolicy:
                 f"saved in format {saved.get('format', 1)}, this prunegym reads format "
                 f"{POLICY_FORMAT}; train it again with `prunegym train-policy`"
             )
+        if int(saved["hidden"]) < 1:
+            raise ValueError(f"its width 'hidden' is {saved['hidden']}, not a positive integer")
         policy = SetPolicy(hidden=int(saved["hidden"]))
         policy.load_state_dict(saved["state_dict"])
     except Exception as error:  # noqa: BLE001  (a dict of the wrong layout fails in many ways)
@@ -151,7 +159,9 @@ def propose(policy: SetPolicy, core, targets) -> np.ndarray:
     """The policy's coefficients ``(T, m)`` for ``core`` at each target, in the window where
     the counts allow it; nothing is evaluated."""
     targets = np.atleast_1d(np.asarray(targets, dtype=np.float64))
-    directions = policy(*observations(core, targets)).double().numpy()
+    device = next(policy.parameters()).device
+    inputs = [tensor.to(device) for tensor in observations(core, targets)]
+    directions = policy(*inputs).double().cpu().numpy()
     return scale_to_target(core, directions, targets)
 
 
@@ -168,11 +178,13 @@ class LearnedPolicy(AskTellAgent):
         refine: Evaluations spent polishing the answer (0: the answer alone).
         search: How: ``"local"`` (default), a local random search: batches of ``batch``
             Gaussian perturbations of the best coefficients so far (standard deviation
-            ``sigma``, ×1.5 after a batch that improved, ×0.7 after one that did not, ×2 after
-            one whose masks had all been evaluated before, at most 1), each scaled back onto
-            the target; or ``"fd-momentum"``, FD momentum's constant-sparsity
-            refinement started from the answer (``2m + 1`` evaluations per iteration; a last
-            iteration that does not fit is not started).
+            ``sigma`` times the largest coefficient, 0.95; ``sigma`` is ×1.5 after a batch that
+            improved, ×0.7 after one that did not, ×2 after one whose masks had all been
+            evaluated before, at most 1), each scaled back onto the target; or
+            ``"fd-momentum"``, FD momentum's constant-sparsity refinement started from the
+            answer (at most ``2m + 1`` evaluations per iteration, fewer where masks repeat; an
+            iteration whose new masks do not fit in what is left is not started, so a
+            ``refine`` below ``2m`` warns that the answer may stay as it is).
         sigma, batch: Of the local search.
         seed: Seed of the local search.
     """
@@ -205,6 +217,12 @@ class LearnedPolicy(AskTellAgent):
         self.policy, self.refine, self.search = policy, int(refine), search
         self.sigma, self.batch = float(sigma), int(batch)
         self._network = load_policy(policy)
+        self.policy_sha256 = hashlib.sha256(policy_path(policy).read_bytes()).hexdigest()
+
+    def settings(self) -> dict:
+        """The constructor's settings and the SHA-256 of the policy file, so that a result
+        (and a benchmark cell) names the policy that answered, not only its path."""
+        return {**super().settings(), "policy_sha256": self.policy_sha256}
 
     def start(self, problem: Problem) -> None:
         core = problem.core
@@ -223,6 +241,13 @@ class LearnedPolicy(AskTellAgent):
             self.fd.c = self.answer.copy()
             if problem.in_window(problem.sparsity(self.answer)):
                 self.fd.phase = "refine"
+            if self.refine < 2 * problem.size:
+                warnings.warn(
+                    f"learned-policy: refine={self.refine} may be too few for one "
+                    f"FD-momentum iteration (up to 2m = {2 * problem.size} new masks); then "
+                    "the answer is not refined (search='local' uses any number)",
+                    stacklevel=2,
+                )
 
     @property
     def left(self) -> int:
@@ -236,7 +261,9 @@ class LearnedPolicy(AskTellAgent):
             return None
         if self.fd is not None:
             rows = self.fd.ask()
-            return None if rows is None or len(rows) > self.left else rows
+            cached = self.problem.core.cached
+            new = 0 if rows is None else sum(not cached(row) for row in rows)
+            return None if rows is None or new > self.left else rows
         count = min(self.batch, self.left)
         self.asked += count
         self.spent = self.session.evaluations

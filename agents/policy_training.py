@@ -6,10 +6,12 @@ the window), and the reward is the environment's. A one-step episode with a cont
 is a contextual bandit, so the policy is trained by evolution strategies (antithetic Gaussian
 perturbations of all weights, centred-rank fitness, Adam), a compact loop in the style of
 CleanRL rather than SB3, whose buffers need one fixed observation shape across tasks. Every
-generation's candidates of a task are evaluated in one :meth:`PruneEnv.evaluate_batch` call.
+generation's candidates of a task at one target are evaluated in one
+:meth:`PruneEnv.evaluate_batch` call.
 
-Fitness is ranked separately for each (task, target) pair, so tasks whose rewards have other
-scales weigh the same.
+Fitness is ranked separately for each (task, target) pair, so rewards of other scales weigh
+the same; each pair adds one ranking, so a task weighs by the targets it draws per generation
+(``RECIPE["tasks"]``: 4 for the autoencoder, 1 for the slow convnet and TD-MPC).
 """
 
 from __future__ import annotations
@@ -78,8 +80,9 @@ def train_policy(
     if generations < 1 or pairs < 1:
         raise ValueError(f"generations and pairs must be >= 1, got {generations} and {pairs}")
     rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    policy = SetPolicy(hidden=hidden)
+    with torch.random.fork_rng(devices=[]):  # seeded, and the caller's torch state untouched
+        torch.manual_seed(seed)
+        policy = SetPolicy(hidden=hidden)
     theta = policy.vector()
     optimiser = torch.optim.Adam([theta.requires_grad_()], lr=learning_rate)
     history = []

@@ -361,4 +361,5 @@ class Session:
                 f"infeasible: no evaluation in the window {window} met the metric floor "
                 f"{self.metric_floor}"
             )
-        return f"infeasible: no evaluation reached the window {window} within the budget"
+        spent = f"{len(self.history)} evaluation{'s' * (len(self.history) != 1)}"
+        return f"infeasible: no evaluation reached the window {window} ({spent})"

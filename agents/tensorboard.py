@@ -1,18 +1,29 @@
-"""TensorBoard logging, SB3's convention: ``--tensorboard DIR``, one run per sub-directory."""
+"""TensorBoard logging, SB3's convention: ``--tensorboard DIR`` writes each run to its own
+sub-directory ``DIR/<name>_<n>``, ``n`` one more than the largest already there."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-def tensorboard_writer(directory: str | None):
-    """A TensorBoard ``SummaryWriter`` for ``directory`` (``None``: no logging).
+def run_directory(directory: str | Path, name: str) -> Path:
+    """``directory/<name>_<n>`` for the next run: ``n`` is 1 + the largest ``n`` of the
+    sub-directories ``<name>_<n>`` already in ``directory`` (1 in a new one)."""
+    taken = [0]
+    for path in Path(directory).glob("*_*"):
+        stem, _, number = path.name.rpartition("_")
+        if path.is_dir() and stem == name and number.isdigit():
+            taken.append(int(number))
+    return Path(directory) / f"{name}_{max(taken) + 1}"
+
+
+def check_tensorboard(directory: str | Path) -> type:
+    """TensorBoard's ``SummaryWriter`` class, once ``directory`` is known to be usable;
+    writes nothing.
 
     Raises:
         ValueError: when TensorBoard is not installed or ``directory`` is a file, in one line.
     """
-    if directory is None:
-        return None
     if Path(directory).exists() and not Path(directory).is_dir():
         raise ValueError(f"--tensorboard {directory} is a file, not a folder")
     try:
@@ -21,4 +32,12 @@ def tensorboard_writer(directory: str | None):
         raise ValueError(
             "--tensorboard needs TensorBoard: pip install 'prunegym[tensorboard]'"
         ) from error
-    return SummaryWriter(str(directory))
+    return SummaryWriter
+
+
+def tensorboard_writer(directory: str | Path | None, name: str):
+    """A TensorBoard ``SummaryWriter`` for the next run of ``name`` under ``directory``
+    (:func:`run_directory`; ``None``: no logging). Raises as :func:`check_tensorboard`."""
+    if directory is None:
+        return None
+    return check_tensorboard(directory)(str(run_directory(directory, name)))

@@ -1,16 +1,17 @@
 """Leave-one-task-out: does a policy trained without task X serve X zero-shot?
 
     python examples/leave_one_out.py [--tasks mnist-ae,mnist-convnet,tdmpc-pendulum]
-        [--targets 0.1,...,0.7] [--refine 50] [--seed 0] [--test-episodes 1000]
-        [--search-episodes K] [--out runs/leave-one-out]
+        [--targets 0.1,...,0.7] [--refine 50] [--seed 0] [--generations 150]
+        [--test-episodes 1000] [--search-episodes K] [--out runs/leave-one-out]
 
 For each held-out task X, a policy is trained with the shipped recipe on every other shipped
-task (``prunegym train-policy --without X``; kept in ``--out`` and reused). On X it is asked
-zero-shot (no search) and compared with ``norm`` and ``uniform``, and with ``lamp``, the prior
-it corrects, alone; refined with ``--refine`` evaluations of its local search it is compared
-with random search given the same evaluations. Where every allocation in the window can be
-listed (at most 5,000 channel-count combinations, a deterministic metric), the best of them is
-shown too: no solver can beat it.
+task (``prunegym train-policy --without X``; kept in ``--out`` and reused while the recipe it
+records is the shipped one). On X it is asked zero-shot (no search) and compared with ``norm``
+and ``uniform``, and with ``lamp``, the prior it corrects, alone; refined with ``--refine``
+evaluations of its local search (``--refine`` + 1 in all, the answer's included) it is
+compared with random search given the same evaluations in all. Where every allocation in the
+window can be listed (at most 5,000 channel-count combinations, a deterministic metric), the
+best of them is shown too: no solver can beat it.
 Deterministic metrics are compared directly. On TD-MPC every answer is scored on
 ``--test-episodes`` held-out test episodes (seeds 40,000 on), never on the search episodes,
 and a difference counts only where its paired 95 % interval excludes zero. The task's default
@@ -36,14 +37,19 @@ from prunegym.agents.learned_policy import save_policy
 from prunegym.agents.policy_training import RECIPE, train_policy
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task, task_factory
+from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.intervals import paired_difference
 
 
 def _policy(held_out: str, out: Path, generations: int, seed: int) -> Path:
     path = out / f"without-{held_out}-seed{seed}-g{generations}.pt"
-    if path.is_file():
-        return path
     tasks = {name: count for name, count in RECIPE["tasks"].items() if name != held_out}
+    recipe = {**RECIPE, "tasks": tasks, "generations": generations, "seed": seed}
+    if path.is_file():
+        saved = safe_load(path, "policy file").get("recipe", {})
+        if {key: saved.get(key) for key in recipe} == recipe:
+            return path
+        print(f"{path} was trained with another recipe: training it again")
     envs = {name: PruneEnv(name, granularity="channel", observation="features") for name in tasks}
     started = time.perf_counter()
     with tqdm(total=generations, desc=f"training without {held_out}", unit="gen") as bar:
@@ -54,7 +60,6 @@ def _policy(held_out: str, out: Path, generations: int, seed: int) -> Path:
             progress=lambda generation, row: bar.update(1),
         )  # fmt: skip
     seconds = time.perf_counter() - started
-    recipe = {**RECIPE, "tasks": tasks, "generations": generations, "seed": seed}
     save_policy(policy, path, recipe)
     print(f"trained without {held_out} (seed {seed}) in {seconds:.0f} s")
     return path
@@ -119,15 +124,20 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     targets = [float(t) for t in args.targets.split(",")]
+    held_outs = args.tasks.split(",")
+    unknown = sorted(set(held_outs) - set(RECIPE["tasks"]))
+    if unknown:
+        parser.error(f"--tasks {','.join(unknown)}: not a recipe task {sorted(RECIPE['tasks'])}")
+    samples = args.refine + 1  # random search: the refined policy's evaluations in all
     started = time.perf_counter()
-    for held_out in args.tasks.split(","):
+    for held_out in held_outs:
         path = str(_policy(held_out, out, args.generations, args.seed))
         env = _held_out_env(held_out, args.test_episodes, args.search_episodes)
         sign = 1.0 if env.task.higher_is_better else -1.0
         print(f"\n{held_out} ({env.task.metric}, dense {env.dense_metric:.4g}), policy "
               f"trained without it, {args.refine} refinement evaluations:\n")  # fmt: skip
         print("| target | policy | lamp (prior) | norm | uniform | policy − best of them | "
-              f"policy − lamp | policy refined | random ({args.refine}) | refined − random | "
+              f"policy − lamp | policy refined | random ({samples}) | refined − random | "
               "best in window (allocations) |")  # fmt: skip
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         bar = tqdm(total=6 * len(targets), desc=held_out, unit="run", leave=False)
@@ -139,7 +149,7 @@ def main() -> None:
                 ("norm", "norm", {}),
                 ("uniform", "uniform", {}),
                 ("refined", "learned-policy", {"policy": path, "refine": args.refine}),
-                ("random", "random", {"samples": args.refine, "seed": 0}),
+                ("random", "random", {"samples": samples, "seed": 0}),
             ):
                 env.reset(options={"target": target})
                 runs[name] = make_agent(solver, progress=False, **options).run(env)

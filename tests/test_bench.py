@@ -1,11 +1,15 @@
 """prunegym bench: the grid's files, the report, resume, and the Ray backend."""
 
 import csv
+import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
 
+from prunegym.agents import Result
+from prunegym.agents.learned_policy import SetPolicy, policy_path, save_policy
 from prunegym.cli.main import main
 
 GRID = ["--tasks", "toy", "--solvers", "fd-momentum,uniform,random", "--targets", "0.2,0.4",
@@ -63,6 +67,33 @@ def test_bench_resumes_skipping_finished_cells(tmp_path, capsys):
     changed = [*GRID[:-2], "random:samples=5", "--no-progress"]  # another random setting
     assert main(["bench", *changed, "--out", str(out)]) == 0
     assert "4 cells run, 8 already done" in capsys.readouterr().err
+
+
+def test_bench_checks_every_solver_first_keeps_paths_inside_out_and_reruns_a_new_policy(
+    tmp_path, capsys, monkeypatch
+):
+    policy = tmp_path / "policies" / "p.pt"
+    policy.parent.mkdir()
+    shutil.copy(policy_path(), policy)
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a" / "b" / "c")
+    spec = "learned-policy:policy=../../../policies/p.pt"  # unquoted, it would climb out
+    out = tmp_path / "bench"
+    argv = ["bench", "--tasks", "toy", "--targets", "0.3", "--seeds", "1", "--no-baselines",
+            "--no-progress", "--out", str(out), "--solvers"]  # fmt: skip
+    assert main([*argv, "uniform,learned-policy:refine=-1"]) == 2  # before any cell ran
+    assert "refine must be an integer" in capsys.readouterr().err and not out.exists()
+    assert main([*argv, spec]) == 0
+    (cell,) = tmp_path.rglob("target-0.3_seed-0.json")
+    assert cell.parent.parent == out / "cells" / "toy"  # one folder, the '/' quoted
+    recorded = Result.load(cell).solver_settings["policy_sha256"]
+    assert recorded == hashlib.sha256(policy.read_bytes()).hexdigest()
+    capsys.readouterr()
+    assert main([*argv, spec]) == 0
+    assert "0 cells run, 1 already done" in capsys.readouterr().err
+    save_policy(SetPolicy(hidden=8), policy, {})  # the same path, another policy
+    assert main([*argv, spec]) == 0
+    assert "1 cells run, 0 already done" in capsys.readouterr().err
 
 
 def test_bench_cells_validate(tmp_path, capsys):
@@ -161,3 +192,8 @@ def test_quality_against_compute_holds_each_solver_at_its_best_so_far():
     assert rows["quick"]["by_seconds"] == pytest.approx(0.5 * 3.9 / 4)  # from 0.1 s to 4 s
     assert rows["slow"]["by_seconds"] == pytest.approx((0.5 + 0.75 + 0.75 * 0) / 4 + 0)
     assert rows["slow"]["final"] == 0.75 and rows["quick"]["final"] == 0.5
+    # two one-shot answers 20 ms apart: the horizon is a second, not the later answer's time
+    first, second = run("first", [0.0], [0.03]), run("second", [0.0], [0.05])
+    rows = {row["solver"]: row for row in anytime.areas([first, second])}
+    assert rows["first"]["by_seconds"] == pytest.approx(0.97)
+    assert rows["second"]["by_seconds"] == pytest.approx(0.95)

@@ -220,6 +220,7 @@ def test_train_policy_checks_its_arguments_before_training(tmp_path, capsys):
         (["--out", str(tmp_path)], "is a directory"),
         (["--out", str(tmp_path / "p.pt"), "--seed", "-1"], "--seed >= 0"),
         (["--out", str(tmp_path / "p.pt"), "--tensorboard", str(afile)], "is a file, not a folder"),
+        (["--out", "/proc/prunegym-policy.pt"], "cannot be written"),
     ):
         assert main(["train-policy", "--tasks", "toy", "--generations", "1", *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()

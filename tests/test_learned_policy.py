@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from prunegym.agents import make_agent
-from prunegym.agents.allocation import lamp_allocation, scale_to_target
+from prunegym.agents.allocation import _channel_moves, lamp_allocation, scale_to_target
 from prunegym.agents.learned_policy import (
     CORRECTION_SPAN,
     PRIOR_FLOOR,
@@ -96,6 +96,21 @@ def test_scale_to_target_repairs_rows_whose_last_channel_is_too_coarse_for_the_w
     assert (gaps[0] <= 0.003).sum() > (gaps[1] <= 0.003).sum()  # and it lands more in the window
 
 
+def test_scale_to_target_walks_one_channel_at_a_time_onto_a_window_the_scaling_misses():
+    env = PruneEnv("toy", tolerance=0.005)
+    channels = np.asarray(env.channels)
+    # 0.0263: the only allocation in 0.02 ± 0.005 is one channel of the last group (0.0159),
+    # two moves away, through allocations farther from the target than the start
+    start = np.array([[0, 0, 1, 1, 0]]) / channels
+    walked = _channel_moves(env, start, np.array([0.02]))
+    np.testing.assert_array_equal(env.pruned_counts(walked), [[0, 0, 0, 0, 1]])
+    targets = np.round(np.arange(0.02, 0.94, 0.01), 2)  # each window here holds an allocation
+    rows = scale_to_target(env, lamp_allocation(env, targets), targets)
+    assert np.all(np.abs(env.sparsity_of(rows) - targets) <= 0.005)
+    unreachable = _channel_moves(PruneEnv("toy", tolerance=0.001), start, np.array([0.005]))
+    np.testing.assert_array_equal(unreachable, np.zeros_like(start))  # the nearest: dense
+
+
 def test_the_shipped_policy_answers_mnist_ae_in_the_window_within_a_second(capsys):
     started = time.perf_counter()
     assert main(["solve", "mnist-ae", "--solver", "learned-policy", "--target", "0.35",
@@ -139,9 +154,24 @@ def test_local_refinement_widens_its_steps_while_it_only_revisits_evaluated_mask
     assert len({tuple(row) for row in counts}) == 21  # 21 different masks
 
 
+def test_fd_refinement_counts_only_new_masks_and_warns_when_refine_is_below_one_iteration():
+    env = PruneEnv("toy", target=0.4)  # 5 groups: an iteration is 11 rows, the centre cached
+    fits = make_agent("learned-policy", refine=10, search="fd-momentum", progress=False)
+    assert fits.run(env).evaluations > 1  # 10 new masks fit in refine=10
+    with pytest.warns(UserWarning, match=r"refine=4 may be too few .* 2m = 10"):
+        short = make_agent("learned-policy", refine=4, search="fd-momentum", progress=False)
+        assert short.run(env).evaluations == 1
+
+
 def test_a_missing_or_corrupt_policy_file_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match="policy file not found"):
         make_agent("learned-policy", policy=str(tmp_path / "none.pt"))
+    with pytest.raises(ValueError, match="is a folder; give the file itself"):
+        make_agent("learned-policy", policy=str(tmp_path))
+    narrow = tmp_path / "narrow.pt"
+    torch.save({"format": 2, "hidden": 0, "state_dict": {}}, narrow)
+    with pytest.raises(ValueError, match="not a positive integer"):
+        make_agent("learned-policy", policy=str(narrow))
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a policy")
     with pytest.raises(ValueError, match="broken.pt is not a PyTorch checkpoint"):
@@ -174,12 +204,12 @@ def test_training_improves_on_the_untrained_start_and_logs_to_tensorboard(tmp_pa
     from prunegym.agents.policy_training import tensorboard_writer
 
     env = PruneEnv("toy", observation="features")
-    writer = tensorboard_writer(str(tmp_path / "tb"))
+    writer = tensorboard_writer(str(tmp_path / "tb"), "train-policy")
     policy, history = train_policy({"toy": env}, generations=40, pairs=6, targets_per_task=3,
                                    hidden=8, writer=writer)  # fmt: skip
     writer.close()
     assert [row["generation"] for row in history] == list(range(1, 41))
-    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "tb" / "train-policy_1").glob("events.out.tfevents.*"))
     targets = np.array([0.2, 0.4, 0.6])
     trained = propose(policy, env, targets)
     untrained = propose(SetPolicy(hidden=8), env, targets)  # the prior, plus the floor
@@ -209,9 +239,11 @@ def test_solve_logs_every_evaluation_to_tensorboard(tmp_path):
     logs = tmp_path / "tb"
     argv = ["solve", "toy", "--solver", "random", "--budget", "7", "--no-progress", "--json",
             "--tensorboard", str(logs)]  # fmt: skip
-    assert main(argv) == 0
-    events = EventAccumulator(str(logs))
+    for _ in range(2):  # SB3's convention: each run in its own sub-directory, numbered
+        assert main(argv) == 0
+    assert sorted(path.name for path in logs.iterdir()) == ["random_1", "random_2"]
+    events = EventAccumulator(str(logs / "random_2"))
     events.Reload()
     assert {"random/reward", "random/metric", "random/sparsity"} <= set(events.Tags()["scalars"])
     steps = [event.step for event in events.Scalars("random/metric")]
-    assert steps == list(range(1, 8))  # one point per evaluation
+    assert steps == list(range(1, 8))  # one point per evaluation, this run's only

@@ -38,8 +38,9 @@ def test_make_agent_applies_a_specs_settings_and_keeps_its_name():
     agent = make_agent("learned-policy:refine=7,sigma=0.1")
     assert (agent.refine, agent.sigma, agent.name) == (7, 0.1, "learned-policy:refine=7,sigma=0.1")
     assert make_agent("learned-policy:refine=7", refine=3).refine == 3  # explicit options win
-    with pytest.raises(ValueError, match="bad option for solver 'learned-policy'.*refin"):
+    with pytest.raises(ValueError, match="bad option for solver 'learned-policy'.*refin") as error:
         make_agent("learned-policy:refin=7")
+    assert "it takes policy, refine, search, sigma, batch" in str(error.value)
     assert prunes_its_own_model("torch-pruning:importance=taylor")
     assert not prunes_its_own_model("learned-policy:refine=7")
 

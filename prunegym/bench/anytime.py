@@ -10,7 +10,10 @@ the wall seconds since the run started. The *quality* of a feasible evaluation i
 curve is the best ``q`` of the feasible evaluations so far, 0 before the first. The area is
 its mean over evaluations ``1..B`` (or seconds ``0..T``), where ``B`` (``T``) is the largest
 count (duration) of any solver at that task and target: a solver that stopped early keeps its
-final best, so stopping early is not penalised, only being late.
+final best, so stopping early is not penalised, only being late. ``T`` is at least
+:data:`MIN_HORIZON_SECONDS`: where every solver answers within a fraction of a second, the
+milliseconds between them are timing noise, not search cost, and would otherwise decide the
+area (the slowest one-evaluation solver would score 0).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from collections import defaultdict
 import numpy as np
 
 from prunegym.tasks import task_class
+
+MIN_HORIZON_SECONDS = 1.0
 
 
 def quality(metric: float, dense: float, sign: float, scale: float) -> float:
@@ -72,6 +77,7 @@ def areas(results: list) -> list[dict]:
         curves = {id(r): best_so_far(r) for r in cell}
         evaluations = max(len(values) for _, values in curves.values())
         seconds = max((s[-1] for s, _ in curves.values() if len(s)), default=0.0)
+        seconds = max(seconds, MIN_HORIZON_SECONDS)
         for result in cell:
             times, values = curves[id(result)]
             row = rows[(task, result.solver)]

@@ -14,6 +14,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tqdm import tqdm
 
@@ -42,7 +43,9 @@ class Cell:
     def path(self, out: Path) -> Path:
         """Where the cell's result file lives under the benchmark directory ``out``."""
         name = f"target-{self.target:g}_seed-{self.seed}.json"
-        return out / "cells" / self.task / self.solver / name
+        # one folder per solver spec, however it is spelled: a path among its options (such
+        # as learned-policy:policy=../p.pt) is quoted, never followed
+        return out / "cells" / self.task / quote(self.solver, safe="=,:+-._") / name
 
 
 @dataclass
@@ -192,10 +195,19 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None) -> Resu
     return result
 
 
-def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
+def solver_settings(spec: BenchSpec, solver: str) -> dict[str, Any]:
+    """The settings a result of ``solver`` in this grid records (``Agent.settings``, as its
+    result file holds them); building the solver checks its options, in one line."""
+    agent = make_agent(solver, progress=False, **spec.solver_options(solver))
+    return json.loads(json.dumps(agent.settings()))
+
+
+def is_done(spec: BenchSpec, cell: Cell, out: Path, settings: dict[str, Any]) -> bool:
     """Whether the cell's file exists and holds a result of this cell with the spec's window,
-    criterion, compensation, precision, adaptive BN, lsq ridge, device, budget and solver options
-    (otherwise the cell runs again)."""
+    criterion, compensation, precision, adaptive BN, lsq ridge, device and budget, and with
+    the solver ``settings`` (:func:`solver_settings`: every option, defaults included, and
+    what the solver records of its inputs, such as the learned policy's file digest);
+    otherwise the cell runs again."""
 
     path = cell.path(out)
     if cell.solver in spec.baseline_solvers() and not_applicable_path(path).is_file():
@@ -206,7 +218,6 @@ def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
         result = Result.load(path)
     except (json.JSONDecodeError, TypeError, ValueError):
         return False  # a half-written or foreign file: run the cell again
-    options = spec.solver_options(cell.solver)
     return (
         (result.task, result.solver, result.seed) == (cell.task, cell.solver, cell.seed)
         and abs(result.target - cell.target) < 1e-12
@@ -219,7 +230,7 @@ def is_done(spec: BenchSpec, cell: Cell, out: Path) -> bool:
         and result.env_options.get("lsq_ridge", 1e-2) == spec.lsq_ridge
         and (result.device or "cpu") == str(resolve_device(spec.device))
         and result.budget == {"evaluations": spec.budget, "seconds": spec.seconds}
-        and all(result.solver_settings.get(key, value) == value for key, value in options.items())
+        and result.solver_settings == settings
     )
 
 
@@ -256,11 +267,12 @@ def run_bench(
     """
     if backend not in ("sequential", "ray"):
         raise ValueError(f"unknown backend {backend!r}; choose sequential or ray")
+    cells = spec.cells()  # every solver is built once first: bad options fail before any cell
+    settings = {solver: solver_settings(spec, solver) for solver in {c.solver for c in cells}}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
-    cells = spec.cells()
-    todo = [cell for cell in cells if not is_done(spec, cell, out)]
+    todo = [cell for cell in cells if not is_done(spec, cell, out, settings[cell.solver])]
     bar = tqdm(
         total=len(cells), initial=len(cells) - len(todo), desc="bench", unit="cell",
         file=sys.stderr, disable=not progress, dynamic_ncols=True, mininterval=0.5,

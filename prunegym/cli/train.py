@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from tqdm import tqdm
@@ -87,11 +90,19 @@ def _check_writable(path: Path, flag: str) -> None:
         raise ValueError(f"{flag} {path} is a directory; give a file name such as policy.pt")
     if not path.parent.is_dir():
         raise ValueError(f"{flag} {path}: the folder {path.parent} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+    except OSError as error:
+        raise ValueError(f"{flag} {path} cannot be written: {error.strerror}") from None
 
 
 def cmd_train_policy(args: argparse.Namespace) -> int:
     from prunegym.agents.learned_policy import save_policy
-    from prunegym.agents.policy_training import RECIPE, tensorboard_writer, train_policy
+    from prunegym.agents.policy_training import RECIPE, train_policy
+    from prunegym.agents.tensorboard import check_tensorboard, tensorboard_writer
     from prunegym.envs.prune_env import PruneEnv
 
     if args.generations < 1 or args.seed < 0:
@@ -111,13 +122,15 @@ def cmd_train_policy(args: argparse.Namespace) -> int:
     if not tasks:
         raise ValueError("no training task left")
     recipe["tasks"] = tasks
-    writer = tensorboard_writer(args.tensorboard)
+    if args.tensorboard is not None:
+        check_tensorboard(args.tensorboard)  # before the tasks are built, not after
     envs = {}
     for name in tasks:
         _say(f"building {name}...")
         envs[name] = PruneEnv(
             name, granularity="channel", observation="features", device=args.device
         )
+    writer = tensorboard_writer(args.tensorboard, "train-policy")
     bar = tqdm(total=args.generations, desc="policy", unit="gen", file=sys.stderr)
 
     def progress(generation: int, row: dict) -> None:
@@ -125,13 +138,15 @@ def cmd_train_policy(args: argparse.Namespace) -> int:
         bar.set_postfix({n: f"{row[n]['reward']:.2f}" for n in tasks}, refresh=False)
 
     options = {k: recipe[k] for k in ("generations", "pairs", "sigma", "learning_rate", "seed")}
-    policy, history = train_policy(
-        envs, targets_per_task=tasks, target_range=tuple(recipe["target_range"]),
-        hidden=recipe["hidden"], writer=writer, progress=progress, **options,
-    )  # fmt: skip
-    bar.close()
-    if writer is not None:
-        writer.close()
+    try:
+        policy, history = train_policy(
+            envs, targets_per_task=tasks, target_range=tuple(recipe["target_range"]),
+            hidden=recipe["hidden"], writer=writer, progress=progress, **options,
+        )  # fmt: skip
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
     recipe["seconds"] = round(history[-1]["seconds"], 1)
     save_policy(policy, args.out, recipe)
     print(f"trained on {', '.join(tasks)} in {recipe['seconds']:.0f} s; wrote {args.out}")

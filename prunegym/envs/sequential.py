@@ -8,14 +8,14 @@ coefficient vector with the wrapped environment's ``step`` and returns its rewar
 
 With ``hard_budget=True`` (the default) the action is moved, without evaluating, to the nearest
 coefficient that keeps the target reachable (:meth:`SequentialPruneEnv.allowed`): with two or
-more groups still to decide, the window's inner half must lie between what the later groups
-could reach at their extremes; with one left, some coefficient of it must land in the window;
-for the last, the sparsity must. The two-or-more test looks only at the extremes, so a network
-whose later groups move the sparsity in steps wider than the window can still miss it: on the
-toy task at target 0.25 with ``tolerance=0.005``, the actions 0.43, 0.13, 0.38, 0.19, 0.25 end
-at 0.2552 although the window was reachable after the first two (tested). At the default
-tolerance, random actions landed in the window every time on the toy task and the autoencoder
-(tests). AMC enforces its budget by clipping the action in the same spirit.
+more groups after the current one, the window's inner half must lie between what those later
+groups could reach at their extremes; with one after it, some coefficient of that one must
+land in the window; for the last group, the sparsity must. The two-or-more test looks only at
+the extremes, so a network whose later groups move the sparsity in steps wider than the window
+can still miss it: on the toy task at target 0.25 with ``tolerance=0.005``, the actions 0.43,
+0.13, 0.38, 0.19, 0.25 end at 0.2552 although the window was reachable after the first two
+(tested). At the default tolerance, random actions landed in the window every time on the toy
+task and the autoencoder (tests). AMC enforces its budget by clipping the action in the same spirit.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ def safe_load(path: str | Path, what: str = "checkpoint"):
             other than tensors and plain containers (which are never unpickled).
     """
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{what} {path} is a folder; give the file itself")
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     try:
