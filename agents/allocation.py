@@ -53,45 +53,63 @@ def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: in
             repaired = _nearest(
                 core, repaired, _nearest(core, *map(rows_at, betas), wanted), wanted
             )
-        best[miss] = repaired
-        best[miss] = _channel_moves(core, best[miss], wanted)
+        best[miss] = _channel_moves(core, repaired, wanted)
     return best
 
 
-def _channel_moves(core, rows: np.ndarray, targets: np.ndarray, moves: int = 64) -> np.ndarray:
+def _channel_moves(
+    core, rows: np.ndarray, targets: np.ndarray, moves: int = 64, patience: int = 16
+) -> np.ndarray:
     """Rows ``(K, m)`` still outside their window, walked onto it one channel at a time where
     the counts allow: each move masks or unmasks one channel of one group, or moves one
     channel's mask from one group to another (a step as fine as two groups' channel sizes
     differ), to the allocation not visited before whose exact sparsity is nearest the target.
-    The walk stops in the window or after ``moves`` moves, and each row becomes the nearest
-    allocation it visited (itself where none was nearer)."""
+    Of the ``m(m − 1)`` moves between groups, only the ``4m`` whose sparsity the single moves
+    predict nearest the target are counted exactly. The walk stops in the window, after
+    ``moves`` moves, or after ``patience`` moves that found nothing nearer; each row becomes
+    the nearest allocation it visited (itself where none was nearer)."""
     channels = np.asarray(core.channels)
+    size = len(channels)
     upper = float(core.action_space.high.max())
-    tops = core.pruned_counts(np.full(len(channels), upper))
-    eye = np.eye(len(channels), dtype=np.int64)
-    swaps = (eye[:, None, :] - eye[None, :, :]).reshape(-1, len(channels))
-    steps = np.concatenate([eye, -eye, swaps[np.any(swaps != 0, axis=1)]])
+    tops = core.pruned_counts(np.full(size, upper))
+    eye = np.eye(size, dtype=np.int64)
+    plus, minus = np.triu_indices(size, 1)  # every ordered pair i ≠ j: (i, j) and (j, i)
+    plus, minus = np.concatenate([plus, minus]), np.concatenate([minus, plus])
+
+    def sparsity(counts: np.ndarray) -> np.ndarray:
+        return core.sparsity_of(np.minimum(counts / channels, upper))
+
     rows = rows.copy()
     for k, target in enumerate(targets):
         counts = core.pruned_counts(rows[k])
-        best_gap = abs(core.sparsity_of(rows[k]) - target)
+        best_gap, since_best = abs(sparsity(counts) - target), 0
         visited = {counts.tobytes()}
         for _ in range(moves):
-            if best_gap <= core.tolerance:
+            if best_gap <= core.tolerance or since_best >= patience:
                 break
-            candidates = counts + steps
+            here = sparsity(counts)
+            singles = np.concatenate([counts + eye, counts - eye])
+            inside = np.all((singles >= 0) & (singles <= tops), axis=1)
+            changes = np.full(2 * size, np.inf)  # of +1 in each group, then of −1 in each
+            changes[inside] = sparsity(singles[inside]) - here
+            predicted = np.abs(here + changes[plus] + changes[size + minus] - target)
+            pairs = np.argsort(predicted, kind="stable")[: 4 * size]
+            swaps = counts + eye[plus[pairs]] - eye[minus[pairs]]
+            candidates = np.concatenate([singles, swaps])
             fits = np.all((candidates >= 0) & (candidates <= tops), axis=1)
-            fits &= [row.tobytes() not in visited for row in candidates]
-            if not fits.any():
-                break
             candidates = candidates[fits]
-            coefficients = np.minimum(candidates / channels, upper)
-            gaps = np.abs(core.sparsity_of(coefficients) - target)
+            fresh = np.array([row.tobytes() not in visited for row in candidates], dtype=bool)
+            if not fresh.any():
+                break
+            candidates = candidates[fresh]
+            gaps = np.abs(sparsity(candidates) - target)
             nearest = int(np.argmin(gaps))
             counts = candidates[nearest]
             visited.add(counts.tobytes())
+            since_best += 1
             if gaps[nearest] < best_gap:
-                best_gap, rows[k] = gaps[nearest], coefficients[nearest]
+                best_gap, since_best = gaps[nearest], 0
+                rows[k] = np.minimum(counts / channels, upper)
     return rows
 
 

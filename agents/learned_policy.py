@@ -187,6 +187,8 @@ class LearnedPolicy(AskTellAgent):
             ``refine`` below ``2m`` warns that the answer may stay as it is).
         sigma, batch: Of the local search.
         seed: Seed of the local search.
+        policy_sha256: The SHA-256 the policy file must have (a result records it, so that
+            replaying the result refuses a file that changed since); ``None``: any.
     """
 
     name = "learned-policy"
@@ -199,6 +201,7 @@ class LearnedPolicy(AskTellAgent):
         sigma: float = 0.05,
         batch: int = 5,
         seed: int = 0,
+        policy_sha256: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(seed=seed, **kwargs)
@@ -217,12 +220,13 @@ class LearnedPolicy(AskTellAgent):
         self.policy, self.refine, self.search = policy, int(refine), search
         self.sigma, self.batch = float(sigma), int(batch)
         self._network = load_policy(policy)
-        self.policy_sha256 = hashlib.sha256(policy_path(policy).read_bytes()).hexdigest()
-
-    def settings(self) -> dict:
-        """The constructor's settings and the SHA-256 of the policy file, so that a result
-        (and a benchmark cell) names the policy that answered, not only its path."""
-        return {**super().settings(), "policy_sha256": self.policy_sha256}
+        found = hashlib.sha256(policy_path(policy).read_bytes()).hexdigest()
+        if policy_sha256 is not None and policy_sha256 != found:
+            raise ValueError(
+                f"policy file {policy_path(policy)} has changed: its SHA-256 is {found[:12]}…, "
+                f"not the {str(policy_sha256)[:12]}… asked for"
+            )
+        self.policy_sha256 = found  # in settings: results name the policy, not only its path
 
     def start(self, problem: Problem) -> None:
         core = problem.core

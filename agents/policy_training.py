@@ -24,7 +24,6 @@ import torch
 
 from prunegym.agents.allocation import scale_to_target
 from prunegym.agents.learned_policy import SetPolicy, observations
-from prunegym.agents.tensorboard import tensorboard_writer  # noqa: F401  (re-exported)
 
 #: How the shipped policy was trained: every shipped task at channel granularity with its
 #: default ranking and compensation, the targets drawn per task and generation.
@@ -70,7 +69,8 @@ def train_policy(
         targets_per_task: Targets drawn per task and generation (an int, or per task name).
         target_range: Targets are drawn uniformly from it, capped at each task's largest
             reachable sparsity.
-        writer: Optional TensorBoard writer (``tensorboard_writer``): per task, the mean
+        writer: Optional TensorBoard writer
+            (:func:`~prunegym.agents.tensorboard.tensorboard_writer`): per task, the mean
             reward, metric and sparsity of each generation's candidates.
         progress: Called with ``(generation, row)`` after each generation.
 

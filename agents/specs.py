@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import quote
 
 _KEY = r"[A-Za-z_][\w-]*"
 _SPEC = re.compile(rf"(?P<name>.+?):(?P<settings>{_KEY}=.*)", re.DOTALL)
@@ -56,3 +57,10 @@ def split_solver_list(text: str) -> list[str]:
         elif item:
             specs.append(item)
     return specs
+
+
+def spec_folder_name(spec: str) -> str:
+    """``spec`` as one file-name component: characters other than letters, digits and
+    ``=,:+-._`` are %-quoted, so a path among its settings (``policy=../p.pt``) is a name, never
+    a way out of the folder it is written in."""
+    return quote(spec, safe="=,:+-._")

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prunegym.agents.specs import spec_folder_name
+
 
 def run_directory(directory: str | Path, name: str) -> Path:
     """``directory/<name>_<n>`` for the next run: ``n`` is 1 + the largest ``n`` of the
-    sub-directories ``<name>_<n>`` already in ``directory`` (1 in a new one)."""
-    taken = [0]
+    sub-directories ``<name>_<n>`` already in ``directory`` (1 in a new one). ``name`` is a
+    solver spec, written as one folder name (:func:`~prunegym.agents.specs.spec_folder_name`)."""
+    name, taken = spec_folder_name(name), [0]
     for path in Path(directory).glob("*_*"):
         stem, _, number = path.name.rpartition("_")
         if path.is_dir() and stem == name and number.isdigit():

@@ -1,8 +1,10 @@
 """Solver specs with settings: ``learned-policy:refine=50`` wherever a solver name goes."""
 
+import json
+
 import pytest
 
-from prunegym.agents import make_agent, prunes_its_own_model
+from prunegym.agents import agent_names, baseline_names, make_agent, prunes_its_own_model
 from prunegym.agents.specs import split_solver_list, split_solver_spec
 from prunegym.cli.main import main
 
@@ -82,3 +84,14 @@ def test_bench_refuses_a_solver_seed_and_names_its_flag(tmp_path, capsys):
     assert "seed is set by --seeds, not as a solver setting ('torch-pruning-l1')" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("name", agent_names() + baseline_names())
+def test_every_solver_is_built_again_from_the_settings_its_results_record(name):
+    if name in ("ppo", "sac", "td3"):
+        pytest.importorskip("stable_baselines3")
+    if name.startswith("optuna"):
+        pytest.importorskip("optuna")
+    recorded = json.loads(json.dumps(make_agent(name, progress=False).settings()))
+    again = make_agent(name, progress=False, **recorded)  # as a replay or a bench resume does
+    assert json.loads(json.dumps(again.settings())) == recorded

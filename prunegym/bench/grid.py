@@ -14,7 +14,6 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from tqdm import tqdm
 
@@ -26,6 +25,7 @@ from prunegym.agents import (
     baseline_names,
     make_agent,
 )
+from prunegym.agents.specs import spec_folder_name
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task, task_names
 from prunegym.tasks.devices import check_precision, resolve_device
@@ -43,9 +43,7 @@ class Cell:
     def path(self, out: Path) -> Path:
         """Where the cell's result file lives under the benchmark directory ``out``."""
         name = f"target-{self.target:g}_seed-{self.seed}.json"
-        # one folder per solver spec, however it is spelled: a path among its options (such
-        # as learned-policy:policy=../p.pt) is quoted, never followed
-        return out / "cells" / self.task / quote(self.solver, safe="=,:+-._") / name
+        return out / "cells" / self.task / spec_folder_name(self.solver) / name
 
 
 @dataclass

@@ -167,8 +167,8 @@ def _compute_section(results: list, task: str) -> list[str]:
         "### Quality against compute", "",
         "Quality: 1 at the dense metric, 0 a full metric scale worse (or no result in the window "
         "yet). Area: the mean of the best quality so far over the evaluations (seconds) of the "
-        "longest run at each target, averaged over targets and seeds; a solver that stopped "
-        "keeps its final best.", "",
+        "longest run at each target (at least one second), averaged over targets and seeds; a "
+        "solver that stopped keeps its final best.", "",
         "| solver | area by evaluations | area by seconds | final quality |",
         "|---|---|---|---|",
     ]  # fmt: skip

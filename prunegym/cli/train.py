@@ -122,8 +122,8 @@ def cmd_train_policy(args: argparse.Namespace) -> int:
     if not tasks:
         raise ValueError("no training task left")
     recipe["tasks"] = tasks
-    if args.tensorboard is not None:
-        check_tensorboard(args.tensorboard)  # before the tasks are built, not after
+    if args.tensorboard is not None:  # before the tasks are built, not after
+        check_tensorboard(args.tensorboard)
     envs = {}
     for name in tasks:
         _say(f"building {name}...")
