@@ -244,3 +244,15 @@ def test_solve_logs_every_evaluation_to_tensorboard(tmp_path):
     assert {"random/reward", "random/metric", "random/sparsity"} <= set(events.Tags()["scalars"])
     steps = [event.step for event in events.Scalars("random/metric")]
     assert steps == list(range(1, 8))  # one point per evaluation, this run's only
+
+
+def test_tensorboard_runs_are_numbered_per_name_in_one_folder_each(tmp_path):
+    from prunegym.agents.tensorboard import run_directory
+
+    spec = "learned-policy:policy=runs/p.pt"  # a path in the spec stays one folder name
+    first = run_directory(tmp_path, spec)
+    assert first.parent == tmp_path and first.name == "learned-policy:policy=runs%2Fp.pt_1"
+    first.mkdir()
+    (tmp_path / "random_7").mkdir()  # another name's runs do not count
+    assert run_directory(tmp_path, spec).name.endswith("p.pt_2")
+    assert run_directory(tmp_path, "random").name == "random_8"
