@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from prunegym.envs.sparsity_search import bisect_sparsity
+
 
 def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: int = 40):
     """``c = clip(α·d, 0, 0.95)`` per row of ``directions`` ``(K, m)`` with the exact sparsity
@@ -31,7 +33,7 @@ def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: in
         return np.clip(scale[:, None] * directions, 0, upper)
 
     highest = upper / directions.min(axis=1)
-    below, above = map(scaled, _bisect(core, scaled, 0 * highest, highest, targets, steps))
+    below, above = map(scaled, bisect_sparsity(core, scaled, 0 * highest, highest, targets, steps))
     best = _nearest(core, below, above, targets)
     miss = np.abs(core.sparsity_of(best) - targets) > core.tolerance
     if miss.any():
@@ -49,7 +51,7 @@ def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: in
 
         repaired = best[miss]
         for rows_at in (raised, lowered):
-            betas = _bisect(core, rows_at, 0 * ceiling, ceiling, wanted, steps)
+            betas = bisect_sparsity(core, rows_at, 0 * ceiling, ceiling, wanted, steps)
             repaired = _nearest(
                 core, repaired, _nearest(core, *map(rows_at, betas), wanted), wanted
             )
@@ -113,17 +115,6 @@ def _channel_moves(
     return rows
 
 
-def _bisect(core, rows_at, low: np.ndarray, high: np.ndarray, targets: np.ndarray, steps: int):
-    """``(low, high)`` ``(K,)`` bracketing each target: ``sparsity(rows_at(low)) < target``
-    (or ``low`` at its start), ``sparsity(rows_at(high)) ≥ target`` where the starting ``high``
-    reaches it; exact counts."""
-    for _ in range(steps):
-        middle = (low + high) / 2
-        short = core.sparsity_of(rows_at(middle)) < targets
-        low, high = np.where(short, middle, low), np.where(short, high, middle)
-    return low, high
-
-
 def _nearest(core, first: np.ndarray, second: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Per row, whichever of ``first`` and ``second`` ``(K, m)`` is nearer its target."""
     gaps = [np.abs(core.sparsity_of(rows) - targets) for rows in (first, second)]
@@ -163,6 +154,6 @@ def lamp_allocation(core, targets, steps: int = 50) -> np.ndarray:
 
     top = max(float(k.max()) for k in keys if len(k)) * (1 + 1e-9) + 1e-300
     zeros, ones = np.zeros(len(targets)), np.ones(len(targets))
-    below, above = map(masked, _bisect(core, masked, zeros, top * ones, targets, steps))
-    shares = _bisect(core, between, zeros, ones, targets, steps)
+    below, above = map(masked, bisect_sparsity(core, masked, zeros, top * ones, targets, steps))
+    shares = bisect_sparsity(core, between, zeros, ones, targets, steps)
     return _nearest(core, *map(between, shares), targets)

@@ -7,15 +7,16 @@ the group whose turn it is. Intermediate rewards are 0; the last step evaluates 
 coefficient vector with the wrapped environment's ``step`` and returns its reward and info.
 
 With ``hard_budget=True`` (the default) the action is moved, without evaluating, to the nearest
-coefficient that keeps the target reachable (:meth:`SequentialPruneEnv.allowed`): with two or
-more groups after the current one, the window's inner half must lie between what those later
-groups could reach at their extremes; with one after it, some coefficient of that one must
-land in the window; for the last group, the sparsity must. The two-or-more test looks only at
-the extremes, so a network whose later groups move the sparsity in steps wider than the window
-can still miss it: on the toy task at target 0.25 with ``tolerance=0.005``, the actions 0.43,
-0.13, 0.38, 0.19, 0.25 end at 0.2552 although the window was reachable after the first two
-(tested). At the default tolerance, random actions landed in the window every time on the toy
-task and the autoencoder (tests). AMC enforces its budget by clipping the action in the same spirit.
+coefficient that keeps the target reachable (:meth:`SequentialPruneEnv.allowed`), judged by
+exact sparsities: a coefficient is allowed when some completion of the groups after it lands
+in the window. With one group after it, every coefficient of that group is tried; with more,
+the later groups at one common coefficient, bisected onto the target, and the completion
+planned at the step before (so the coefficient it planned for this group is always allowed).
+Every step thus keeps a completion that lands, and once one is found, the episode ends in the
+window whatever the actions (tested with random actions at ±0.005 and ±0.01). Where no
+completion is found at the first step, the rule falls back to the extremes: the window's
+inner half must lie between what the later groups reach all dense and all at 0.95, and the
+episode may miss. AMC enforces its budget by clipping the action in the same spirit.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from gymnasium import spaces
 
 from prunegym.envs.features import STATIC_FEATURES, feature_observation, feature_space
 from prunegym.envs.prune_env import PruneEnv
+from prunegym.envs.sparsity_search import bisect_sparsity
 from prunegym.pruning.channel.pruner import MAX_COEFFICIENT
 
 
@@ -68,6 +70,7 @@ class SequentialPruneEnv(gym.Env):
         self.observation_space = feature_space(size)
         self._coefficients = np.zeros(size, dtype=np.float64)
         self._position = 0
+        self._plan: np.ndarray | None = None  # a completion of the step before that lands
 
     @property
     def groups(self) -> list:
@@ -78,6 +81,7 @@ class SequentialPruneEnv(gym.Env):
         _, info = self.core.reset(seed=seed, options=options)
         self._coefficients[:] = 0.0
         self._position = 0
+        self._plan = None
         return self._get_obs(), info
 
     def step(self, action) -> tuple[dict, float, bool, bool, dict[str, Any]]:
@@ -91,8 +95,10 @@ class SequentialPruneEnv(gym.Env):
             raise ValueError(f"action {chosen} is not a coefficient in [0, {MAX_COEFFICIENT}]")
         group = int(self.order[self._position])
         if self.hard_budget:  # the nearest coefficient that keeps the target reachable
-            allowed = self.allowed()
-            self._coefficients[group] = float(allowed[np.argmin(np.abs(allowed - chosen))])
+            allowed, completions = self._allowed_with_completions()
+            nearest = int(np.argmin(np.abs(allowed - chosen)))
+            self._coefficients[group] = float(allowed[nearest])
+            self._plan = None if completions is None else completions[nearest]
             low, high = float(allowed.min()), float(allowed.max())
         else:
             self._coefficients[group] = chosen
@@ -113,12 +119,13 @@ class SequentialPruneEnv(gym.Env):
         return np.unique(np.clip(np.arange(channels + 1) / channels, 0.0, MAX_COEFFICIENT))
 
     def allowed(self) -> np.ndarray:
-        """The coefficients of the group whose turn it is that keep the target reachable,
-        from exact sparsities (nothing is evaluated). With two or more groups after it: those
-        from which ``target − ε/2`` is reached if every later group goes to 0.95 and
-        ``target + ε/2`` is not passed if every later group stays dense. With one group after
-        it: those for which some coefficient of that group lands in the window. For the last
-        group: those in the window. Where none qualifies, the nearest to the window."""
+        """The coefficients of the group whose turn it is that keep the target reachable (see
+        the module docstring); where none is found, those nearest to it."""
+        return self._allowed_with_completions()[0]
+
+    def _allowed_with_completions(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(allowed (A,), completions (A, m) or None)``: each allowed coefficient with a
+        whole coefficient vector that lands in the window (None under the fallback rule)."""
         group = int(self.order[self._position])
         later = self.order[self._position + 1 :]
         candidates = self._fractions(group)
@@ -126,22 +133,45 @@ class SequentialPruneEnv(gym.Env):
         rows[:, group] = candidates
         target, tolerance = self.core.target, self.core.tolerance
         if len(later) == 0:
-            gap = np.abs(self.core.sparsity_of(rows) - target) - tolerance
-        elif len(later) == 1:
+            completions = rows
+        elif len(later) == 1:  # every coefficient of the last group
             last = self._fractions(int(later[0]))
             grid = np.repeat(rows, len(last), axis=0)
             grid[:, later[0]] = np.tile(last, len(candidates))
-            distance = np.abs(self.core.sparsity_of(grid) - target).reshape(len(candidates), -1)
-            gap = distance.min(axis=1) - tolerance  # the best completion of each candidate
-        else:
-            most, least = rows.copy(), rows
-            most[:, later] = MAX_COEFFICIENT
-            least[:, later] = 0.0
+            gaps = np.abs(self.core.sparsity_of(grid) - target).reshape(len(candidates), -1)
+            completions = grid.reshape(len(candidates), len(last), -1)[
+                np.arange(len(candidates)), gaps.argmin(axis=1)
+            ]
+        else:  # the later groups at one common coefficient, bisected onto the target
+
+            def common(value: np.ndarray) -> np.ndarray:
+                completed = rows.copy()
+                completed[:, later] = value[:, None]
+                return completed
+
+            edges = (np.zeros(len(rows)), np.full(len(rows), MAX_COEFFICIENT))
+            below, above = map(common, bisect_sparsity(self.core, common, *edges, target))
+            nearer = np.abs(self.core.sparsity_of(above) - target) < np.abs(
+                self.core.sparsity_of(below) - target
+            )
+            completions = np.where(nearer[:, None], above, below)
+            if self._plan is not None:  # what the step before planned for this group lands
+                counts = self.core.pruned_counts(rows)[:, group]
+                planned = counts == self.core.pruned_counts(self._plan)[group]
+                completions[planned] = self._plan
+                completions[planned, group] = candidates[planned]  # the same channel count
+        gap = np.abs(self.core.sparsity_of(completions) - target) - tolerance
+        if (gap <= 0).any():
+            return candidates[gap <= 0], completions[gap <= 0]
+        if len(later) >= 2:  # nothing found: the later groups' extremes must bracket the window
+            most, least = rows.copy(), rows.copy()
+            most[:, later], least[:, later] = MAX_COEFFICIENT, 0.0
             short = (target - tolerance / 2) - self.core.sparsity_of(most)
             over = self.core.sparsity_of(least) - (target + tolerance / 2)
             gap = np.maximum(short, over)
-        fits = gap <= 0
-        return candidates[fits] if fits.any() else candidates[gap == gap.min()]
+            if (gap <= 0).any():
+                return candidates[gap <= 0], None
+        return candidates[gap == gap.min()], None
 
     def _get_obs(self) -> dict[str, np.ndarray]:
         decided = np.zeros(len(self.order), dtype=np.float32)
