@@ -9,9 +9,10 @@ coefficient vector with the wrapped environment's ``step`` and returns its rewar
 With ``hard_budget=True`` (the default) the action is moved, without evaluating, to the nearest
 coefficient that keeps the target reachable (:meth:`SequentialPruneEnv.allowed`), judged by
 exact sparsities: a coefficient is allowed when some completion of the groups after it lands
-in the window. With one group after it, every coefficient of that group is tried; with more,
-the later groups at one common coefficient, bisected onto the target, and the completion
-planned at the step before (so the coefficient it planned for this group is always allowed).
+in the window. Two are tried: the later groups at one common coefficient, bisected over the
+channel counts it can give onto the target (with one group left, that is its nearest value),
+and the completion planned at the step before (so the coefficient it planned for this group
+is always allowed).
 Every step thus keeps a completion that lands, and once one is found, the episode ends in the
 window whatever the actions (tested with random actions at ±0.005 and ±0.01). Where no
 completion is found at the first step, the rule falls back to the extremes: the window's
@@ -134,23 +135,19 @@ class SequentialPruneEnv(gym.Env):
         target, tolerance = self.core.target, self.core.tolerance
         if len(later) == 0:
             completions = rows
-        elif len(later) == 1:  # every coefficient of the last group
-            last = self._fractions(int(later[0]))
-            grid = np.repeat(rows, len(last), axis=0)
-            grid[:, later[0]] = np.tile(last, len(candidates))
-            gaps = np.abs(self.core.sparsity_of(grid) - target).reshape(len(candidates), -1)
-            completions = grid.reshape(len(candidates), len(last), -1)[
-                np.arange(len(candidates)), gaps.argmin(axis=1)
-            ]
-        else:  # the later groups at one common coefficient, bisected onto the target
+        else:  # the later groups at one common coefficient, bisected onto the target (for
+            # one group left: its value nearest the target, since each level is a count of it)
+            levels = self._common_levels(later)
 
-            def common(value: np.ndarray) -> np.ndarray:
+            def common(index: np.ndarray) -> np.ndarray:
                 completed = rows.copy()
-                completed[:, later] = value[:, None]
+                level = levels[np.minimum(index.astype(np.int64), len(levels) - 1)]
+                completed[:, later] = level[:, None]
                 return completed
 
-            edges = (np.zeros(len(rows)), np.full(len(rows), MAX_COEFFICIENT))
-            below, above = map(common, bisect_sparsity(self.core, common, *edges, target))
+            edges = (np.zeros(len(rows)), np.full(len(rows), len(levels) - 1.0))
+            steps = int(np.ceil(np.log2(len(levels)))) + 1  # to one level
+            below, above = map(common, bisect_sparsity(self.core, common, *edges, target, steps))
             nearer = np.abs(self.core.sparsity_of(above) - target) < np.abs(
                 self.core.sparsity_of(below) - target
             )
@@ -172,6 +169,16 @@ class SequentialPruneEnv(gym.Env):
             if (gap <= 0).any():
                 return candidates[gap <= 0], None
         return candidates[gap == gap.min()], None
+
+    def _common_levels(self, later: np.ndarray) -> np.ndarray:
+        """One coefficient per pattern of channel counts that a common coefficient of the
+        ``later`` groups can give, ascending: 0, 0.95, and the midpoints between the
+        coefficients where some later group's count ``⌊c·n + 0.5⌋`` changes."""
+        channels = np.maximum(self.core.channels[later], 1)
+        changes = np.concatenate([(np.arange(n) + 0.5) / n for n in channels])
+        edges = np.unique(np.concatenate([[0.0, MAX_COEFFICIENT], changes]))
+        edges = edges[edges <= MAX_COEFFICIENT]
+        return np.unique(np.concatenate([[0.0], (edges[:-1] + edges[1:]) / 2, [MAX_COEFFICIENT]]))
 
     def _get_obs(self) -> dict[str, np.ndarray]:
         decided = np.zeros(len(self.order), dtype=np.float32)
