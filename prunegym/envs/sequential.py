@@ -12,12 +12,11 @@ exact sparsities: a coefficient is allowed when some completion of the groups af
 in the window. Two are tried: the later groups at one common coefficient, bisected over the
 channel counts it can give onto the target (with one group left, that is its nearest value),
 and the completion planned at the step before (so the coefficient it planned for this group
-is always allowed).
-Every step thus keeps a completion that lands, and once one is found, the episode ends in the
-window whatever the actions (tested with random actions at ±0.005 and ±0.01). Where no
-completion is found at the first step, the rule falls back to the extremes: the window's
-inner half must lie between what the later groups reach all dense and all at 0.95, and the
-episode may miss. AMC enforces its budget by clipping the action in the same spirit.
+is always allowed). Every step thus keeps a completion that lands, and once one is found, the
+episode ends in the window whatever the actions (tested with random actions at ±0.005 and
+±0.01). Until one is found, the rule falls back to the extremes: the window's inner half must
+lie between what the later groups reach all dense and all at 0.95, and the episode may miss.
+AMC enforces its budget by clipping the action in the same spirit.
 """
 
 from __future__ import annotations
