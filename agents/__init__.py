@@ -145,9 +145,8 @@ def make_agent(name: str, **options) -> Agent:
         agent = factory(**{**defaults, **options})
     except TypeError as error:  # an unknown keyword: say which solver and option
         accepted = ", ".join(_option_names(factory))
-        raise ValueError(
-            f"bad option for solver {name!r}: {error}" + (f"; it takes {accepted}" * bool(accepted))
-        ) from error
+        hint = f"; it takes {accepted}" if accepted else ""
+        raise ValueError(f"bad option for solver {name!r}: {error}{hint}") from error
     if not isinstance(agent, Agent):
         raise ValueError(f"solver {name!r} built a {type(agent).__name__}, not a prunegym Agent")
     agent.name = spec
