@@ -7,6 +7,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
 import prunegym  # noqa: F401  (registers the ids)
@@ -136,3 +137,27 @@ def test_feature_ids_refuse_settings_they_cannot_honour():
                      task="toy", observation="features")  # fmt: skip
     with pytest.raises(ValueError, match="PruneVectorEnv observes coefficients"):
         PruneVectorEnv(PruneEnv("toy", observation="features"), 2)
+
+
+def test_sequential_final_step_counts_channels_as_the_projection_did():
+    from torch import nn
+
+    from prunegym.tasks.toy import ToyTask
+
+    class TenWide(ToyTask):  # a 10-channel group: 0.95·10 is 9.5 in float64, 9.4999… in float32
+        def build_model(self):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                model = nn.Sequential()
+                model.encoder = nn.Sequential(nn.Linear(16, 10), nn.ReLU(), nn.Linear(10, 8))
+                model.decoder = nn.Sequential(nn.Linear(8, 24), nn.ReLU(), nn.Linear(24, 16))
+            return model.eval()
+
+    task = TenWide()
+    top = PruneEnv(task).sparsity_of(np.full(3, 0.95))  # every group at 0.95, counted in float64
+    env = SequentialPruneEnv(task, target=float(top) - 1e-4, tolerance=2e-4)
+    env.reset(seed=0)
+    done = False
+    while not done:
+        *_, done, _, info = env.step(np.array([0.95], np.float32))
+    assert info["feasible"] and info["sparsity"] == pytest.approx(top)

@@ -57,3 +57,13 @@ def test_paper_estimate_is_reported_beside_the_exact_count(toy_env):
         info["sparsity"] * info["params_total"]
     )
     assert info["sparsity"] != info["sparsity_estimate"]
+
+
+def test_counts_below_zero_mask_nothing_and_above_every_channel_mask_all(toy_env):
+    counter = toy_env.pruner.counter
+    channels = np.asarray(toy_env.channels)
+    zero, full = np.zeros_like(channels), channels
+    assert counter.zeroed(zero - 3) == counter.zeroed(zero) == 0
+    assert counter.zeroed(full + 5) == counter.zeroed(full)
+    rows = np.stack([zero, full, channels // 2])
+    np.testing.assert_array_equal(counter.zeroed(rows), [counter.zeroed(r) for r in rows])

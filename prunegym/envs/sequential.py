@@ -14,9 +14,11 @@ channel counts it can give onto the target (with one group left, that is its nea
 and the completion planned at the step before (so the coefficient it planned for this group
 is always allowed). Every step thus keeps a completion that lands, and once one is found, the
 episode ends in the window whatever the actions (tested with random actions at ±0.005 and
-±0.01). Until one is found, the rule falls back to the extremes: the window's inner half must
-lie between what the later groups reach all dense and all at 0.95, and the episode may miss.
-AMC enforces its budget by clipping the action in the same spirit.
+±0.01), as long as the target stays the one the episode was reset with. Until one is found,
+the rule falls back to the extremes: the window's inner half must lie between what the later
+groups reach all dense and all at 0.95 (with one group left: the coefficients nearest the
+window), and the episode may miss. AMC enforces its budget by clipping the action in the same
+spirit.
 """
 
 from __future__ import annotations
@@ -102,13 +104,15 @@ class SequentialPruneEnv(gym.Env):
             low, high = float(allowed.min()), float(allowed.max())
         else:
             self._coefficients[group] = chosen
+            self._plan = None
             low, high = 0.0, MAX_COEFFICIENT
         self._position += 1
         if self._position < len(self.order):
             info = {"group": group, "action": chosen, "coefficient": self._coefficients[group]}
             info["allowed"] = (low, high)
             return self._get_obs(), 0.0, False, False, info
-        _, reward, _, _, info = self.core.step(self._coefficients.astype(np.float32))
+        # float64, as the projection counted them: in float32, 0.95 of 10 channels rounds to 9
+        _, reward, _, _, info = self.core.step(self._coefficients)
         info.update(group=group, action=chosen, coefficient=self._coefficients[group])
         info["allowed"] = (low, high)
         return self._get_obs(), float(reward), True, False, info
@@ -120,7 +124,9 @@ class SequentialPruneEnv(gym.Env):
 
     def allowed(self) -> np.ndarray:
         """The coefficients of the group whose turn it is that keep the target reachable (see
-        the module docstring); where none is found, those nearest to it."""
+        the module docstring); where no completion is found, those the fallback allows: with
+        two or more groups after it, those whose later extremes bracket the window, else (or
+        if none does) those nearest to it."""
         return self._allowed_with_completions()[0]
 
     def _allowed_with_completions(self) -> tuple[np.ndarray, np.ndarray | None]:
@@ -154,8 +160,7 @@ class SequentialPruneEnv(gym.Env):
             if self._plan is not None:  # what the step before planned for this group lands
                 counts = self.core.pruned_counts(rows)[:, group]
                 planned = counts == self.core.pruned_counts(self._plan)[group]
-                completions[planned] = self._plan
-                completions[planned, group] = candidates[planned]  # the same channel count
+                completions[np.ix_(planned, later)] = self._plan[later]
         gap = np.abs(self.core.sparsity_of(completions) - target) - tolerance
         if (gap <= 0).any():
             return candidates[gap <= 0], completions[gap <= 0]

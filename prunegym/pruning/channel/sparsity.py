@@ -115,7 +115,7 @@ class SparsityCounter:
         if not self._entries:
             return np.zeros(counts.shape[1], dtype=np.int64)
         ceiling = self._removed.shape[1] - 1  # counts beyond every rank remove all positions
-        columns = np.minimum(counts[self._entry_group], ceiling)
+        columns = np.clip(counts[self._entry_group], 0, ceiling)
         by_entry = self._removed[np.arange(len(self._entry_group))[:, None], columns]
         removed = np.zeros((len(self._dim_size), counts.shape[1]), dtype=np.int64)
         removed[self._owned_dims] = np.add.reduceat(by_entry, self._dim_starts, axis=0)
