@@ -144,16 +144,16 @@ def test_sequential_final_step_counts_channels_as_the_projection_did():
 
     from prunegym.tasks.toy import ToyTask
 
-    class TenWide(ToyTask):  # a 10-channel group: 0.95·10 is 9.5 in float64, 9.4999… in float32
+    class ThirtyWide(ToyTask):  # a 30-channel group: 0.95·30 is 28.5 in float64, 28.49… in float32
         def build_model(self):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
                 model = nn.Sequential()
-                model.encoder = nn.Sequential(nn.Linear(16, 10), nn.ReLU(), nn.Linear(10, 8))
+                model.encoder = nn.Sequential(nn.Linear(16, 30), nn.ReLU(), nn.Linear(30, 8))
                 model.decoder = nn.Sequential(nn.Linear(8, 24), nn.ReLU(), nn.Linear(24, 16))
             return model.eval()
 
-    task = TenWide()
+    task = ThirtyWide()
     top = PruneEnv(task).sparsity_of(np.full(3, 0.95))  # every group at 0.95, counted in float64
     env = SequentialPruneEnv(task, target=float(top) - 1e-4, tolerance=2e-4)
     env.reset(seed=0)

@@ -72,6 +72,12 @@ def test_rounding_is_half_up():
     assert pruned_counts(np.zeros(3), channels).tolist() == [0, 0, 0]
 
 
+def test_no_group_is_cut_whole():
+    channels = np.array([8, 10, 11, 1, 20])  # 0.95·n rounds to n for n ≤ 10
+    assert pruned_counts(np.full(5, 0.95), channels).tolist() == [7, 9, 10, 0, 19]
+    assert pruned_counts(np.full((2, 5), 0.95), channels).tolist() == [[7, 9, 10, 0, 19]] * 2
+
+
 def test_incremental_masking_equals_a_fresh_mask_after_any_sequence(conv_net):
     """Steps rewrite only the slices whose masks changed; after any sequence of steps the
     parameters must equal restoring the dense model and masking once."""

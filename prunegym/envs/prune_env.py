@@ -39,11 +39,11 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     component (encoder, decoder, ...) plus coupling groups between components. Each group ``i``
     gets a coefficient ``c_i``: the fraction of its ``n_i`` channels to remove. A step ranks the
     channels of every group by an importance criterion, masks the ``⌊c_i·n_i⌉`` least important
-    ones by zeroing their parameters, applies bias compensation and evaluates the task. Tasks
-    whose model is a chain of Linear layers (the MNIST autoencoder) are evaluated on the
-    physically sliced model, with the first layer's output computed once; the metrics equal
-    those of the masked model to float tolerance (``batching="sequential"`` evaluates the masked
-    model itself). :meth:`evaluate_batch` evaluates many candidates at once.
+    ones (at most ``n_i − 1``) by zeroing their parameters, applies bias compensation and
+    evaluates the task. Tasks whose model is a chain of Linear layers (the MNIST autoencoder)
+    are evaluated on the physically sliced model, with the first layer's output computed once;
+    the metrics equal those of the masked model to float tolerance (``batching="sequential"``
+    evaluates the masked model itself). :meth:`evaluate_batch` evaluates many candidates at once.
 
     ## Action Space
     ``Box(0, 0.95, (m,), float32)``, one coefficient per pruning group, ordered as
@@ -463,7 +463,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.pruner.sparsity_estimate(coefficients)
 
     def pruned_counts(self, coefficients: np.ndarray) -> np.ndarray:
-        """Masked channels per group, ``⌊c_i·n_i⌉`` (int64), for ``(m,)`` or ``(K, m)``."""
+        """Masked channels per group, ``⌊c_i·n_i⌉`` at most ``n_i − 1`` (int64), for ``(m,)`` or ``(K, m)``."""
         return self.pruner.counts(coefficients)
 
 

@@ -118,9 +118,9 @@ class SequentialPruneEnv(gym.Env):
         return self._get_obs(), float(reward), True, False, info
 
     def _fractions(self, group: int) -> np.ndarray:
-        """Every distinct coefficient of ``group``: ``k / n`` for ``k`` channels, up to 0.95."""
+        """Every distinct coefficient of ``group``: ``k / n`` for ``k < n`` channels, up to 0.95."""
         channels = max(int(self.core.channels[group]), 1)
-        return np.unique(np.clip(np.arange(channels + 1) / channels, 0.0, MAX_COEFFICIENT))
+        return np.unique(np.clip(np.arange(channels) / channels, 0.0, MAX_COEFFICIENT))
 
     def allowed(self) -> np.ndarray:
         """The coefficients of the group whose turn it is that keep the target reachable (see
@@ -177,9 +177,9 @@ class SequentialPruneEnv(gym.Env):
     def _common_levels(self, later: np.ndarray) -> np.ndarray:
         """One coefficient per pattern of channel counts that a common coefficient of the
         ``later`` groups can give, ascending: 0, 0.95, and the midpoints between the
-        coefficients where some later group's count ``⌊c·n + 0.5⌋`` changes."""
+        coefficients where some later group's count ``min(⌊c·n + 0.5⌋, n − 1)`` changes."""
         channels = np.maximum(self.core.channels[later], 1)
-        changes = np.concatenate([(np.arange(n) + 0.5) / n for n in channels])
+        changes = np.concatenate([(np.arange(n - 1) + 0.5) / n for n in channels])
         edges = np.unique(np.concatenate([[0.0, MAX_COEFFICIENT], changes]))
         edges = edges[edges <= MAX_COEFFICIENT]
         return np.unique(np.concatenate([[0.0], (edges[:-1] + edges[1:]) / 2, [MAX_COEFFICIENT]]))

@@ -1,10 +1,10 @@
 """Per-group channel masks applied in place by zeroing, with bias compensation.
 
-A coefficient ``c_i`` masks ``k_i = ⌊c_i·n_i⌉`` channels of group ``i`` (rounded half up): the
-first ``k_i`` of the group's importance order. Masking a channel zeroes every parameter entry
-that belongs to it (the producer's rows and bias, normalisation scales and shifts, the
-consumers' columns), and a LayerNorm leaves it out of its statistics, so the masked model
-computes exactly what the physically pruned one does.
+A coefficient ``c_i`` masks ``k_i = min(⌊c_i·n_i⌉, n_i − 1)`` channels of group ``i`` (rounded
+half up, and never the whole group): the first ``k_i`` of the group's importance order.
+Masking a channel zeroes every parameter entry that belongs to it (the producer's rows and
+bias, normalisation scales and shifts, the consumers' columns), and a LayerNorm leaves it out
+of its statistics, so the masked model computes exactly what the physically pruned one does.
 """
 
 from __future__ import annotations
@@ -77,8 +77,14 @@ def parameter_layout(
 
 
 def pruned_counts(coefficients: np.ndarray, channels: np.ndarray) -> np.ndarray:
-    """Channels masked per group, ``⌊c_i·n_i⌉`` rounded half up; works on ``(..., m)`` arrays."""
-    return np.floor(np.asarray(coefficients, dtype=np.float64) * channels + 0.5).astype(np.int64)
+    """Channels masked per group, ``min(⌊c_i·n_i⌉, n_i − 1)`` for ``(..., m)`` arrays.
+
+    Rounded half up, and capped so that every group keeps at least one channel: without the
+    cap, ``c = 0.95`` rounds to the whole group when ``n_i ≤ 10``, and the group is cut.
+    """
+    channels = np.asarray(channels, dtype=np.int64)
+    rounded = np.floor(np.asarray(coefficients, dtype=np.float64) * channels + 0.5)
+    return np.minimum(rounded.astype(np.int64), np.maximum(channels - 1, 0))
 
 
 @dataclass

@@ -101,7 +101,7 @@ class WeightPruner:
         return mean_shifts(self.model, inputs, self.layers)
 
     def counts(self, coefficients: np.ndarray) -> np.ndarray:
-        """Zeroed weights per layer, ``⌊c_i·n_i⌉``, for ``(m,)`` or ``(K, m)`` coefficients."""
+        """Zeroed weights per layer, ``⌊c_i·n_i⌉`` at most ``n_i − 1``, for ``(m,)`` or ``(K, m)`` coefficients."""
         return pruned_counts(coefficients, self.channels)
 
     @torch.no_grad()
