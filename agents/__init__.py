@@ -17,6 +17,7 @@ from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, NotApplicable, Problem, Session
 from prunegym.agents.specs import split_solver_spec
 from prunegym.tasks import check_plugin, entry_point_specs, plugin_factory
+from prunegym.tasks.options import check_options
 
 
 def __getattr__(name: str):
@@ -141,6 +142,8 @@ def make_agent(name: str, **options) -> Agent:
         found = getattr(importlib.import_module(module), cls)
     found = found or entry_point_specs(ENTRY_POINT_GROUP).get(name)
     factory = plugin_factory("solver", name, found, Agent, agent_names())
+    if isinstance(factory, type):
+        check_options(f"solver {spec!r}", {**defaults, **options}, factory)
     try:
         agent = factory(**{**defaults, **options})
     except TypeError as error:  # an unknown keyword: say which solver and option

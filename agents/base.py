@@ -19,8 +19,6 @@ Write a new black-box solver by subclassing :class:`AskTellAgent`::
 
 from __future__ import annotations
 
-import inspect
-
 import gymnasium as gym
 import numpy as np
 
@@ -28,6 +26,7 @@ from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, Problem, Session
 from prunegym.agents.tensorboard import tensorboard_writer
 from prunegym.envs.prune_env import PruneEnv
+from prunegym.tasks.options import check_options, stored_settings
 
 
 class Agent:
@@ -60,18 +59,8 @@ class Agent:
         """The solver's constructor arguments as set on this instance (JSON-safe), for result
         files: every named ``__init__`` parameter of the class and its bases that the instance
         stores under the same name, except ``progress`` and ``seed``."""
-        found = {}
-        for cls in type(self).__mro__:
-            if "__init__" not in vars(cls):
-                continue
-            for name, parameter in inspect.signature(cls.__init__).parameters.items():
-                if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-                    continue
-                if name in ("self", "progress", "seed") or name in found:
-                    continue
-                if hasattr(self, name):
-                    found[name] = _json_safe(getattr(self, name))
-        return found
+        stored = stored_settings(self)
+        return {k: _json_safe(v) for k, v in stored.items() if k not in ("progress", "seed")}
 
     def run(
         self,
@@ -91,6 +80,7 @@ class Agent:
         Returns:
             The best coefficients found, their metrics and the full history.
         """
+        check_options(f"solver {self.name!r}", stored_settings(self), type(self))
         budget = Budget.of(budget)
         if budget.unlimited and not self.terminates:
             raise ValueError(

@@ -91,6 +91,8 @@ class FDMomentum(AskTellAgent):
         ):
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"fd-momentum {name} must be > 0, got {value!r}")
+        if penalty is not None and not penalty >= 0:
+            raise ValueError(f"fd-momentum penalty must be >= 0, got {penalty!r}")
         if not 0 <= momentum < 1:
             raise ValueError(f"fd-momentum momentum must be in [0, 1), got {momentum!r}")
         if channels < 1 or max_iterations < 1 or patience < 1:

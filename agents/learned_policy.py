@@ -151,6 +151,7 @@ def load_policy(path: str | Path | None = None) -> SetPolicy:
 def save_policy(policy: SetPolicy, path: str | Path, recipe: dict) -> None:
     """Save ``policy`` with the ``recipe`` that trained it (JSON-safe values)."""
     saved = {"format": POLICY_FORMAT, "hidden": policy.hidden, "recipe": recipe}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     torch.save({**saved, "state_dict": policy.state_dict()}, path)
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +189,10 @@ class Result:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"not a prunegym Result: unknown keys {sorted(unknown)}")
+        kinds = typing.get_type_hints(cls)
+        for key, value in data.items():
+            if not _is_a(value, kinds[key]):
+                raise ValueError(f"not a prunegym Result: {key} is {value!r}")
         return cls(**data)
 
     @classmethod
@@ -198,3 +205,26 @@ class Result:
     @classmethod
     def load(cls, path: str | Path) -> Result:
         return cls.from_json(Path(path).read_text())
+
+
+def _is_a(value, kind) -> bool:
+    """Whether JSON data ``value`` fits the annotation ``kind`` (a float may be NaN, as the
+    files allow; an int is a float; a bool is neither)."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_a(value, arg) for arg in args)
+    if kind is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, numbers.Real)
+    if kind in (int, str, bool):
+        return isinstance(value, kind)
+    if origin is list:
+        return isinstance(value, list) and all(_is_a(item, args[0]) for item in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_is_a(item, args[1]) for item in value.values())
+    return True

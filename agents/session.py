@@ -288,10 +288,11 @@ class Session:
             self.writer.add_scalar(f"{self.solver}/{name}", value, step)
 
     def _meets_floor(self, metric: float) -> bool:
+        """A metric that is not finite never counts as feasible (a broken pruned model)."""
+        if not math.isfinite(metric):
+            return False
         if self.metric_floor is None:
             return True
-        if math.isnan(metric):
-            return False
         return self.problem.sign * (metric - self.metric_floor) >= 0
 
     def _rank(self, evaluation: Evaluation) -> tuple[int, float]:
@@ -354,9 +355,10 @@ class Session:
                 f"infeasible: the target window {window} is out of reach; the largest "
                 f"achievable sparsity is {problem.max_sparsity:.4f} (every c_i = {problem.upper})"
             )
-        if self.metric_floor is not None and any(
-            problem.in_window(e.sparsity) for e in self.history
-        ):
+        in_window = [e for e in self.history if problem.in_window(e.sparsity)]
+        if in_window and not any(math.isfinite(e.metric) for e in in_window):
+            return f"infeasible: every evaluation in the window {window} gave a non-finite metric"
+        if self.metric_floor is not None and in_window:
             return (
                 f"infeasible: no evaluation in the window {window} met the metric floor "
                 f"{self.metric_floor}"

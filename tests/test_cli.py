@@ -216,8 +216,8 @@ def test_train_policy_checks_its_arguments_before_training(tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("")
     for argv, message in (
-        (["--out", str(tmp_path / "none" / "p.pt")], "the folder"),
-        (["--out", str(tmp_path)], "is a directory"),
+        (["--out", str(afile / "p.pt")], "is a file, not a folder"),
+        (["--out", str(tmp_path)], "is a folder; give a file name"),
         (["--out", str(tmp_path / "p.pt"), "--seed", "-1"], "--seed >= 0"),
         (["--out", str(tmp_path / "p.pt"), "--tensorboard", str(afile)], "is a file, not a folder"),
         (["--out", "/proc/prunegym-policy.pt"], "cannot be written"),

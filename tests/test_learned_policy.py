@@ -132,10 +132,12 @@ def test_refine_spends_at_most_its_evaluations_and_never_ends_worse(search):
     assert refined.feasible and refined.metric >= answer.metric - 1e-9
     assert np.allclose(refined.history[0]["coefficients"], answer.coefficients)  # started there
     for refine in (-1, 2.5, "abc", True):
-        with pytest.raises(ValueError, match="refine must be an integer"):
+        with pytest.raises(ValueError, match=r"refine\S* must be an integer"):
             make_agent("learned-policy", refine=refine)
-    with pytest.raises(ValueError, match="sigma must be > 0 and batch"):
+    with pytest.raises(ValueError, match="sigma='wide': must be a finite number"):
         make_agent("learned-policy", sigma="wide")
+    with pytest.raises(ValueError, match="sigma must be > 0 and batch"):
+        make_agent("learned-policy", sigma=-0.1)
     with pytest.raises(ValueError, match="search"):
         make_agent("learned-policy", search="annealing")
 

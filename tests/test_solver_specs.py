@@ -53,7 +53,8 @@ def test_solve_takes_a_spec_and_reports_a_bad_setting_in_one_line(capsys):
     assert "solver: learned-policy:refine=4" in out and "evaluations  5 in" in out
     assert main(["solve", "toy", "--solver", "learned-policy:refine=many"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("prunegym: error: learned-policy refine must be an integer")
+    assert err[-1].startswith("prunegym: error: solver 'learned-policy:refine=many' option")
+    assert err[-1].endswith("refine='many': must be an integer")
 
 
 @pytest.mark.parametrize(

@@ -94,14 +94,18 @@ class BenchSpec:
         for kind, given, known in (
             ("task", self.tasks, task_names()),
             ("solver", self.solvers, agent_names() + baseline_names()),
+            ("target", self.targets, None),
         ):
             if not given:
                 raise ValueError(f"give at least one {kind}")
+            twice = [item for k, item in enumerate(given) if item in given[:k]]
+            if twice:
+                raise ValueError(f"{kind} {twice[0]!r} is listed twice")
+            if known is None:
+                continue
             unknown = [name for name in given if name not in known and ":" not in name]
             if unknown:
                 raise ValueError(f"unknown {kind} {unknown[0]!r}; choose from {', '.join(known)}")
-        if not self.targets:
-            raise ValueError("give at least one target")
         for target in self.targets:
             if not 0.0 < target < 0.95:
                 raise ValueError(f"targets must lie in (0, 0.95), got {target}")

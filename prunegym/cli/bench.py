@@ -11,6 +11,7 @@ from prunegym.cli.common import (
     add_env_arguments,
     add_option,
     check_solver_settings,
+    check_writable,
     parse_option,
     say,
     task_options,
@@ -71,6 +72,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         lsq_ridge=args.lsq_ridge,
         baselines=not args.no_baselines,
     )
+    check_writable(args.out, "--out", folder=True)
     counts = run_bench(spec, args.out, args.backend, args.address, progress=not args.no_progress)
     say(f"{counts['ran']} cells run, {counts['skipped']} already done (of {counts['cells']})")
     command = "prunegym " + " ".join(shlex.quote(a) for a in args.argv)

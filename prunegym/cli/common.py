@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from prunegym.agents.specs import parse_setting, split_solver_spec
 from prunegym.envs.prune_env import PruneEnv
@@ -54,6 +58,29 @@ def check_solver_settings(
     both = sorted(set(settings) & set(options))
     if both:
         raise ValueError(f"{both[0]!r} is set both by {solver_flag} {spec!r} and by --option")
+
+
+def check_writable(path: str | Path, flag: str, folder: bool = False) -> None:
+    """One-line ``ValueError`` unless ``path`` can be written, checked before any work: a file
+    (``folder=False``) or a folder (``folder=True``); missing parent folders are created later,
+    so the nearest existing one must take new files."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {path} is a file; give a folder")
+    if not folder and path.is_dir():
+        raise ValueError(f"{flag} {path} is a folder; give a file name")
+    existing = path if folder else path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {path}: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+        if not folder and path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+    except OSError as error:
+        raise ValueError(f"{flag} {path} cannot be written: {error.strerror}") from None
 
 
 def check_window(target: float, tolerance: float) -> None:

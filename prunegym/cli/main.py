@@ -16,6 +16,7 @@ from prunegym.cli.common import (
     add_option,
     check_solver_settings,
     check_window,
+    check_writable,
     make_env,
     parse_option,
     say,
@@ -140,6 +141,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     for text in args.option:
         add_option(options, *parse_option(text))
     check_solver_settings(args.solver, options)
+    if args.out:
+        check_writable(args.out, "--out", folder=True)
     agent = make_agent(args.solver, progress=not args.no_progress, seed=args.seed, **options)
     env = make_env(args)
     return _run_agent(args, env, agent)
@@ -247,7 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv  # the command as typed, for reports
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as error:
+    except (
+        ValueError,
+        FileNotFoundError,
+        IsADirectoryError,
+        PermissionError,
+        NotImplementedError,
+    ) as error:  # bad input, and a plugin task without what the command needs
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"prunegym: error: {message}", file=sys.stderr)
         return 2

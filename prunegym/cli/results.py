@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 import numpy as np
 
 from prunegym.agents import Result, prunes_its_own_model
-from prunegym.cli.common import say
+from prunegym.cli.common import check_writable, say
 from prunegym.pruning.export import save_exported
 from prunegym.results.artifacts import export_summary
 from prunegym.results.replay import OtherWeights, environment_for, rerun_solver
@@ -44,7 +45,7 @@ def _replay(result, env) -> dict:
         return {
             **again.metrics, "metric": again.metric, "sparsity": again.sparsity,
             "feasible": again.feasible, "test": again.test_metrics,
-            "dense_test": again.dense_test_metrics,
+            "dense_test": again.dense_test_metrics, "coefficients": again.coefficients,
         }  # fmt: skip
     env.reset()
     _, _, _, _, info = env.step(np.asarray(result.coefficients))
@@ -100,6 +101,36 @@ def _exact_problems(result, env, info, rtol: float, atol: float) -> list[str]:
         problems.append(
             f"{result.metric_name} is {info['metric']:.6g}, the result recorded {result.metric:.6g}"
         )
+    for name, recorded in result.metrics.items():
+        if name not in info:
+            problems.append(f"the result records a metric {name!r} the task does not compute")
+        elif not np.isclose(info[name], recorded, rtol=rtol, atol=atol):
+            problems.append(f"{name} is {info[name]:.6g}, the result recorded {recorded:.6g}")
+    return problems
+
+
+def _recorded_problems(result, env, info) -> list[str]:
+    """What every result must match whatever its task: the metric's name, the sparsity, the
+    feasibility (the window, a finite metric and the solver's ``metric_floor``) and, for a
+    solver that chose its own channels, the coefficients its re-run chose."""
+    core, problems = env.unwrapped, []
+    if result.metric_name != core.task.metric:
+        problems.append(
+            f"metric_name is {core.task.metric!r}, the result recorded {result.metric_name!r}"
+        )
+    if abs(info["sparsity"] - result.sparsity) > 1e-12:
+        problems.append(
+            f"sparsity is {info['sparsity']:.6f}, the result recorded {result.sparsity:.6f}"
+        )
+    floor = result.solver_settings.get("metric_floor")
+    sign = 1.0 if core.task.higher_is_better else -1.0
+    metric = info["metric"]
+    feasible = bool(info["feasible"]) and math.isfinite(metric)
+    feasible = feasible and (floor is None or sign * (metric - floor) >= 0)
+    if feasible != result.feasible:
+        problems.append(f"feasible is {feasible}, the result recorded {result.feasible}")
+    if "coefficients" in info and not np.allclose(info["coefficients"], result.coefficients):
+        problems.append("the solver's re-run chose other coefficients than the result recorded")
     return problems
 
 
@@ -118,12 +149,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         problems = _statistical_problems(result, env, info)
     else:
         problems = _exact_problems(result, env, info, args.rtol, args.atol)
-    if abs(info["sparsity"] - result.sparsity) > 1e-12:
-        problems.append(
-            f"sparsity is {info['sparsity']:.6f}, the result recorded {result.sparsity:.6f}"
-        )
-    if info["feasible"] != result.feasible and result.message == "":
-        problems.append(f"feasible is {info['feasible']}, the result recorded {result.feasible}")
+    problems += _recorded_problems(result, env, info)
     if problems:
         return _failed(args.result, problems)
     print(
@@ -150,6 +176,7 @@ def _failed(path: str, problems: list[str]) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
 
+    check_writable(args.out, "--out")
     result = load_result(args.result)
     env = _environment(result, args)
     if prunes_its_own_model(result.solver):

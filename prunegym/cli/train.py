@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import errno
-import os
 import sys
-import tempfile
-from pathlib import Path
 
 from tqdm import tqdm
 
+from prunegym.cli.common import check_writable
 from prunegym.cli.common import say as _say
 from prunegym.training.autoencoder import RECIPE, train_autoencoder
 from prunegym.training.tdmpc import Trainer
@@ -83,22 +80,6 @@ def cmd_train_tdmpc(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_writable(path: Path, flag: str) -> None:
-    """One-line ``ValueError`` unless a file can be written at ``path`` (checked before hours
-    of training, not after)."""
-    if path.is_dir():
-        raise ValueError(f"{flag} {path} is a directory; give a file name such as policy.pt")
-    if not path.parent.is_dir():
-        raise ValueError(f"{flag} {path}: the folder {path.parent} does not exist")
-    try:
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-        if path.exists() and not os.access(path, os.W_OK):
-            raise PermissionError(errno.EACCES, "permission denied")
-    except OSError as error:
-        raise ValueError(f"{flag} {path} cannot be written: {error.strerror}") from None
-
-
 def cmd_train_policy(args: argparse.Namespace) -> int:
     from prunegym.agents.learned_policy import save_policy
     from prunegym.agents.policy_training import RECIPE, train_policy
@@ -109,7 +90,7 @@ def cmd_train_policy(args: argparse.Namespace) -> int:
         raise ValueError(
             f"--generations must be >= 1 and --seed >= 0, got {args.generations} and {args.seed}"
         )
-    _check_writable(Path(args.out), "--out")
+    check_writable(args.out, "--out")
     recipe = {**RECIPE, "generations": args.generations, "seed": args.seed}
     tasks = dict(RECIPE["tasks"])
     if args.tasks:

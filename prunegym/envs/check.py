@@ -12,6 +12,7 @@ from prunegym.envs.evaluation.sliced_chain import UnsupportedChain
 from prunegym.envs.evaluation.strategies import make_strategy
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks.base import Task
+from prunegym.tasks.capabilities import ChainEvaluation
 
 _HOOKS = {
     "sliced": "evaluation_chain()",
@@ -41,6 +42,9 @@ def check_task(
     env = PruneEnv(task, batching="sequential", cache=False, **env_kwargs)
     task = env.task
     dense = {name: value.clone() for name, value in env.model.state_dict().items()}
+    broken = {key: value for key, value in env.dense_metrics.items() if not math.isfinite(value)}
+    if broken:
+        raise RuntimeError(f"task {task.name!r}: evaluate() of the dense model gives {broken}")
     again = task.evaluate(env.model)
     if again != env.dense_metrics:
         raise RuntimeError(
@@ -55,7 +59,12 @@ def check_task(
     for name, hook in _HOOKS.items():
         try:
             strategy = make_strategy(name, task, env.model, env.pruner)
-        except (UnsupportedChain, ValueError):
+        except UnsupportedChain as error:
+            if isinstance(task, ChainEvaluation) and env.pruner.granularity == "channel":
+                problem = f"task {task.name!r}: its {hook} cannot be sliced: {error}"
+                raise RuntimeError(problem) from None
+            continue  # the task does not offer this path
+        except ValueError:
             continue  # the task does not offer this path
         report["batched_paths"].append(name)
         for k, (got, want) in enumerate(zip(strategy(counts), reference, strict=True)):

@@ -463,7 +463,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.pruner.sparsity_estimate(coefficients)
 
     def pruned_counts(self, coefficients: np.ndarray) -> np.ndarray:
-        """Masked channels per group, ``⌊c_i·n_i⌉`` at most ``n_i − 1`` (int64), for ``(m,)`` or ``(K, m)``."""
+        """Masked channels per group, ``min(⌊c_i·n_i⌉, n_i − 1)`` (int64), for ``(K, m)`` too."""
         return self.pruner.counts(coefficients)
 
 

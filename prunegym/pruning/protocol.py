@@ -51,7 +51,7 @@ class Pruner(Protocol):
         """``(m,)`` units masked per group in the model now."""
 
     def counts(self, coefficients: np.ndarray) -> np.ndarray:
-        """Masked units per group, ``⌊c_i·n_i⌉`` at most ``n_i − 1``, for ``(m,)`` or ``(K, m)`` coefficients."""
+        """Masked units per group, ``min(⌊c_i·n_i⌉, n_i − 1)``, for ``(m,)`` or ``(K, m)``."""
 
     def apply_counts(self, counts: np.ndarray) -> None:
         """Write the masks (and compensation) of ``counts`` ``(m,)`` into the model."""

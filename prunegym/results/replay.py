@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from prunegym.agents import make_agent
 from prunegym.agents.result import Result
 from prunegym.envs.prune_env import PruneEnv
@@ -55,6 +57,9 @@ def environment_for(result: Result, device: str | None = None, **task_overrides)
     """
 
     task = make_task(result.task, device=device, **{**result.task_options, **task_overrides})
+    unknown = set(result.env_options) - set(inspect.signature(PruneEnv).parameters)
+    if unknown:
+        raise ValueError(f"the result's env_options name no PruneEnv option: {sorted(unknown)}")
     env = PruneEnv(
         task,
         target=result.target,

@@ -24,6 +24,7 @@ from importlib import metadata
 
 from prunegym.tasks.base import Task
 from prunegym.tasks.devices import resolve_device
+from prunegym.tasks.options import check_options
 
 _BUILT_IN = {
     "diffusion-sorption": "prunegym.tasks.diffusion_sorption:DiffusionSorptionTask",
@@ -147,6 +148,8 @@ def make_task(name: str, device: str | None = None, **kwargs) -> Task:
     if unknown:
         valid = [key for key in accepted if key != "self"]
         raise ValueError(f"task {name!r} takes no option {unknown[0]!r}; its options: {valid}")
+    if isinstance(factory, type):
+        check_options(f"task {name!r}", kwargs, factory)
     resolve_device(device)  # an unavailable device fails before the task loads anything
     task = factory(**kwargs)
     if not isinstance(task, Task):

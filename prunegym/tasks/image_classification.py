@@ -34,6 +34,7 @@ from torch import nn
 from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import CheckpointError, load_state_into, safe_load
 from prunegym.tasks.data.images import load_image_split
+from prunegym.tasks.options import check_at_least
 
 #: Modules whose children are the components (the stages of ``features``, a ViT's blocks).
 SPLIT = ("features", "encoder", "encoder.layers")
@@ -101,6 +102,10 @@ class ImageClassificationTask(Task):
                 "torchvision.models.list_models(module=torchvision.models)"
             )
         self.model, self.weights, self.data, self.data_root = model, weights, data, data_root
+        check_at_least(
+            "task 'image-classification'", 1, eval_images=eval_images,
+            calibration_images=calibration_images, batch_size=batch_size,
+        )  # fmt: skip
         self.eval_count, self.calibration_count = eval_images, calibration_images
         self.image_size, self.batch_size, self.seed = image_size, batch_size, seed
         self.component_paths = components

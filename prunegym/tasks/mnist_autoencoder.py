@@ -12,6 +12,7 @@ from torch import nn
 from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import load_checkpoint, load_state_into
 from prunegym.tasks.data import load_mnist_split
+from prunegym.tasks.options import check_at_least
 
 DEFAULT_CHECKPOINT = "mnist_autoencoder.pt"
 
@@ -83,6 +84,9 @@ class MNISTAutoencoderTask(Task):
         calibration_size: int = 1000,
         batch_size: int = 250,
     ) -> None:
+        check_at_least(
+            "task 'mnist-ae'", 1, calibration_size=calibration_size, batch_size=batch_size
+        )
         self.data_root = data_root
         self.checkpoint = checkpoint
         self.calibration_size = calibration_size

@@ -18,6 +18,7 @@ from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import load_checkpoint, load_state_into, save_checkpoint
 from prunegym.tasks.data.mnist import load_mnist_split
 from prunegym.tasks.fitting import finetune
+from prunegym.tasks.options import check_at_least
 
 ARCHITECTURES = {32: "784-32-32-10", 64: "784-64-64-10"}
 RECIPE = {"epochs": 15, "batch_size": 64, "learning_rate": 1e-3}
@@ -114,10 +115,13 @@ class MNISTClassifierTask(Task):
     higher_is_better = False
     metric_scale = 1.0
 
-    def __init__(self, hidden: int = 64, checkpoint=None, data_root=None, calibration_size=1000):
+    def __init__(
+        self, hidden: int = 64, checkpoint=None, data_root=None, calibration_size: int = 1000
+    ):
         if hidden not in ARCHITECTURES:
             raise ValueError(f"hidden must be one of {sorted(ARCHITECTURES)}, got {hidden!r}")
         self.hidden, self.checkpoint, self.data_root = hidden, checkpoint, data_root
+        check_at_least("task 'mnist-classifier'", 1, calibration_size=calibration_size)
         self.calibration_size = calibration_size
         self.split = load_mnist_split(data_root)
 

@@ -42,6 +42,7 @@ from torch import nn
 from prunegym.tasks.base import Task
 from prunegym.tasks.checkpoints import CheckpointError, load_state_into, safe_load
 from prunegym.tasks.intervals import mean_ci95
+from prunegym.tasks.options import check_at_least
 from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.controllers import random_controller
@@ -128,8 +129,10 @@ class TDMPCPendulumTask(Task):
         self._frames: FrameTable | None = None  # on the device, built when first needed
         self._tensor_runs: dict[int, TensorPendulums] = {}  # by first seed
         self._conv_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        if episodes < 1:
-            raise ValueError(f"episodes must be >= 1, got {episodes}")
+        check_at_least(
+            "task 'tdmpc-pendulum'", 1, episodes=episodes,
+            calibration_episodes=calibration_episodes, plan_horizon=plan_horizon,
+        )  # fmt: skip
         if test_episodes < 2:
             raise ValueError(f"test_episodes must be >= 2 (for an interval), got {test_episodes}")
         self.checkpoint, self.mode, self.episodes = checkpoint, mode, episodes

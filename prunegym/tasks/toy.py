@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from prunegym.tasks.base import Task
+from prunegym.tasks.options import check_at_least
 
 
 class ToyTask(Task):
@@ -30,6 +31,7 @@ class ToyTask(Task):
     higher_is_better = False
 
     def __init__(self, seed: int = 0, samples: int = 256) -> None:
+        check_at_least("task 'toy'", 1, samples=samples)
         generator = torch.Generator().manual_seed(seed)
         self.seed = seed
         self.inputs = torch.randn(samples, 16, generator=generator) + 0.5

@@ -65,6 +65,11 @@ class Evaluator:
         self.precision, self.device = precision, task.device
         with self.precise():
             self.dense_metrics = dict(task.evaluate(model))
+            if task.metric not in self.dense_metrics:
+                raise ValueError(
+                    f"task {task.name!r}: evaluate() returned {sorted(self.dense_metrics)}, "
+                    f"without its metric {task.metric!r}"
+                )
             self.strategy = make_strategy(batching, task, model, pruner, batch_memory_mb, precision)
         self.reward = replace(reward, dense_metric=float(self.dense_metrics[task.metric]))
         self.tolerance = tolerance

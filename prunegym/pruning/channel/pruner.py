@@ -165,7 +165,7 @@ class SoftPruner:
         return self.counter.total
 
     def counts(self, coefficients: np.ndarray) -> np.ndarray:
-        """Masked channels per group, ``⌊c_i·n_i⌉`` at most ``n_i − 1``, for ``(m,)`` or ``(K, m)`` coefficients."""
+        """Masked channels per group, ``min(⌊c_i·n_i⌉, n_i − 1)``, for ``(m,)`` or ``(K, m)``."""
         return pruned_counts(coefficients, self.channels)
 
     @property

@@ -101,7 +101,7 @@ class WeightPruner:
         return mean_shifts(self.model, inputs, self.layers)
 
     def counts(self, coefficients: np.ndarray) -> np.ndarray:
-        """Zeroed weights per layer, ``⌊c_i·n_i⌉`` at most ``n_i − 1``, for ``(m,)`` or ``(K, m)`` coefficients."""
+        """Zeroed weights per layer, ``min(⌊c_i·n_i⌉, n_i − 1)``, for ``(m,)`` or ``(K, m)``."""
         return pruned_counts(coefficients, self.channels)
 
     @torch.no_grad()

@@ -68,6 +68,19 @@ def _torchvision_split(data_root: str | Path) -> MNISTSplit:
             f"{root}/MNIST/raw/train-images-idx3-ubyte and friends); "
             "leave data_root unset to use the embedded 5,000 digits"
         ) from error
+    except (AssertionError, ValueError, OSError, EOFError) as error:  # torchvision's own checks
+        detail = f": {error}" if str(error) else ""
+        raise ValueError(
+            f"the MNIST files under {root}/MNIST/raw are corrupt or not MNIST's idx format "
+            f"({type(error).__name__}{detail})"
+        ) from None
+    for split in (train, test):
+        if (
+            split.data.ndim != 3
+            or split.data.shape[1:] != (28, 28)
+            or len(split.targets) != len(split.data)
+        ):
+            raise ValueError(f"the MNIST files under {root}/MNIST/raw do not hold 28×28 digits")
 
     def flat(dataset) -> torch.Tensor:
         return dataset.data.reshape(len(dataset.data), -1).float() / 255.0

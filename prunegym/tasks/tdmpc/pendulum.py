@@ -128,11 +128,13 @@ def make_pixel_pendulum(
     action_repeat: int = ACTION_REPEAT,
     cache: bool = True,
     max_episode_steps: int = 200,
+    render_mode: str | None = None,
 ) -> gym.Env:
     """The pixel pendulum: observation ``(frames, size, size)`` uint8, action ``(1,)`` torque
     in [−2, 2], reward Pendulum-v1's summed over the repeat, ``200 / action_repeat``
-    decisions per episode."""
-    env = gym.make("Pendulum-v1", max_episode_steps=max_episode_steps)
+    decisions per episode. ``render_mode`` is Pendulum-v1's (``"rgb_array"``: a 500×500 RGB
+    frame; ``"human"``: a window)."""
+    env = gym.make("Pendulum-v1", max_episode_steps=max_episode_steps, render_mode=render_mode)
     env = ActionRepeat(env, action_repeat)
     env = PendulumPixels(env, size, cache=cache)
     return FrameStackObservation(env, frames)

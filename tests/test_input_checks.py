@@ -1,0 +1,182 @@
+"""Bad input gets one clear line, and a result file that claims what it did not find fails
+validation (each case was found by a new user's bug hunt)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from prunegym.agents import RandomSearch, make_agent
+from prunegym.cli.main import main
+from prunegym.envs import PruneEnv, check_task
+from prunegym.tasks import make_task
+from prunegym.tasks.toy import ToyTask
+
+
+def _one_error_line(capsys, *needles) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith("prunegym: error:")]
+    assert len(errors) == 1 and err[-1] == errors[0] and "Traceback" not in "".join(err), err
+    assert all(needle in errors[0] for needle in needles), err
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("random:samples=NaN", "samples=nan: must be an integer or null"),  # ran forever
+        ("random:samples=Infinity", "samples=inf: must be an integer"),
+        ("random:samples=1.5", "samples=1.5: must be an integer"),
+        ('fd-momentum:refine="no"', "refine='no': must be true or false"),
+        ("fd-momentum:channels=1.5", "channels=1.5: must be an integer"),
+        ("fd-momentum:learning_rate=abc", "learning_rate='abc': must be a finite number"),
+        ("fd-momentum:penalty=NaN", "penalty=nan: must be a finite number or null"),
+        ("fd-momentum:penalty=-5", "penalty must be >= 0"),
+        ("uniform:metric_floor=nan", "metric_floor='nan': must be a finite number or null"),
+    ],
+)
+def test_solver_options_of_the_wrong_kind_are_refused(spec, message):
+    with pytest.raises(ValueError) as error:
+        make_agent(spec)
+    assert message in str(error.value)
+
+
+def test_a_solver_built_directly_is_checked_when_it_runs():
+    with pytest.raises(ValueError, match="samples=nan: must be an integer"):
+        RandomSearch(samples=float("nan"), progress=False).run(PruneEnv("toy"))
+
+
+@pytest.mark.parametrize(
+    ("task", "options", "message"),
+    [
+        ("toy", {"samples": 0}, "option samples must be >= 1, got 0"),
+        ("toy", {"samples": "abc"}, "samples='abc': must be an integer"),
+        ("toy", {"seed": 1.5}, "seed=1.5: must be an integer"),
+        ("mnist-ae", {"batch_size": 0}, "batch_size must be >= 1"),
+        ("mnist-ae", {"calibration_size": -1}, "calibration_size must be >= 1"),
+        ("mnist-classifier", {"calibration_size": 2.5}, "calibration_size=2.5: must be an"),
+        ("tdmpc-pendulum", {"plan_horizon": 0}, "plan_horizon must be >= 1"),
+    ],
+)
+def test_task_options_of_the_wrong_kind_or_range_are_refused(task, options, message):
+    with pytest.raises(ValueError) as error:
+        make_task(task, **options)
+    assert message in str(error.value)
+
+
+def test_a_corrupt_mnist_folder_is_one_line(tmp_path, capsys):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images", "train-labels", "t10k-images", "t10k-labels"):
+        kind = "idx3" if "images" in name else "idx1"
+        (raw / f"{name}-{kind}-ubyte").write_bytes(bytes(range(100)))
+    assert main(["solve", "mnist-ae", "--solver", "uniform", "--data-root", str(tmp_path)]) == 2
+    _one_error_line(capsys, "are corrupt or not MNIST's idx format")
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["solve", "toy", "--solver", "uniform", "--out", str(afile)]) == 2
+    _one_error_line(capsys, "is a file; give a folder")
+    bench = ["bench", "--tasks", "toy", "--seeds", "1", "--out", str(tmp_path / "b")]
+    assert main([*bench, "--solvers", "uniform", "--targets", "0.2,0.2"]) == 2
+    _one_error_line(capsys, "target 0.2 is listed twice")
+    assert main([*bench, "--solvers", "uniform,norm,uniform", "--targets", "0.2"]) == 2
+    _one_error_line(capsys, "solver 'uniform' is listed twice")
+    assert not (tmp_path / "b").exists()
+    result = make_agent("uniform", progress=False).run(PruneEnv("toy", target=0.3))
+    result.save(tmp_path / "r.json")
+    assert main(["export", str(tmp_path / "r.json"), "--out", str(tmp_path)]) == 2
+    _one_error_line(capsys, "is a folder; give a file name")
+    assert main(["export", str(tmp_path / "r.json"), "--out", str(afile / "m.pt2")]) == 2
+    _one_error_line(capsys, "is a file, not a folder")
+
+
+@pytest.fixture(scope="module")
+def uniform_result(tmp_path_factory):
+    path = tmp_path_factory.mktemp("validate") / "r.json"
+    make_agent("uniform", progress=False).run(PruneEnv("toy", target=0.3)).save(path)
+    return json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"feasible": False}, "feasible is True, the result recorded False"),
+        ({"feasible": False, "message": "made up"}, "feasible is True, the result recorded"),
+        ({"metric_name": "psnr"}, "metric_name is 'mse', the result recorded 'psnr'"),
+        ({"metrics": {"mse": 3.0}}, "the result recorded 3"),
+        ({"metrics": {"mse": None, "foo": 1.0}}, "metrics is"),
+        ({"solver_settings": {"metric_floor": 1e-9}}, "feasible is False, the result recorded"),
+        ({"coefficients": None}, "coefficients is None"),
+        ({"metric": "abc"}, "metric is 'abc'"),
+        ({"task_options": "x"}, "task_options is 'x'"),
+        ({"env_options": {"foo": 1}}, "env_options name no PruneEnv option: ['foo']"),
+    ],
+)
+def test_validate_fails_a_hand_edited_result(uniform_result, edit, message, tmp_path, capsys):
+    path = tmp_path / "edited.json"
+    original = tmp_path / "original.json"
+    original.write_text(json.dumps(uniform_result))
+    assert main(["validate", str(original)]) == 0
+    capsys.readouterr()
+    path.write_text(json.dumps({**uniform_result, **edit}))
+    assert main(["validate", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+def test_a_result_file_with_a_metric_the_task_does_not_compute_fails(uniform_result, tmp_path):
+    path = tmp_path / "extra.json"
+    metrics = {**uniform_result["metrics"], "foo": 1.0}
+    path.write_text(json.dumps({**uniform_result, "metrics": metrics}))
+    assert main(["validate", str(path)]) == 1
+
+
+class BrokenWhenPruned(ToyTask):
+    """The dense model evaluates; any pruned one gives NaN (a model the pruning broke)."""
+
+    def evaluate(self, model):
+        metrics = super().evaluate(model)
+        pruned = any(bool((p == 0).all(dim=-1).any()) for p in model.parameters() if p.ndim == 2)
+        return {key: math.nan for key in metrics} if pruned else metrics
+
+
+def test_a_non_finite_metric_is_never_feasible():
+    env = PruneEnv(BrokenWhenPruned(), target=0.3, batching="sequential")
+    result = make_agent("random:samples=3", progress=False).run(env)
+    assert not result.feasible and math.isnan(result.metric)
+    assert "gave a non-finite metric" in result.message
+
+
+def test_check_task_names_a_broken_task():
+    class NanDense(ToyTask):
+        def evaluate(self, model):
+            return {key: math.nan for key in super().evaluate(model)}
+
+    class NoMetric(ToyTask):
+        def evaluate(self, model):
+            return {"other": 1.0}
+
+    class DecoderChain(ToyTask):  # starts at a layer whose inputs are masked
+        def evaluation_chain(self, model):
+            return self.reference, list(model.decoder)
+
+    with pytest.raises(RuntimeError, match="evaluate\\(\\) of the dense model gives"):
+        check_task(NanDense())
+    with pytest.raises(ValueError, match="returned \\['other'\\], without its metric 'mse'"):
+        PruneEnv(NoMetric())
+    with pytest.raises(RuntimeError, match="evaluation_chain\\(\\) cannot be sliced: the chain"):
+        check_task(DecoderChain())
+
+
+def test_pixel_pendulum_renders_as_gymnasium_asks():
+    import gymnasium as gym
+
+    env = gym.make("prunegym/PixelPendulum-v0", render_mode="rgb_array")
+    observation, _ = env.reset(seed=0)
+    frame = env.render()
+    assert observation.shape == env.observation_space.shape and frame.shape[2:] == (3,)
+    assert frame.dtype == np.uint8 and frame.std() > 0
+    env.close()
