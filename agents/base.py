@@ -81,6 +81,8 @@ class Agent:
             The best coefficients found, their metrics and the full history.
         """
         check_options(f"solver {self.name!r}", stored_settings(self), type(self))
+        if self.seed is not None and self.seed < 0:
+            raise ValueError(f"solver {self.name!r}: seed must be >= 0, got {self.seed}")
         budget = Budget.of(budget)
         if budget.unlimited and not self.terminates:
             raise ValueError(

@@ -41,9 +41,13 @@ def test_solver_options_of_the_wrong_kind_are_refused(spec, message):
     assert message in str(error.value)
 
 
-def test_a_solver_built_directly_is_checked_when_it_runs():
+def test_a_solver_built_directly_is_checked_when_it_runs(capsys):
     with pytest.raises(ValueError, match="samples=nan: must be an integer"):
         RandomSearch(samples=float("nan"), progress=False).run(PruneEnv("toy"))
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        RandomSearch(samples=2, seed=-1, progress=False).run(PruneEnv("toy"))
+    assert main(["solve", "toy", "--solver", "uniform", "--seed", "-1"]) == 2
+    _one_error_line(capsys, "--seed must be >= 0, got -1")
 
 
 @pytest.mark.parametrize(
@@ -180,3 +184,22 @@ def test_pixel_pendulum_renders_as_gymnasium_asks():
     assert observation.shape == env.observation_space.shape and frame.shape[2:] == (3,)
     assert frame.dtype == np.uint8 and frame.std() > 0
     env.close()
+
+
+def test_the_oracles_refuse_what_they_cannot_count():
+    env = PruneEnv("toy")
+    with pytest.raises(ValueError, match="coefficients must be finite"):
+        env.sparsity_of(np.full(5, np.nan))
+    for limit in (-1, 2.5, True, float("nan")):
+        with pytest.raises(ValueError, match="limit must be None or an integer >= 0"):
+            env.evaluate_batch(np.full((2, 5), 0.2), limit=limit)
+    assert len(env.evaluate_batch(np.full((2, 5), 0.2), limit=1)) == 2  # one new mask, twice
+
+
+def test_the_generic_ids_take_a_built_task():
+    import gymnasium as gym
+
+    env = gym.make("prunegym/Prune-v0", task=ToyTask(seed=1), target=0.3)
+    assert env.unwrapped.task.seed == 1
+    with pytest.raises(ValueError, match="task_options apply to a task given by name"):
+        gym.make("prunegym/PruneSequential-v0", task=ToyTask(), task_options={"seed": 2})

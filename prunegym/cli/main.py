@@ -141,6 +141,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     for text in args.option:
         add_option(options, *parse_option(text))
     check_solver_settings(args.solver, options)
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
     if args.out:
         check_writable(args.out, "--out", folder=True)
     agent = make_agent(args.solver, progress=not args.no_progress, seed=args.seed, **options)

@@ -8,23 +8,35 @@ from gymnasium.vector import AutoresetMode
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.envs.sequential import SequentialPruneEnv, check_hard_budget
 from prunegym.envs.vector import PruneVectorEnv, check_vector_observation
-from prunegym.tasks import make_task
+from prunegym.tasks import Task, make_task
 
 
-def make_task_env(task_name: str, task_kwargs: dict | None = None, **env_kwargs) -> PruneEnv:
-    """Build a :class:`PruneEnv` for a named task (the registered ids' entry point)."""
-    task = make_task(task_name, device=env_kwargs.get("device"), **(task_kwargs or {}))
-    return PruneEnv(task, **env_kwargs)
+def _task(task: str | Task, task_kwargs: dict | None, device: str | None) -> Task:
+    """``task`` built by name with ``task_kwargs``, or a built :class:`Task` as it is."""
+    if not isinstance(task, Task):
+        return make_task(task, device=device, **(task_kwargs or {}))
+    if task_kwargs:
+        raise ValueError("task_options apply to a task given by name, not to a built Task")
+    return task
 
 
-def any_task_env(task: str = "toy", task_options: dict | None = None, **env_kwargs) -> PruneEnv:
+def make_task_env(task_name: str | Task, task_kwargs: dict | None = None, **env_kwargs) -> PruneEnv:
+    """Build a :class:`PruneEnv` for a task, named or built (the registered ids' entry point)."""
+    return PruneEnv(_task(task_name, task_kwargs, env_kwargs.get("device")), **env_kwargs)
+
+
+def any_task_env(
+    task: str | Task = "toy", task_options: dict | None = None, **env_kwargs
+) -> PruneEnv:
     """Entry point of ``prunegym/Prune-v0``: any task by name, registered name or
     ``module:attribute`` spec, e.g. ``gym.make("prunegym/Prune-v0", task="mytask:MyTask",
     task_options={...}, target=0.3)``."""
     return make_task_env(task, task_options, **env_kwargs)
 
 
-def features_env(task: str = "toy", task_options: dict | None = None, **env_kwargs) -> PruneEnv:
+def features_env(
+    task: str | Task = "toy", task_options: dict | None = None, **env_kwargs
+) -> PruneEnv:
     """Entry point of ``prunegym/PruneFeatures-v0``: any task, the whole coefficient vector in
     one step, observed as per-group features (``observation="features"``)."""
     if env_kwargs.pop("observation", "features") != "features":
@@ -34,11 +46,14 @@ def features_env(task: str = "toy", task_options: dict | None = None, **env_kwar
 
 
 def sequential_env(
-    task: str = "toy", task_options: dict | None = None, hard_budget: bool = True, **env_kwargs
+    task: str | Task = "toy",
+    task_options: dict | None = None,
+    hard_budget: bool = True,
+    **env_kwargs,
 ) -> SequentialPruneEnv:
     """Entry point of ``prunegym/PruneSequential-v0``: any task, one group per step."""
     check_hard_budget(hard_budget)  # before the task is built
-    built = make_task(task, device=env_kwargs.get("device"), **(task_options or {}))
+    built = _task(task, task_options, env_kwargs.get("device"))
     return SequentialPruneEnv(built, hard_budget=hard_budget, **env_kwargs)
 
 

@@ -82,8 +82,11 @@ def pruned_counts(coefficients: np.ndarray, channels: np.ndarray) -> np.ndarray:
     Rounded half up, and capped so that every group keeps at least one channel: without the
     cap, ``c = 0.95`` rounds to the whole group when ``n_i ≤ 10``, and the group is cut.
     """
+    coefficients = np.asarray(coefficients, dtype=np.float64)
+    if not np.all(np.isfinite(coefficients)):
+        raise ValueError("coefficients must be finite (NaN or infinity given)")
     channels = np.asarray(channels, dtype=np.int64)
-    rounded = np.floor(np.asarray(coefficients, dtype=np.float64) * channels + 0.5)
+    rounded = np.floor(coefficients * channels + 0.5)
     return np.minimum(rounded.astype(np.int64), np.maximum(channels - 1, 0))
 
 
