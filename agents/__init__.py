@@ -141,7 +141,14 @@ def make_agent(name: str, **options) -> Agent:
         module, cls, defaults = built_in
         found = getattr(importlib.import_module(module), cls)
     found = found or entry_point_specs(ENTRY_POINT_GROUP).get(name)
-    factory = plugin_factory("solver", name, found, Agent, agent_names())
+    try:
+        factory = plugin_factory("solver", name, found, Agent, agent_names())
+    except ValueError:
+        head, _, setting = name.partition(":")
+        if found is None and head in [*agent_names(), *_BASELINES]:  # "random:samples"
+            message = f"solver spec {spec!r}: the setting {setting!r} needs a value, key=value"
+            raise ValueError(message) from None
+        raise
     if isinstance(factory, type):
         check_options(f"solver {spec!r}", {**defaults, **options}, factory)
     try:

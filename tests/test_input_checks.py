@@ -41,6 +41,11 @@ def test_solver_options_of_the_wrong_kind_are_refused(spec, message):
     assert message in str(error.value)
 
 
+def test_a_setting_without_a_value_is_not_read_as_a_module():
+    with pytest.raises(ValueError, match="the setting 'samples' needs a value, key=value"):
+        make_agent("random:samples")
+
+
 def test_a_solver_built_directly_is_checked_when_it_runs(capsys):
     with pytest.raises(ValueError, match="samples=nan: must be an integer"):
         RandomSearch(samples=float("nan"), progress=False).run(PruneEnv("toy"))
