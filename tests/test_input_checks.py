@@ -136,6 +136,13 @@ def test_validate_fails_a_hand_edited_result(uniform_result, edit, message, tmp_
     assert message in err and "Traceback" not in err, err
 
 
+def test_validate_refuses_a_nan_tolerance(uniform_result, tmp_path, capsys):
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(uniform_result))
+    assert main(["validate", str(path), "--rtol", "nan"]) == 2
+    _one_error_line(capsys, "--rtol and --atol must be >= 0, got nan")
+
+
 def test_a_result_file_with_a_metric_the_task_does_not_compute_fails(uniform_result, tmp_path):
     path = tmp_path / "extra.json"
     metrics = {**uniform_result["metrics"], "foo": 1.0}

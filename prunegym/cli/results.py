@@ -136,7 +136,7 @@ def _recorded_problems(result, env, info) -> list[str]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
 
-    if args.rtol < 0 or args.atol < 0:
+    if not (args.rtol >= 0 and args.atol >= 0):  # NaN fails too
         raise ValueError(f"--rtol and --atol must be >= 0, got {args.rtol} and {args.atol}")
     resolve_device(args.device)  # before anything loads
     result = load_result(args.result)
