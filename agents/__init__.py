@@ -17,7 +17,7 @@ from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, NotApplicable, Problem, Session
 from prunegym.agents.specs import split_solver_spec
 from prunegym.tasks import check_plugin, entry_point_specs, plugin_factory
-from prunegym.tasks.options import check_options
+from prunegym.tasks.options import annotations_of, check_options
 
 
 def __getattr__(name: str):
@@ -106,21 +106,12 @@ def baseline_names() -> list[str]:
 def _option_names(factory) -> list[str]:
     """The keyword options ``factory`` (a class or a function) takes, its bases' included."""
     if isinstance(factory, type):
-        functions = [cls.__init__ for cls in factory.__mro__ if "__init__" in vars(cls)]
-    else:
-        functions = [factory]
-    names: list[str] = []
-    for function in functions:
-        try:
-            parameters = inspect.signature(function).parameters.values()
-        except (TypeError, ValueError):
-            continue
-        names += [
-            p.name for p in parameters
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"
-            and p.name not in names
-        ]  # fmt: skip
-    return names
+        return list(annotations_of(factory))
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def make_agent(name: str, **options) -> Agent:
@@ -143,11 +134,13 @@ def make_agent(name: str, **options) -> Agent:
     found = found or entry_point_specs(ENTRY_POINT_GROUP).get(name)
     try:
         factory = plugin_factory("solver", name, found, Agent, agent_names())
-    except ValueError:
+    except ValueError as error:
         head, _, setting = name.partition(":")
-        if found is None and head in [*agent_names(), *_BASELINES]:  # "random:samples"
-            message = f"solver spec {spec!r}: the setting {setting!r} needs a value, key=value"
-            raise ValueError(message) from None
+        if found is None and head in [*agent_names(), *_BASELINES] and setting.islower():
+            raise ValueError(  # "random:samples", most likely not a module:attribute spec
+                f"solver spec {spec!r}: the setting {setting!r} needs a value, key=value "
+                f"(read as module:attribute: {error})"
+            ) from None
         raise
     if isinstance(factory, type):
         check_options(f"solver {spec!r}", {**defaults, **options}, factory)

@@ -19,6 +19,8 @@ Write a new black-box solver by subclassing :class:`AskTellAgent`::
 
 from __future__ import annotations
 
+import numbers
+
 import gymnasium as gym
 import numpy as np
 
@@ -80,7 +82,8 @@ class Agent:
         Returns:
             The best coefficients found, their metrics and the full history.
         """
-        check_options(f"solver {self.name!r}", stored_settings(self), type(self))
+        numeric = {k: v for k, v in stored_settings(self).items() if _is_number(v)}
+        check_options(f"solver {self.name!r}", numeric, type(self))  # NaN, 1.5 for an int
         if self.seed is not None and self.seed < 0:
             raise ValueError(f"solver {self.name!r}: seed must be >= 0, got {self.seed}")
         budget = Budget.of(budget)
@@ -103,7 +106,7 @@ class Agent:
                 writer.close()
         result = session.result()
         result.solver_settings = self.settings()
-        result.seed = self.seed
+        result.seed = None if self.seed is None else int(self.seed)
         result.budget = {"evaluations": budget.evaluations, "seconds": budget.seconds}
         if env.unwrapped.task.test_episodes:
             self._score_on_test_episodes(result, env.unwrapped)
@@ -153,6 +156,10 @@ class AskTellAgent(Agent):
                 raise ValueError(f"{self.name}.ask() returned NaN or infinite coefficients")
             evaluations = session.evaluate_many(candidates)
             self.tell(candidates, evaluations)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
 
 def _json_safe(value):

@@ -90,7 +90,7 @@ class RandomSearch(AskTellAgent):
 
     name = "random"
 
-    def __init__(self, samples: int | None = None, seed: int = 0, **kwargs) -> None:
+    def __init__(self, samples: int | None = None, seed: int | None = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         if samples is not None and (isinstance(samples, bool) or samples < 1):
             raise ValueError(f"random samples must be a positive integer, got {samples!r}")

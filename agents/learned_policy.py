@@ -196,12 +196,12 @@ class LearnedPolicy(AskTellAgent):
 
     def __init__(
         self,
-        policy: str | None = None,
+        policy: str | Path | None = None,
         refine: int = 0,
         search: str = "local",
         sigma: float = 0.05,
         batch: int = 5,
-        seed: int = 0,
+        seed: int | None = 0,
         policy_sha256: str | None = None,
         **kwargs,
     ) -> None:

@@ -36,7 +36,7 @@ class OptunaAgent(AskTellAgent):
         self,
         sampler: str = "tpe",
         constraint: str = "repair",
-        seed: int = 0,
+        seed: int | None = 0,
         sampler_options: dict | None = None,
         **kwargs,
     ) -> None:

@@ -168,10 +168,10 @@ class SB3Agent(Agent):
     def __init__(
         self,
         algo: str = "PPO",
-        policy: str = "MlpPolicy",
+        policy: str | type = "MlpPolicy",
         episode_length: int = 1,
         target_range: tuple[float, float] | None = None,
-        seed: int = 0,
+        seed: int | None = 0,
         algo_options: dict | None = None,
         n_envs: int = 1,
         **kwargs,

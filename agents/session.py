@@ -21,6 +21,17 @@ from prunegym.agents import provenance
 from prunegym.agents.result import Budget, Evaluation, Result
 
 
+def usable_metric(metric: float, sign: float) -> bool:
+    """Whether ``metric`` can count: not NaN and not infinitely bad (``sign`` is 1 when higher
+    is better). An infinitely good one, the PSNR of an exact reconstruction, counts."""
+    return not math.isnan(metric) and sign * metric != -math.inf
+
+
+def meets_floor(metric: float, sign: float, floor: float | None) -> bool:
+    """Whether ``metric`` can count and is no worse than ``floor`` (any, when ``None``)."""
+    return usable_metric(metric, sign) and (floor is None or sign * (metric - floor) >= 0)
+
+
 class BudgetExhausted(Exception):
     """Raised by :meth:`Session.evaluate` when no evaluation or time is left."""
 
@@ -288,12 +299,7 @@ class Session:
             self.writer.add_scalar(f"{self.solver}/{name}", value, step)
 
     def _meets_floor(self, metric: float) -> bool:
-        """A metric that is not finite never counts as feasible (a broken pruned model)."""
-        if not math.isfinite(metric):
-            return False
-        if self.metric_floor is None:
-            return True
-        return self.problem.sign * (metric - self.metric_floor) >= 0
+        return meets_floor(metric, self.problem.sign, self.metric_floor)
 
     def _rank(self, evaluation: Evaluation) -> tuple[int, float]:
         if evaluation.feasible:
@@ -356,8 +362,11 @@ class Session:
                 f"achievable sparsity is {problem.max_sparsity:.4f} (every c_i = {problem.upper})"
             )
         in_window = [e for e in self.history if problem.in_window(e.sparsity)]
-        if in_window and not any(math.isfinite(e.metric) for e in in_window):
-            return f"infeasible: every evaluation in the window {window} gave a non-finite metric"
+        if in_window and not any(usable_metric(e.metric, problem.sign) for e in in_window):
+            return (
+                f"infeasible: every evaluation in the window {window} gave NaN or an infinitely "
+                "bad metric"
+            )
         if self.metric_floor is not None and in_window:
             return (
                 f"infeasible: no evaluation in the window {window} met the metric floor "

@@ -41,6 +41,43 @@ def test_solver_options_of_the_wrong_kind_are_refused(spec, message):
     assert message in str(error.value)
 
 
+def test_values_the_solvers_always_took_still_pass(tmp_path):
+    from pathlib import Path
+
+    from prunegym.agents import AskTellAgent
+    from prunegym.agents.learned_policy import policy_path
+
+    assert make_agent("learned-policy", policy=Path(policy_path())).policy is not None
+    assert make_agent("random", seed=None).seed is None
+    assert make_agent("fd-momentum", monotone=np.bool_(True), channels=np.int64(2)).channels == 2
+
+    class Levels(AskTellAgent):  # stores its option converted, under the same name
+        def __init__(self, levels: str = "0.1,0.2", **kwargs):
+            super().__init__(**kwargs)
+            self.levels = [float(v) for v in levels.split(",")]
+
+        def ask(self):
+            return None if self.asked else np.full((1, 5), self.levels[0])
+
+        def start(self, problem):
+            self.asked = False
+
+        def tell(self, candidates, evaluations):
+            self.asked = True
+
+    result = Levels(progress=False, seed=np.int64(3)).run(PruneEnv("toy"))
+    assert result.evaluations == 1 and json.loads(result.to_json())["seed"] == 3
+
+
+def test_an_infinitely_good_metric_counts_and_an_infinitely_bad_one_does_not():
+    from prunegym.agents.session import meets_floor, usable_metric
+
+    assert usable_metric(math.inf, 1.0) and not usable_metric(-math.inf, 1.0)  # PSNR
+    assert usable_metric(-math.inf, -1.0) and not usable_metric(math.inf, -1.0)  # a loss
+    assert not usable_metric(math.nan, 1.0) and not meets_floor(math.nan, -1.0, None)
+    assert meets_floor(20.0, 1.0, 19.5) and not meets_floor(19.0, 1.0, 19.5)
+
+
 def test_a_setting_without_a_value_is_not_read_as_a_module():
     with pytest.raises(ValueError, match="the setting 'samples' needs a value, key=value"):
         make_agent("random:samples")
@@ -88,9 +125,13 @@ def test_output_paths_are_checked_before_any_work(tmp_path, capsys):
     afile.write_text("")
     assert main(["solve", "toy", "--solver", "uniform", "--out", str(afile)]) == 2
     _one_error_line(capsys, "is a file; give a folder")
+    assert main(["evaluate", "toy", "--coefficients", "0.1,0.1,0.1,0.1,0.1", "--out", str(afile)])
+    _one_error_line(capsys, "is a file; give a folder")
     bench = ["bench", "--tasks", "toy", "--seeds", "1", "--out", str(tmp_path / "b")]
     assert main([*bench, "--solvers", "uniform", "--targets", "0.2,0.2"]) == 2
     _one_error_line(capsys, "target 0.2 is listed twice")
+    assert main([*bench, "--solvers", "uniform", "--targets", "0.2,0.2000001"]) == 2
+    _one_error_line(capsys, "is listed twice")  # both would write target-0.2_seed-0.json
     assert main([*bench, "--solvers", "uniform,norm,uniform", "--targets", "0.2"]) == 2
     _one_error_line(capsys, "solver 'uniform' is listed twice")
     assert not (tmp_path / "b").exists()
@@ -163,7 +204,7 @@ def test_a_non_finite_metric_is_never_feasible():
     env = PruneEnv(BrokenWhenPruned(), target=0.3, batching="sequential")
     result = make_agent("random:samples=3", progress=False).run(env)
     assert not result.feasible and math.isnan(result.metric)
-    assert "gave a non-finite metric" in result.message
+    assert "gave NaN or an infinitely bad metric" in result.message
 
 
 def test_check_task_names_a_broken_task():

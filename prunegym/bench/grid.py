@@ -98,7 +98,8 @@ class BenchSpec:
         ):
             if not given:
                 raise ValueError(f"give at least one {kind}")
-            twice = [item for k, item in enumerate(given) if item in given[:k]]
+            named = [f"{item:g}" if kind == "target" else item for item in given]  # as cells are
+            twice = [given[k] for k, name in enumerate(named) if name in named[:k]]
             if twice:
                 raise ValueError(f"{kind} {twice[0]!r} is listed twice")
             if known is None:

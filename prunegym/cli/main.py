@@ -124,12 +124,21 @@ def cmd_groups(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_seed_and_out(args: argparse.Namespace) -> None:
+    """``--seed`` and ``--out`` of ``solve`` and ``evaluate``, before anything is built."""
+    if args.seed < 0:
+        raise ValueError(f"--seed must be >= 0, got {args.seed}")
+    if args.out:
+        check_writable(args.out, "--out", folder=True)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
 
     try:
         values = [float(v) for v in args.coefficients.split(",")]
     except ValueError as error:
         raise ValueError(f"--coefficients must be comma-separated numbers: {error}") from error
+    _check_seed_and_out(args)
     env = make_env(args)
     return _run_agent(args, env, Fixed(values, progress=False, seed=args.seed))
 
@@ -141,10 +150,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     for text in args.option:
         add_option(options, *parse_option(text))
     check_solver_settings(args.solver, options)
-    if args.seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {args.seed}")
-    if args.out:
-        check_writable(args.out, "--out", folder=True)
+    _check_seed_and_out(args)
     agent = make_agent(args.solver, progress=not args.no_progress, seed=args.seed, **options)
     env = make_env(args)
     return _run_agent(args, env, agent)
@@ -259,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         PermissionError,
         NotImplementedError,
     ) as error:  # bad input, and a plugin task without what the command needs
+        if isinstance(error, NotImplementedError) and not str(error):
+            raise  # a plugin's unimplemented method: the traceback says which
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"prunegym: error: {message}", file=sys.stderr)
         return 2

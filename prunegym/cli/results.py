@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
 import numpy as np
+import torch
 
 from prunegym.agents import Result, prunes_its_own_model
+from prunegym.agents.session import meets_floor
 from prunegym.cli.common import check_writable, say
 from prunegym.pruning.export import save_exported
 from prunegym.results.artifacts import export_summary
@@ -97,22 +98,25 @@ def _exact_problems(result, env, info, rtol: float, atol: float) -> list[str]:
             f"dense {result.metric_name} is {env.dense_metric:.6g}, the result recorded "
             f"{result.dense_metric:.6g}: a different data set or library version"
         )
-    if not np.isclose(info["metric"], result.metric, rtol=rtol, atol=atol):
+    if not np.isclose(info["metric"], result.metric, rtol=rtol, atol=atol, equal_nan=True):
         problems.append(
             f"{result.metric_name} is {info['metric']:.6g}, the result recorded {result.metric:.6g}"
         )
     for name, recorded in result.metrics.items():
         if name not in info:
             problems.append(f"the result records a metric {name!r} the task does not compute")
-        elif not np.isclose(info[name], recorded, rtol=rtol, atol=atol):
+        elif name == result.metric_name and recorded == result.metric:
+            continue  # compared above
+        elif not np.isclose(info[name], recorded, rtol=rtol, atol=atol, equal_nan=True):
             problems.append(f"{name} is {info[name]:.6g}, the result recorded {recorded:.6g}")
     return problems
 
 
 def _recorded_problems(result, env, info) -> list[str]:
     """What every result must match whatever its task: the metric's name, the sparsity, the
-    feasibility (the window, a finite metric and the solver's ``metric_floor``) and, for a
-    solver that chose its own channels, the coefficients its re-run chose."""
+    feasibility (the window, a usable metric and, on deterministic tasks, the solver's
+    ``metric_floor``) and, for a solver that chose its own channels on the same kind of device,
+    the coefficients its re-run chose."""
     core, problems = env.unwrapped, []
     if result.metric_name != core.task.metric:
         problems.append(
@@ -122,14 +126,14 @@ def _recorded_problems(result, env, info) -> list[str]:
         problems.append(
             f"sparsity is {info['sparsity']:.6f}, the result recorded {result.sparsity:.6f}"
         )
-    floor = result.solver_settings.get("metric_floor")
+    floor = None if result.test_metrics else result.solver_settings.get("metric_floor")
     sign = 1.0 if core.task.higher_is_better else -1.0
-    metric = info["metric"]
-    feasible = bool(info["feasible"]) and math.isfinite(metric)
-    feasible = feasible and (floor is None or sign * (metric - floor) >= 0)
+    feasible = bool(info["feasible"]) and meets_floor(info["metric"], sign, floor)
     if feasible != result.feasible:
         problems.append(f"feasible is {feasible}, the result recorded {result.feasible}")
-    if "coefficients" in info and not np.allclose(info["coefficients"], result.coefficients):
+    same_device = torch.device(result.device or "cpu").type == torch.device(env.device).type
+    chosen = info.get("coefficients")
+    if chosen is not None and same_device and not np.allclose(chosen, result.coefficients):
         problems.append("the solver's re-run chose other coefficients than the result recorded")
     return problems
 

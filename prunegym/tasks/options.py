@@ -17,6 +17,8 @@ import numbers
 import types
 import typing
 
+import numpy as np
+
 _PLAIN = {bool: "true or false", int: "an integer", float: "a finite number", str: "text"}
 
 
@@ -32,7 +34,11 @@ def annotations_of(cls: type) -> dict[str, object]:
             hints = typing.get_type_hints(init)
         except Exception:  # a plugin's annotation that does not resolve: judge nothing
             hints = {}
-        for name, parameter in inspect.signature(init).parameters.items():
+        try:
+            parameters = inspect.signature(init).parameters
+        except (TypeError, ValueError):  # no signature (a class written in C)
+            continue
+        for name, parameter in parameters.items():
             if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
                 continue
             if name != "self" and name not in found:
@@ -79,7 +85,7 @@ def _plain_kinds(annotation) -> set | None:
 
 
 def _fits(value, kinds: set) -> bool:
-    if isinstance(value, bool):
+    if isinstance(value, bool | np.bool_):
         return bool in kinds
     if isinstance(value, numbers.Integral) and (int in kinds or float in kinds):
         return True

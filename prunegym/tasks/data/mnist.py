@@ -68,7 +68,7 @@ def _torchvision_split(data_root: str | Path) -> MNISTSplit:
             f"{root}/MNIST/raw/train-images-idx3-ubyte and friends); "
             "leave data_root unset to use the embedded 5,000 digits"
         ) from error
-    except (AssertionError, ValueError, OSError, EOFError) as error:  # torchvision's own checks
+    except (AssertionError, ValueError, EOFError) as error:  # torchvision's checks of the files
         detail = f": {error}" if str(error) else ""
         raise ValueError(
             f"the MNIST files under {root}/MNIST/raw are corrupt or not MNIST's idx format "
