@@ -38,6 +38,7 @@ from prunegym.envs.features import (
     feature_observation,
 )
 from prunegym.tasks.checkpoints import safe_load
+from prunegym.tasks.options import is_count
 
 SHIPPED_POLICY = "pruning_policy.pt"  # in prunegym/assets
 PRIOR_FLOOR = 0.01  # added to the prior, so a group it leaves dense can still be pruned
@@ -166,11 +167,6 @@ def propose(policy: SetPolicy, core, targets) -> np.ndarray:
     return scale_to_target(core, directions, targets)
 
 
-def _is_count(value, least: int) -> bool:
-    """Whether ``value`` is an integer (not a bool) of at least ``least``."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= least
-
-
 class LearnedPolicy(AskTellAgent):
     """The learned policy's answer, optionally refined (``--solver learned-policy``).
 
@@ -206,14 +202,14 @@ class LearnedPolicy(AskTellAgent):
         **kwargs,
     ) -> None:
         super().__init__(seed=seed, **kwargs)
-        if not _is_count(refine, 0):
+        if not is_count(refine, 0):
             raise ValueError(f"learned-policy refine must be an integer >= 0, got {refine!r}")
         if search not in ("local", "fd-momentum"):
             raise ValueError(
                 f"learned-policy search must be 'local' or 'fd-momentum', not {search!r}"
             )
         number = isinstance(sigma, (int, float)) and not isinstance(sigma, bool)
-        if not (number and np.isfinite(sigma) and sigma > 0) or not _is_count(batch, 1):
+        if not (number and np.isfinite(sigma) and sigma > 0) or not is_count(batch, 1):
             raise ValueError(
                 f"learned-policy sigma must be > 0 and batch an integer >= 1, got {sigma!r} "
                 f"and {batch!r}"

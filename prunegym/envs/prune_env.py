@@ -303,10 +303,6 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         observation) is left as it was. ``limit``: evaluate at most that many new masks and
         return the infos of the candidates up to there (a solver's budget).
         """
-        if limit is not None and (
-            isinstance(limit, bool) or not isinstance(limit, int | np.integer) or limit < 0
-        ):
-            raise ValueError(f"limit must be None or an integer >= 0, got {limit!r}")
         return self.evaluator.evaluate(self.evaluator.check(coefficients), limit)
 
     @property

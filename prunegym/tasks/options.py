@@ -75,6 +75,12 @@ def check_at_least(owner: str, low: int, **counts: int) -> None:
             raise ValueError(f"{owner} option {name} must be >= {low}, got {value!r}")
 
 
+def is_count(value, least: int) -> bool:
+    """Whether ``value`` is an integer (not a bool, numpy integers included) of at least
+    ``least``."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= least
+
+
 def _plain_kinds(annotation) -> set | None:
     """The kinds an annotation allows when all are plain (or ``None``), else ``None``."""
     if annotation is None:

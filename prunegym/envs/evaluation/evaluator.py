@@ -30,6 +30,7 @@ from prunegym.pruning.channel.pruner import MAX_COEFFICIENT
 from prunegym.pruning.protocol import Pruner
 from prunegym.tasks.base import Task
 from prunegym.tasks.devices import precision_context
+from prunegym.tasks.options import is_count
 
 
 class Evaluator:
@@ -150,6 +151,8 @@ class Evaluator:
         """Step infos of validated coefficients ``rows`` ``(K, m)``, in order. With ``limit``,
         at most that many masks not in the cache are evaluated: the infos of the longest prefix
         of ``rows`` that fits are returned (fewer than K when the limit cuts in)."""
+        if limit is not None and not is_count(limit, 0):
+            raise ValueError(f"limit must be None or an integer >= 0, got {limit!r}")
         counts = self.pruner.counts(rows)
         keys = [row.tobytes() for row in counts]
         known = self._cache if self._cache is not None else {}
