@@ -16,7 +16,7 @@ from prunegym.agents.grid import GridSearch
 from prunegym.agents.result import Budget, Evaluation, Result
 from prunegym.agents.session import BudgetExhausted, NotApplicable, Problem, Session
 from prunegym.agents.specs import split_solver_spec
-from prunegym.tasks import check_plugin, entry_point_specs, plugin_factory
+from prunegym.tasks import check_plugin, entry_point_specs, plugin_factory, warn_if_replaced
 from prunegym.tasks.options import annotations_of, check_options
 
 
@@ -78,6 +78,7 @@ def register_agent(name: str, factory) -> None:
             options (``progress``, ``seed`` and ``metric_floor`` included).
     """
     check_plugin("solver", name, factory)
+    warn_if_replaced("solver", name, factory, _REGISTERED, {*_REGISTRY, *_BASELINES})
     _REGISTERED[name] = factory
 
 

@@ -179,3 +179,33 @@ def test_actions_that_are_not_real_numbers_are_refused_before_any_change(toy_env
         toy_env.step(np.array([kind(0.1)] * 5))
     after = _state(toy_env)
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "pickle"])
+def test_a_copy_is_the_same_environment_sharing_no_model(how):
+    import pickle
+
+    from prunegym.envs.sequential import SequentialPruneEnv
+
+    env = PruneEnv("toy", target=0.4)
+    env.reset(seed=3)
+    _, _, _, _, info = env.step(np.full(5, 0.3))
+    dense = PruneEnv("toy").model.state_dict()
+    twin = copy.deepcopy(env) if how == "deepcopy" else pickle.loads(pickle.dumps(env))
+    assert twin.target == 0.4 and np.array_equal(twin._coefficients, env._coefficients)
+    assert twin.np_random.random() == copy.deepcopy(env.np_random).random()
+    assert twin.model is not env.model and twin.task is not env.task
+    for ours, theirs in zip(twin.model.parameters(), env.model.parameters(), strict=True):
+        assert torch.equal(ours, theirs)
+    again = twin.step(np.full(5, 0.3))[4]
+    assert again["cache_hit"] and again["metric"] == info["metric"]  # the cache came along
+    twin.reset()  # dense again, bit for bit, and the original keeps its masks
+    for name, value in twin.model.state_dict().items():
+        assert torch.equal(value, dense[name]), name
+    masked = env.model.state_dict()
+    assert any(not torch.equal(masked[name], value) for name, value in dense.items())
+    sequential = SequentialPruneEnv("toy", target=0.3)
+    sequential.reset(seed=0)
+    sequential.step(np.array([0.2], np.float32))
+    copied = copy.deepcopy(sequential)
+    assert copied.core is not sequential.core and copied._position == sequential._position == 1

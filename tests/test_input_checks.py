@@ -256,3 +256,39 @@ def test_the_generic_ids_take_a_built_task():
     assert env.unwrapped.task.seed == 1
     with pytest.raises(ValueError, match="task_options apply to a task given by name"):
         gym.make("prunegym/PruneSequential-v0", task=ToyTask(), task_options={"seed": 2})
+
+
+def test_probes_and_a_zero_window_are_refused_by_name():
+    with pytest.raises(ValueError, match="probes must be a whole number .* >= 1 for optimal"):
+        PruneEnv("toy", compensation="optimal", probes=0)
+    with pytest.raises(ValueError, match="probes must be a whole number"):
+        PruneEnv("toy", probes=1.5)
+    with pytest.raises(ValueError, match=r"tolerance must be a number in \(0, 1\), got 0"):
+        PruneEnv("toy", tolerance=0)
+    assert PruneEnv("toy", target=0.0).target == 0.0  # the dense model's window stays valid
+
+
+def test_registering_over_a_built_in_warns(monkeypatch):
+    import prunegym.agents as agents
+    import prunegym.tasks as tasks
+
+    monkeypatch.setattr(tasks, "_REGISTERED", {})
+    monkeypatch.setattr(agents, "_REGISTERED", {})
+    with pytest.warns(UserWarning, match="replaces the built-in task 'toy'"):
+        tasks.register_task("toy", ToyTask)
+    with pytest.warns(UserWarning, match="replaces the built-in solver 'grid'"):
+        agents.register_agent("grid", RandomSearch)
+    with pytest.warns(UserWarning, match="'mine' was registered before"):
+        tasks.register_task("mine", ToyTask)
+        tasks.register_task("mine", lambda: ToyTask())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tasks.register_task("mine", tasks._REGISTERED["mine"])  # the same factory again
+
+
+def test_a_tiny_metric_is_printed_with_its_digits(capsys):
+    assert main(["solve", "toy", "--solver", "uniform", "--target", "0.5"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("mse "))
+    assert "e-0" in line.split("(dense")[0], line  # not 0.0000

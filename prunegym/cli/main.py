@@ -38,7 +38,8 @@ def print_result(result) -> None:
     print(f"sparsity     {result.sparsity:.4f} exact, {result.sparsity_estimate:.4f} estimate")
     print(f"feasible     {result.feasible}" + (f"  ({result.message})" if result.message else ""))
     where = "  on the search episodes" if result.test_metrics else ""
-    print(f"{metric:<12} {result.metric:.4f}  (dense {result.dense_metric:.4f}){where}")
+    value, dense = _figure(result.metric), _figure(result.dense_metric)
+    print(f"{metric:<12} {value}  (dense {dense}){where}")
     for key, value in result.metrics.items():
         if key != metric:
             dense = result.dense_metrics.get(key, float("nan"))
@@ -59,6 +60,12 @@ def print_result(result) -> None:
     print("coefficients")
     for label, value in zip(result.groups, result.coefficients, strict=True):
         print(f"  {label:<22} c={value:.4f}")
+
+
+def _figure(value: float) -> str:
+    """Four decimals, or four significant digits for a value too small to show in them
+    (the toy task's mse)."""
+    return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.4g}"
 
 
 def test_lines(result) -> list[str]:

@@ -81,7 +81,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Arguments
     - ``task``: a :class:`prunegym.Task` or a task name (``"mnist-ae"``, ``"toy"``).
     - ``target``: sparsity target ``ρ`` (fraction of ``‖θ‖₀``), default 0.2.
-    - ``tolerance``: window half-width ``ε``; ``info["feasible"]`` is ``|s − ρ| ≤ ε``.
+    - ``tolerance``: window half-width ``ε > 0``; ``info["feasible"]`` is ``|s − ρ| ≤ ε``.
     - ``granularity``: ``"channel"`` (default: structured groups as above) or ``"weight"``
       (unstructured: one group per ``nn.Linear`` layer, ``c_i`` the fraction of its weights
       zeroed, ranked by a weight-level criterion, with a bias shift per removed weight).
@@ -175,6 +175,15 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     ) -> None:
         if observation not in OBSERVATIONS:
             raise ValueError(f"observation must be one of {OBSERVATIONS}, got {observation!r}")
+        # What a copy is built with (see __reduce__); the task comes along already moved.
+        self._built_with = {
+            "target": target, "tolerance": tolerance, "criterion": criterion,
+            "compensation": compensation, "penalty": penalty, "probes": probes, "seed": seed,
+            "granularity": granularity, "cache": cache, "batching": batching,
+            "precision": precision, "batch_memory_mb": batch_memory_mb,
+            "bn_recalibration": bn_recalibration, "lsq_ridge": lsq_ridge,
+            "observation": observation,
+        }  # fmt: skip
         if isinstance(task, str):
             task = make_task(task, device=device)
         if not isinstance(task, Task):
@@ -187,7 +196,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         self.device_name = device_name(self.device)
         self.precision = check_precision(precision)
         target = _check_fraction("target", target)
-        tolerance = _check_fraction("tolerance", tolerance)
+        tolerance = _check_fraction("tolerance", tolerance, zero=False)
         if not (math.isfinite(penalty) and penalty >= 0):
             raise ValueError(f"penalty must be a finite number >= 0, got {penalty!r}")
         if batching not in STRATEGIES:
@@ -291,6 +300,17 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         if not np.array_equal(self.pruner.applied_counts, self._counts):
             self.pruner.apply_counts(self._counts)
         return self._model
+
+    def __reduce__(self):
+        """``copy.deepcopy`` and ``pickle``: the copy is built again from (a copy of) the task
+        with this environment's arguments, then given its state (target, coefficients, random
+        generator, evaluation cache). The Torch-Pruning groups hold autograd nodes, which
+        neither can copy. A copy shares no model with the original."""
+        state = {
+            "target": self.target, "coefficients": self._coefficients, "counts": self._counts,
+            "np_random": self._np_random, "cache": self.evaluator.cache_state(),
+        }  # fmt: skip
+        return (_rebuilt, (type(self), self.task, self._built_with, state))
 
     # -- evaluation ------------------------------------------------------------------------------
     def evaluate_batch(self, coefficients, limit: int | None = None) -> list[dict[str, Any]]:
@@ -467,15 +487,29 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.pruner.counts(coefficients)
 
 
+def _rebuilt(cls: type[PruneEnv], task: Task, arguments: dict, state: dict) -> PruneEnv:
+    """An environment built from ``task`` and ``arguments``, put in ``state``
+    (:meth:`PruneEnv.__reduce__`)."""
+    env = cls(task, **arguments)
+    env.target = state["target"]
+    env._coefficients, env._counts = state["coefficients"], state["counts"]
+    env._np_random = state["np_random"]
+    env.evaluator.restore_cache(state["cache"])
+    return env
+
+
 def _parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _check_fraction(name: str, value: float) -> float:
+def _check_fraction(name: str, value: float, zero: bool = True) -> float:
+    """``value`` as a float in [0, 1) (in (0, 1) unless ``zero``), or a one-line
+    ``ValueError``."""
+    interval = "[0, 1)" if zero else "(0, 1)"
     try:
         value = float(value)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}") from error
-    if not (math.isfinite(value) and 0.0 <= value < 1.0):
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}") from error
+    if not (math.isfinite(value) and (0.0 <= value if zero else 0.0 < value) and value < 1.0):
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
     return value

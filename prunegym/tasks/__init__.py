@@ -19,6 +19,7 @@ import importlib
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from importlib import metadata
 
@@ -49,6 +50,7 @@ def register_task(name: str, factory: Callable[..., Task] | str) -> None:
             options.
     """
     check_plugin("task", name, factory)
+    warn_if_replaced("task", name, factory, _REGISTERED, _BUILT_IN)
     _REGISTERED[name] = factory
 
 
@@ -59,6 +61,22 @@ def check_plugin(kind: str, name: str, factory) -> None:
         raise ValueError(f"a {kind} name must be non-empty and contain no ':', got {name!r}")
     if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
         raise ValueError(f"{kind} factory must be callable or 'module:attribute', got {factory!r}")
+
+
+def warn_if_replaced(kind: str, name: str, factory, registered: dict, built_in) -> None:
+    """Warn (as ``gym.register`` does for an existing id) when registering ``name`` replaces a
+    built-in ``kind`` or another factory registered under that name in this process."""
+    if name in built_in:
+        warnings.warn(
+            f"register_{'agent' if kind == 'solver' else kind}({name!r}, ...) replaces the "
+            f"built-in {kind} {name!r} in this process; result files name it {name!r}, so "
+            "other processes rebuild the built-in one",
+            stacklevel=3,
+        )
+    elif registered.get(name, factory) is not factory:
+        warnings.warn(
+            f"{kind} {name!r} was registered before; the new factory replaces it", stacklevel=3
+        )
 
 
 def entry_point_specs(group: str) -> dict[str, str]:
@@ -160,5 +178,5 @@ def make_task(name: str, device: str | None = None, **kwargs) -> Task:
 
 __all__ = [
     "Task", "check_plugin", "entry_point_specs", "load_attribute", "make_task", "plugin_factory",
-    "register_task", "task_class", "task_names",
+    "register_task", "task_class", "task_names", "warn_if_replaced",
 ]  # fmt: skip

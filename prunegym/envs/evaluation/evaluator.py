@@ -258,6 +258,13 @@ class Evaluator:
             self._cache.clear()
         self.hits, self.lookups = 0, 0
 
+    def cache_state(self) -> tuple:
+        """The cache and its counters, for a copy of the environment (:meth:`restore_cache`)."""
+        return self._cache, self.hits, self.lookups
+
+    def restore_cache(self, state: tuple) -> None:
+        self._cache, self.hits, self.lookups = state
+
     # -- held-out test episodes -----------------------------------------------------------------
     def test_values(self, counts: np.ndarray | None = None, model: nn.Module | None = None):
         """Per-episode test metrics ``(test_episodes,)`` float64 of the model masked at

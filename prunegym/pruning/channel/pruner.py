@@ -34,6 +34,7 @@ from prunegym.pruning.channel.macs import positions_per_weight_entry
 from prunegym.pruning.channel.masks import ChannelMasker, pruned_counts
 from prunegym.pruning.channel.sparsity import SparsityCounter
 from prunegym.pruning.channel.statistics import collect_statistics, patches_fit
+from prunegym.tasks.options import is_count
 
 MAX_COEFFICIENT = 0.95
 
@@ -81,9 +82,7 @@ class SoftPruner:
         lsq_ridge: float = 1e-2,
     ) -> None:
         self.granularity = "channel"
-        if isinstance(bn_recalibration, bool) or not (
-            isinstance(bn_recalibration, int | np.integer) and bn_recalibration >= 0
-        ):
+        if not is_count(bn_recalibration, 0):
             raise ValueError(
                 f"bn_recalibration must be a whole number of batches >= 0, got {bn_recalibration!r}"
             )
@@ -91,6 +90,11 @@ class SoftPruner:
             raise ValueError(f"lsq_ridge must be a finite number > 0, got {lsq_ridge!r}")
         self.criterion = check_criterion(criterion)
         self.compensation = check_compensation(compensation)
+        if not is_count(probes, 1 if compensation == "optimal" else 0):
+            raise ValueError(
+                "probes must be a whole number of Rademacher probes per calibration batch, "
+                f">= 1 for optimal compensation, got {probes!r}"
+            )
         self.model = model
         explicit_attention(model)  # attention heads become groups (same function)
         explicit_layer_norms(model)  # statistics over the kept channels when masked
