@@ -194,6 +194,17 @@ def test_tdmpc_env_passes_check_env_and_c0_is_the_dense_return(tdmpc_task):
     assert info["return"] != tdmpc_task.dense_return and info["sparsity"] > 0.4
 
 
+def test_a_tdmpc_env_pickles_with_its_renderer(tdmpc_task):
+    import pickle
+
+    from prunegym.envs.prune_env import PruneEnv
+
+    env = PruneEnv(tdmpc_task, target=0.3)  # its renderer has drawn and holds a pygame clock
+    twin = pickle.loads(pickle.dumps(env))
+    coefficients = np.full(len(env.groups), 0.3)
+    assert twin.step(coefficients)[4]["return"] == env.step(coefficients)[4]["return"]
+
+
 def test_missing_tdmpc_checkpoint_is_a_clear_error(tmp_path):
     from prunegym.tasks.checkpoints import CheckpointError
     from prunegym.tasks.tdmpc_pendulum import load_world_model

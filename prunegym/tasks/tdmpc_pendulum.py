@@ -148,6 +148,15 @@ class TDMPCPendulumTask(Task):
         self.dense_return = float(self._returns(self._dense).mean())
         self._calibration = self._collect_calibration(calibration_episodes)
 
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the per-model convolution tables (a weak dictionary)
+        behind; they are built again when first needed."""
+        return {**self.__dict__, "_conv_tables": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._conv_tables = weakref.WeakKeyDictionary()
+
     def to(self, device) -> TDMPCPendulumTask:
         """Move the task; the dense agent's return is measured again where the episodes now
         run (its normalised score is 1 on every device)."""

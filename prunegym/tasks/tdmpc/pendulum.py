@@ -45,10 +45,23 @@ class PendulumRenderer:
         os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         self.size, self.supersample, self.bins = size, supersample, bins
-        self._drawer = gym.make("Pendulum-v1", render_mode="rgb_array").unwrapped
-        self._drawer.screen_dim = size * supersample
-        self._drawer.reset(seed=0)
+        self._drawer = self._new_drawer()
         self._cache: dict[int, np.ndarray] = {}
+
+    def _new_drawer(self):
+        drawer = gym.make("Pendulum-v1", render_mode="rgb_array").unwrapped
+        drawer.screen_dim = self.size * self.supersample
+        drawer.reset(seed=0)
+        return drawer
+
+    def __getstate__(self) -> dict:
+        """Copies and pickles leave the pygame drawer behind (it holds a clock that cannot be
+        copied) and draw with a new one."""
+        return {key: value for key, value in self.__dict__.items() if key != "_drawer"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._drawer = self._new_drawer()
 
     def live(self, angle: float) -> np.ndarray:
         """``(size, size)`` uint8 frame of ``angle`` (rad, 0 = upright), rendered now."""
