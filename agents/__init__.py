@@ -78,7 +78,8 @@ def register_agent(name: str, factory) -> None:
             options (``progress``, ``seed`` and ``metric_floor`` included).
     """
     check_plugin("solver", name, factory)
-    warn_if_replaced("solver", name, factory, _REGISTERED, {*_REGISTRY, *_BASELINES})
+    built_in = {*_REGISTRY, *_BASELINES}
+    warn_if_replaced("solver", name, factory, _REGISTERED, built_in, ENTRY_POINT_GROUP)
     _REGISTERED[name] = factory
 
 

@@ -187,25 +187,54 @@ def test_a_copy_is_the_same_environment_sharing_no_model(how):
 
     from prunegym.envs.sequential import SequentialPruneEnv
 
-    env = PruneEnv("toy", target=0.4)
-    env.reset(seed=3)
-    _, _, _, _, info = env.step(np.full(5, 0.3))
+    def twin_of(env):
+        return copy.deepcopy(env) if how == "deepcopy" else pickle.loads(pickle.dumps(env))
+
+    wrapped = gym.make("prunegym/Toy-v0", target=0.4, observation="features")
+    env = wrapped.unwrapped
+    wrapped.reset(seed=3)
+    env.action_space.seed(5)
+    _, _, _, _, info = wrapped.step(np.full(5, 0.3))
     dense = PruneEnv("toy").model.state_dict()
-    twin = copy.deepcopy(env) if how == "deepcopy" else pickle.loads(pickle.dumps(env))
+    twin = twin_of(wrapped).unwrapped
     assert twin.target == 0.4 and np.array_equal(twin._coefficients, env._coefficients)
+    assert twin.np_random_seed == env.np_random_seed == 3
     assert twin.np_random.random() == copy.deepcopy(env.np_random).random()
+    assert np.array_equal(twin.action_space.sample(), copy.deepcopy(env.action_space).sample())
+    assert twin.spec == env.spec and twin.spec.id == "prunegym/Toy-v0"
     assert twin.model is not env.model and twin.task is not env.task
     for ours, theirs in zip(twin.model.parameters(), env.model.parameters(), strict=True):
         assert torch.equal(ours, theirs)
-    again = twin.step(np.full(5, 0.3))[4]
+    observation, _, _, _, again = twin.step(np.full(5, 0.3))
     assert again["cache_hit"] and again["metric"] == info["metric"]  # the cache came along
-    twin.reset()  # dense again, bit for bit, and the original keeps its masks
+    assert set(observation) == {"groups", "context"}
+    twin.reset()  # dense again, bit for bit, and the original keeps its masks and its cache
     for name, value in twin.model.state_dict().items():
         assert torch.equal(value, dense[name]), name
     masked = env.model.state_dict()
     assert any(not torch.equal(masked[name], value) for name, value in dense.items())
+    twin.clear_cache()
+    assert env.cached(np.full(5, 0.3)) and env.cache_lookups == 1
+    uncached = PruneEnv("toy", cache=False)
+    assert not twin_of(uncached).step(np.full(5, 0.2))[4]["cache_hit"]
     sequential = SequentialPruneEnv("toy", target=0.3)
     sequential.reset(seed=0)
     sequential.step(np.array([0.2], np.float32))
-    copied = copy.deepcopy(sequential)
+    copied = twin_of(sequential)
     assert copied.core is not sequential.core and copied._position == sequential._position == 1
+    assert np.array_equal(copied._coefficients, sequential._coefficients)
+
+
+def test_a_copy_refuses_a_task_that_loads_other_weights(monkeypatch):
+    env = PruneEnv("toy")
+    original = ToyTask.load_model
+
+    def other_weights(task):
+        model = original(task)
+        with torch.no_grad():
+            next(model.parameters()).add_(1.0)
+        return model
+
+    monkeypatch.setattr(ToyTask, "load_model", other_weights)
+    with pytest.raises(ValueError, match="the copy's task loaded other weights"):
+        copy.deepcopy(env)

@@ -281,14 +281,23 @@ def test_registering_over_a_built_in_warns(monkeypatch):
     with pytest.warns(UserWarning, match="'mine' was registered before"):
         tasks.register_task("mine", ToyTask)
         tasks.register_task("mine", lambda: ToyTask())
+    monkeypatch.setattr(tasks, "entry_point_specs", lambda group: {"installed": "pkg:Task"})
+    with pytest.warns(UserWarning, match="replaces the installed task 'installed'"):
+        tasks.register_task("installed", ToyTask)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        tasks.register_task("mine", tasks._REGISTERED["mine"])  # the same factory again
+        tasks.register_task("spec", "prunegym.tasks.toy:ToyTask")
+        tasks.register_task("spec", "prunegym.tasks.toy:ToyTask")  # an equal factory again
 
 
 def test_a_tiny_metric_is_printed_with_its_digits(capsys):
     assert main(["solve", "toy", "--solver", "uniform", "--target", "0.5"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("mse "))
     assert "e-0" in line.split("(dense")[0], line  # not 0.0000
+
+
+def test_weight_granularity_refuses_fractional_probes_too():
+    with pytest.raises(ValueError, match="probes must be a whole number"):
+        PruneEnv("toy", granularity="weight", probes=1.5)

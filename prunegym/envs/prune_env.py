@@ -304,12 +304,13 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
     def __reduce__(self):
         """``copy.deepcopy`` and ``pickle``: the copy is built again from (a copy of) the task
         with this environment's arguments, then given its state (target, coefficients, random
-        generator, evaluation cache). The Torch-Pruning groups hold autograd nodes, which
-        neither can copy. A copy shares no model with the original."""
-        state = {
-            "target": self.target, "coefficients": self._coefficients, "counts": self._counts,
-            "np_random": self._np_random, "cache": self.evaluator.cache_state(),
-        }  # fmt: skip
+        generators, spec, evaluation cache, test episodes). The Torch-Pruning groups hold
+        autograd nodes, which neither can copy. A copy shares no model with the original, and
+        refuses to be built if its task loads other weights."""
+        names = ("_coefficients", "_counts", "_np_random", "_np_random_seed", "_group_features",
+                 "spec", "action_space", "observation_space", "weights_sha256")  # fmt: skip
+        state = {name: getattr(self, name) for name in names}
+        state["target"], state["evaluator"] = self.target, self.evaluator.copy_state()
         return (_rebuilt, (type(self), self.task, self._built_with, state))
 
     # -- evaluation ------------------------------------------------------------------------------
@@ -491,10 +492,14 @@ def _rebuilt(cls: type[PruneEnv], task: Task, arguments: dict, state: dict) -> P
     """An environment built from ``task`` and ``arguments``, put in ``state``
     (:meth:`PruneEnv.__reduce__`)."""
     env = cls(task, **arguments)
-    env.target = state["target"]
-    env._coefficients, env._counts = state["coefficients"], state["counts"]
-    env._np_random = state["np_random"]
-    env.evaluator.restore_cache(state["cache"])
+    if env.weights_sha256 != state["weights_sha256"]:
+        raise ValueError(
+            f"the copy's task loaded other weights (SHA-256 {env.weights_sha256[:12]}…, not "
+            f"{state['weights_sha256'][:12]}…): its checkpoint changed or is not where it was"
+        )
+    env.target = state.pop("target")
+    env.evaluator.restore_state(state.pop("evaluator"))
+    env.__dict__.update(state)
     return env
 
 

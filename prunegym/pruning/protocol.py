@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from prunegym.pruning.channel.masks import ChannelMasker
-from prunegym.pruning.channel.pruner import SoftPruner
+from prunegym.pruning.channel.pruner import SoftPruner, check_probes
 from prunegym.pruning.weight.pruner import WeightPruner
 
 GRANULARITIES = ("channel", "weight")
@@ -96,6 +96,7 @@ def make_pruner(
         if options.get("bn_recalibration"):
             raise ValueError("bn_recalibration needs channel granularity (weight masks leave "
                              "every channel's statistics in place)")  # fmt: skip
+        check_probes(options.get("probes", 0), optimal=False)  # unused, but recorded
         dropped = ("output_layers", "probes", "bn_recalibration", "lsq_ridge")
         options = {k: v for k, v in options.items() if k not in dropped}
         return WeightPruner(

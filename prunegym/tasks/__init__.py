@@ -50,7 +50,7 @@ def register_task(name: str, factory: Callable[..., Task] | str) -> None:
             options.
     """
     check_plugin("task", name, factory)
-    warn_if_replaced("task", name, factory, _REGISTERED, _BUILT_IN)
+    warn_if_replaced("task", name, factory, _REGISTERED, _BUILT_IN, ENTRY_POINT_GROUP)
     _REGISTERED[name] = factory
 
 
@@ -63,17 +63,21 @@ def check_plugin(kind: str, name: str, factory) -> None:
         raise ValueError(f"{kind} factory must be callable or 'module:attribute', got {factory!r}")
 
 
-def warn_if_replaced(kind: str, name: str, factory, registered: dict, built_in) -> None:
+def warn_if_replaced(
+    kind: str, name: str, factory, registered: dict, built_in, installed: str
+) -> None:
     """Warn (as ``gym.register`` does for an existing id) when registering ``name`` replaces a
-    built-in ``kind`` or another factory registered under that name in this process."""
-    if name in built_in:
+    built-in ``kind``, one of the ``installed`` entry-point group, or another factory
+    registered in this process under that name."""
+    if name in built_in or name in entry_point_specs(installed):
+        where = "built-in" if name in built_in else "installed"
         warnings.warn(
             f"register_{'agent' if kind == 'solver' else kind}({name!r}, ...) replaces the "
-            f"built-in {kind} {name!r} in this process; result files name it {name!r}, so "
-            "other processes rebuild the built-in one",
+            f"{where} {kind} {name!r} in this process; result files name it {name!r}, so "
+            f"other processes rebuild the {where} one",
             stacklevel=3,
         )
-    elif registered.get(name, factory) is not factory:
+    elif registered.get(name, factory) != factory:
         warnings.warn(
             f"{kind} {name!r} was registered before; the new factory replaces it", stacklevel=3
         )

@@ -258,12 +258,17 @@ class Evaluator:
             self._cache.clear()
         self.hits, self.lookups = 0, 0
 
-    def cache_state(self) -> tuple:
-        """The cache and its counters, for a copy of the environment (:meth:`restore_cache`)."""
-        return self._cache, self.hits, self.lookups
+    def copy_state(self) -> dict:
+        """The cache (a new dict), its counters and the dense model's test values, for a copy
+        of the environment (:meth:`restore_state`)."""
+        return {
+            "_cache": None if self._cache is None else dict(self._cache),
+            "hits": self.hits, "lookups": self.lookups,
+            "_dense_test_values": self._dense_test_values,
+        }  # fmt: skip
 
-    def restore_cache(self, state: tuple) -> None:
-        self._cache, self.hits, self.lookups = state
+    def restore_state(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     # -- held-out test episodes -----------------------------------------------------------------
     def test_values(self, counts: np.ndarray | None = None, model: nn.Module | None = None):

@@ -39,6 +39,16 @@ from prunegym.tasks.options import is_count
 MAX_COEFFICIENT = 0.95
 
 
+def check_probes(probes, optimal: bool) -> None:
+    """One-line ``ValueError`` unless ``probes`` is a whole number, at least 1 if ``optimal``
+    compensation uses them."""
+    if not is_count(probes, 1 if optimal else 0):
+        raise ValueError(
+            "probes must be a whole number of Rademacher probes per calibration batch, "
+            f">= 1 for optimal compensation, got {probes!r}"
+        )
+
+
 class SoftPruner:
     """Soft-coefficient structured pruning of ``model`` in place (a
     :class:`prunegym.pruning.protocol.Pruner` of granularity ``"channel"``).
@@ -90,11 +100,7 @@ class SoftPruner:
             raise ValueError(f"lsq_ridge must be a finite number > 0, got {lsq_ridge!r}")
         self.criterion = check_criterion(criterion)
         self.compensation = check_compensation(compensation)
-        if not is_count(probes, 1 if compensation == "optimal" else 0):
-            raise ValueError(
-                "probes must be a whole number of Rademacher probes per calibration batch, "
-                f">= 1 for optimal compensation, got {probes!r}"
-            )
+        check_probes(probes, optimal=compensation == "optimal")
         self.model = model
         explicit_attention(model)  # attention heads become groups (same function)
         explicit_layer_norms(model)  # statistics over the kept channels when masked

@@ -42,13 +42,13 @@ class PendulumRenderer:
     """
 
     def __init__(self, size: int = FRAME_SIZE, supersample: int = SUPERSAMPLE, bins: int = BINS):
-        os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         self.size, self.supersample, self.bins = size, supersample, bins
         self._drawer = self._new_drawer()
         self._cache: dict[int, np.ndarray] = {}
 
     def _new_drawer(self):
+        os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # headless, in any process
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         drawer = gym.make("Pendulum-v1", render_mode="rgb_array").unwrapped
         drawer.screen_dim = self.size * self.supersample
         drawer.reset(seed=0)
