@@ -3,6 +3,7 @@
     python examples/leave_one_out.py [--tasks mnist-ae,mnist-convnet,tdmpc-pendulum]
         [--targets 0.1,...,0.7] [--refine 50] [--seed 0] [--generations 150]
         [--test-episodes 1000] [--search-episodes K] [--out runs/leave-one-out]
+        [--plot DIR]
 
 For each held-out task X, a policy is trained with the shipped recipe on every other shipped
 task (``prunegym train-policy --without X``; kept in ``--out`` and reused while the recipe it
@@ -18,7 +19,9 @@ and a difference counts only where its paired 95 % interval excludes zero. The t
 of 100 gives intervals of about ±15 on a return near −170, too wide to resolve differences of
 10; 1,000 narrow them about threefold. Beside refined − random, "searched" is the same
 difference on the search episodes, the only ones either search sees; ``--search-episodes``
-sets how many there are (the task's default, 8 on TD-MPC, where not given).
+sets how many there are (the task's default, 8 on TD-MPC, where not given). ``--plot DIR``
+saves one picture per held-out task, ``leave_one_out_<task>_seed<S>.png``: each solver's score
+(its test mean and 95 % interval on TD-MPC) against the sparsity it achieved.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from prunegym.agents import make_agent
 from prunegym.agents.learned_policy import save_policy
 from prunegym.agents.policy_training import RECIPE, train_policy
 from prunegym.envs.prune_env import PruneEnv
+from prunegym.results.plots import save_metric_vs_sparsity
 from prunegym.tasks import make_task, task_factory
 from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.intervals import paired_difference
@@ -102,12 +106,26 @@ def _exhaustive_best(env, limit: int = 5000) -> str:
     return f"{sign * max(sign * m for m in metrics):.4g} ({len(rows)})" if len(rows) else "–"
 
 
-def _score(result) -> str:
-    star = "" if result.feasible else "*"
+def _point(result) -> tuple[float, float, float]:
+    """``(sparsity, score, half-width)`` of a result: its test mean and 95 % interval where the
+    task has test episodes, else its metric and 0."""
     if result.test_values:
         name = result.metric_name
-        return f"{result.test_metrics[name]:.1f} ± {result.test_metrics[name + '_ci95']:.1f}{star}"
-    return f"{result.metric:.4g}{star}"
+        return result.sparsity, result.test_metrics[name], result.test_metrics[name + "_ci95"]
+    return result.sparsity, result.metric, 0.0
+
+
+def _score(result) -> str:
+    star = "" if result.feasible else "*"
+    _, value, half = _point(result)
+    return f"{value:.1f} ± {half:.1f}{star}" if result.test_values else f"{value:.4g}{star}"
+
+
+LABELS = {  # run name: legend label
+    "policy": "policy, zero-shot", "lamp": "lamp (prior)", "norm": "norm",
+    "uniform": "uniform", "refined": "policy refined ({samples} evaluations)",
+    "random": "random search ({samples})",
+}  # fmt: skip
 
 
 def main() -> None:
@@ -120,6 +138,7 @@ def main() -> None:
     parser.add_argument("--test-episodes", type=int, default=1000, help="for noisy tasks")
     parser.add_argument("--search-episodes", type=int, help="for noisy tasks (default: task's)")
     parser.add_argument("--out", default="runs/leave-one-out")
+    parser.add_argument("--plot", help="folder for one picture per held-out task")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -141,6 +160,7 @@ def main() -> None:
               "best in window (allocations) |")  # fmt: skip
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         bar = tqdm(total=6 * len(targets), desc=held_out, unit="run", leave=False)
+        points: dict[str, list] = {}
         for target in targets:
             runs = {}
             for name, solver, options in (
@@ -172,7 +192,18 @@ def main() -> None:
                 f"{versus_random} ({'yes' if beats_random else 'no'})", _exhaustive_best(env),
             ]  # fmt: skip
             tqdm.write("| " + " | ".join(cells) + " |")
+            for name, label in LABELS.items():
+                points.setdefault(label.format(samples=samples), []).append(_point(runs[name]))
         bar.close()
+        if args.plot:
+            test = runs["policy"].dense_test_metrics  # the dense model on the test episodes
+            picture = save_metric_vs_sparsity(
+                Path(args.plot) / f"leave_one_out_{held_out}_seed{args.seed}.png", points,
+                env.task.metric + (" (test mean, 95 % interval)" if test else ""),
+                dense=test[env.task.metric] if test else env.dense_metric,
+                title=f"{held_out}, held out: a policy trained without it (seed {args.seed})",
+            )  # fmt: skip
+            print(f"saved {picture}")
     print(f"\n{time.perf_counter() - started:.0f} s in all")
 
 

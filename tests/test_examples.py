@@ -133,3 +133,21 @@ def test_sb3_transfer_trains_on_one_task_and_answers_on_another(capsys):
     for row in rows:  # two targets, both inside the window (the hard budget sees to it)
         cells = row.strip(" |").split(" | ")[1:]
         assert len(cells) == 2 and not any(cell.endswith("*") for cell in cells)
+
+
+def test_leave_one_out_plots_test_means_with_their_intervals(tmp_path):
+    import dataclasses
+
+    from prunegym.agents import make_agent
+    from prunegym.envs.prune_env import PruneEnv
+
+    example = _load("leave_one_out")
+    result = make_agent("uniform", progress=False).run(PruneEnv("toy", target=0.3))
+    assert example._point(result) == (result.sparsity, result.metric, 0.0)
+    assert example._score(result) == f"{result.metric:.4g}"
+    noisy = dataclasses.replace(
+        result, test_values=[-150.0, -160.0],
+        test_metrics={result.metric_name: -155.0, f"{result.metric_name}_ci95": 9.8},
+    )  # fmt: skip
+    assert example._point(noisy) == (result.sparsity, -155.0, 9.8)
+    assert example._score(noisy) == "-155.0 ± 9.8"
