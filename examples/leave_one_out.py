@@ -142,6 +142,11 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.plot:  # a folder that cannot be made fails now, not after the first task
+        try:
+            Path(args.plot).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            parser.error(f"--plot {args.plot}: {error.strerror}")
     targets = [float(t) for t in args.targets.split(",")]
     held_outs = args.tasks.split(",")
     unknown = sorted(set(held_outs) - set(RECIPE["tasks"]))

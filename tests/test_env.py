@@ -225,6 +225,24 @@ def test_a_copy_is_the_same_environment_sharing_no_model(how):
     assert np.array_equal(copied._coefficients, sequential._coefficients)
 
 
+def test_a_subclass_copies_with_its_own_arguments_and_attributes():
+    class Counting(PruneEnv):
+        def __init__(self, task, extra, **kwargs):
+            super().__init__(task, **kwargs)
+            self.extra, self.steps = extra, 0
+
+        def step(self, action):
+            self.steps += 1
+            return super().step(action)
+
+    env = Counting("toy", extra=5, target=0.3)
+    env.step(np.full(5, 0.2))
+    twin = copy.deepcopy(env)
+    assert type(twin) is Counting and (twin.extra, twin.steps, twin.target) == (5, 1, 0.3)
+    twin.step(np.full(5, 0.2))
+    assert (twin.steps, env.steps) == (2, 1)
+
+
 def test_a_copy_refuses_a_task_that_loads_other_weights(monkeypatch):
     env = PruneEnv("toy")
     original = ToyTask.load_model

@@ -3,6 +3,7 @@ validation (each case was found by a new user's bug hunt)."""
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -261,8 +262,10 @@ def test_the_generic_ids_take_a_built_task():
 def test_probes_and_a_zero_window_are_refused_by_name():
     with pytest.raises(ValueError, match="probes must be a whole number .* >= 1 for optimal"):
         PruneEnv("toy", compensation="optimal", probes=0)
-    with pytest.raises(ValueError, match="probes must be a whole number"):
+    with pytest.raises(ValueError, match="PruneEnv option probes=1.5: must be an integer"):
         PruneEnv("toy", probes=1.5)
+    with pytest.raises(ValueError, match="probes must be a whole number .*, >= 0, got -1"):
+        PruneEnv("toy", probes=-1)
     with pytest.raises(ValueError, match=r"tolerance must be a number in \(0, 1\), got 0"):
         PruneEnv("toy", tolerance=0)
     assert PruneEnv("toy", target=0.0).target == 0.0  # the dense model's window stays valid
@@ -298,6 +301,34 @@ def test_a_tiny_metric_is_printed_with_its_digits(capsys):
     assert "e-0" in line.split("(dense")[0], line  # not 0.0000
 
 
-def test_weight_granularity_refuses_fractional_probes_too():
+def test_weight_granularity_refuses_negative_probes_too():
     with pytest.raises(ValueError, match="probes must be a whole number"):
-        PruneEnv("toy", granularity="weight", probes=1.5)
+        PruneEnv("toy", granularity="weight", probes=-2)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cache": "no"}, "PruneEnv option cache='no': must be true or false"),
+        ({"penalty": "5"}, "PruneEnv option penalty='5': must be a finite number"),
+        ({"seed": 1.5}, "PruneEnv option seed=1.5: must be an integer"),
+        ({"seed": -3}, "seed must be >= 0, got -3"),
+        ({"batch_memory_mb": -5}, "batch_memory_mb must be > 0 or None, got -5"),
+    ],
+)
+def test_env_options_of_the_wrong_kind_are_one_line(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PruneEnv("toy", **options)
+
+
+def test_numpy_integers_pass_as_seeds_and_probes():
+    env = PruneEnv("toy", seed=np.int64(3), compensation="optimal", probes=np.int64(2))
+    assert env.options["seed"] == 3 and type(env.options["probes"]) is int
+    assert env.step(np.full(5, 0.2))[4]["feasible"] in (True, False)
+
+
+def test_a_plugin_name_that_is_not_text_is_one_line():
+    from prunegym.tasks import register_task
+
+    with pytest.raises(ValueError, match="a task name must be non-empty and contain no ':'"):
+        register_task(5, ToyTask)

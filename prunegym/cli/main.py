@@ -40,18 +40,19 @@ def print_result(result) -> None:
     where = "  on the search episodes" if result.test_metrics else ""
     value, dense = _figure(result.metric), _figure(result.dense_metric)
     print(f"{metric:<12} {value}  (dense {dense}){where}")
-    for key, value in result.metrics.items():
-        if key != metric:
-            dense = result.dense_metrics.get(key, float("nan"))
-            print(f"{key:<12} {value:.6g}  (dense {dense:.6g})")
+    others = [key for key in result.metrics if key != metric]
+    width = max([12, *(len(key) for key in others)])
+    for key in others:
+        dense = result.dense_metrics.get(key, float("nan"))
+        print(f"{key:<{width}} {result.metrics[key]:.6g}  (dense {dense:.6g})")
     if result.test_metrics:
         for line in test_lines(result):
             print(line)
     if "macs" in result.costs:
         macs, dense = result.costs["macs"], result.costs["macs_dense"]
         share = macs / dense if dense else float("nan")
-        print(f"MACs         {macs:,} of {dense:,} per sample ({share:.1%}; convolutions and "
-              "linear layers)")  # fmt: skip
+        print(f"MACs         {macs:,} of {dense:,} per sample ({share:.1%} kept; "
+              "convolutions and linear layers)")  # fmt: skip
     print(f"evaluations  {result.evaluations} in {result.wall_seconds:.2f} s"
           f" ({result.cache_hits} of {result.cache_lookups} requests from the cache)")  # fmt: skip
     for key, value in result.details.items():

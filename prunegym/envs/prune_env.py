@@ -27,6 +27,7 @@ from prunegym.tasks.devices import (
     precision_context,
     resolve_device,
 )
+from prunegym.tasks.options import check_options
 
 OBSERVATIONS = ("coefficients", "features")
 
@@ -184,6 +185,12 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             "bn_recalibration": bn_recalibration, "lsq_ridge": lsq_ridge,
             "observation": observation,
         }  # fmt: skip
+        check_options("PruneEnv", self._built_with, PruneEnv)  # kinds, in one line
+        seed, probes = int(seed), int(probes)  # numpy integers too: torch takes Python ints
+        if seed < 0:
+            raise ValueError(f"seed must be >= 0, got {seed}")
+        if batch_memory_mb is not None and not batch_memory_mb > 0:
+            raise ValueError(f"batch_memory_mb must be > 0 or None, got {batch_memory_mb!r}")
         if isinstance(task, str):
             task = make_task(task, device=device)
         if not isinstance(task, Task):
@@ -302,14 +309,13 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._model
 
     def __reduce__(self):
-        """``copy.deepcopy`` and ``pickle``: the copy is built again from (a copy of) the task
-        with this environment's arguments, then given its state (target, coefficients, random
-        generators, spec, evaluation cache, test episodes). The Torch-Pruning groups hold
-        autograd nodes, which neither can copy. A copy shares no model with the original, and
-        refuses to be built if its task loads other weights."""
-        names = ("_coefficients", "_counts", "_np_random", "_np_random_seed", "_group_features",
-                 "spec", "action_space", "observation_space", "weights_sha256")  # fmt: skip
-        state = {name: getattr(self, name) for name in names}
+        """``copy.deepcopy`` and ``pickle``: the model, its pruner and groups and the evaluator
+        are built again from (a copy of) the task with this environment's arguments (the
+        Torch-Pruning groups hold autograd nodes, which neither can copy); every other
+        attribute (coefficients, random generators, spec, a subclass's own) is copied, and the
+        evaluation cache and test episodes come along. A copy shares no model with the
+        original, and refuses to be built if its task loads other weights."""
+        state = {key: value for key, value in vars(self).items() if key not in _REBUILT}
         state["target"], state["evaluator"] = self.target, self.evaluator.copy_state()
         return (_rebuilt, (type(self), self.task, self._built_with, state))
 
@@ -488,10 +494,15 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         return self.pruner.counts(coefficients)
 
 
+_REBUILT = ("task", "_model", "pruner", "evaluator", "groups")  # what a copy builds again
+
+
 def _rebuilt(cls: type[PruneEnv], task: Task, arguments: dict, state: dict) -> PruneEnv:
-    """An environment built from ``task`` and ``arguments``, put in ``state``
-    (:meth:`PruneEnv.__reduce__`)."""
-    env = cls(task, **arguments)
+    """A ``cls`` environment whose model, pruner and evaluator are built from ``task`` and
+    ``arguments`` by :class:`PruneEnv` itself (a subclass's ``__init__`` may take others), then
+    put in ``state`` (:meth:`PruneEnv.__reduce__`)."""
+    env = cls.__new__(cls)
+    PruneEnv.__init__(env, task, **arguments)
     if env.weights_sha256 != state["weights_sha256"]:
         raise ValueError(
             f"the copy's task loaded other weights (SHA-256 {env.weights_sha256[:12]}…, not "

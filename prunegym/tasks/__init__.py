@@ -57,7 +57,7 @@ def register_task(name: str, factory: Callable[..., Task] | str) -> None:
 def check_plugin(kind: str, name: str, factory) -> None:
     """``ValueError`` unless ``name`` is a plugin name (non-empty, no ``:``) and ``factory`` is
     callable or a ``"module:attribute"`` string; ``kind`` is ``"task"`` or ``"solver"``."""
-    if not name or ":" in name:
+    if not isinstance(name, str) or not name or ":" in name:
         raise ValueError(f"a {kind} name must be non-empty and contain no ':', got {name!r}")
     if not (callable(factory) or (isinstance(factory, str) and ":" in factory)):
         raise ValueError(f"{kind} factory must be callable or 'module:attribute', got {factory!r}")

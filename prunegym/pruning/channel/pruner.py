@@ -43,9 +43,10 @@ def check_probes(probes, optimal: bool) -> None:
     """One-line ``ValueError`` unless ``probes`` is a whole number, at least 1 if ``optimal``
     compensation uses them."""
     if not is_count(probes, 1 if optimal else 0):
+        least = ">= 1 for optimal compensation" if optimal else ">= 0"
         raise ValueError(
-            "probes must be a whole number of Rademacher probes per calibration batch, "
-            f">= 1 for optimal compensation, got {probes!r}"
+            f"probes must be a whole number of Rademacher probes per calibration batch, {least}, "
+            f"got {probes!r}"
         )
 
 
@@ -101,6 +102,7 @@ class SoftPruner:
         self.criterion = check_criterion(criterion)
         self.compensation = check_compensation(compensation)
         check_probes(probes, optimal=compensation == "optimal")
+        probes = int(probes)  # a numpy integer too
         self.model = model
         explicit_attention(model)  # attention heads become groups (same function)
         explicit_layer_norms(model)  # statistics over the kept channels when masked
