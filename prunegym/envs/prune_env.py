@@ -27,7 +27,7 @@ from prunegym.tasks.devices import (
     precision_context,
     resolve_device,
 )
-from prunegym.tasks.options import check_options
+from prunegym.tasks.options import check_at_least, check_options
 
 OBSERVATIONS = ("coefficients", "features")
 
@@ -187,8 +187,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         }  # fmt: skip
         check_options("PruneEnv", self._built_with, PruneEnv)  # kinds, in one line
         seed, probes = int(seed), int(probes)  # numpy integers too: torch takes Python ints
-        if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
+        check_at_least("PruneEnv", 0, seed=seed)
         if batch_memory_mb is not None and not batch_memory_mb > 0:
             raise ValueError(f"batch_memory_mb must be > 0 or None, got {batch_memory_mb!r}")
         if isinstance(task, str):
