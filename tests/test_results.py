@@ -8,17 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from other_cpu import OTHER_CPU
 
 from prunegym.cli.main import main
 
 RESULTS = Path(__file__).parents[1] / "examples" / "results"
 EXAMPLES = sorted(RESULTS.glob("*.json"))
 TDMPC_EXAMPLE = RESULTS / "tdmpc-pendulum_fd-momentum_20.json"
-# Another CPU, emulated: PyTorch's portable kernels instead of its AVX2/AVX-512 ones, and
-# AVX2 code paths in MKL and oneDNN. Float results differ in the last bits, as on another
-# machine, and the closed-loop pendulum turns that into other trajectories.
-OTHER_CPU = {"ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-             "ONEDNN_MAX_CPU_ISA": "AVX2"}  # fmt: skip
 
 
 def test_a_result_records_where_it_came_from(toy_env):

@@ -31,6 +31,7 @@ wrapped episodes.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from importlib import resources
 from pathlib import Path
@@ -44,6 +45,11 @@ from prunegym.tasks.checkpoints import CheckpointError, load_state_into, safe_lo
 from prunegym.tasks.intervals import mean_ci95
 from prunegym.tasks.options import check_at_least
 from prunegym.tasks.tdmpc.agent import TDMPC
+from prunegym.tasks.tdmpc.calibration import (
+    checked_calibration_actions,
+    play_calibration,
+    replay_calibration,
+)
 from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.controllers import random_controller
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller, record_episode
@@ -57,7 +63,6 @@ from prunegym.tasks.tdmpc.tensor_episodes import (
 from prunegym.tasks.tdmpc.world_model import WorldModel
 
 EVALUATION_SEEDS_START = 20_000  # search episodes: what solvers see
-CALIBRATION_SEEDS_START = 30_000
 TEST_SEEDS_START = 40_000  # held-out test episodes: how the chosen result is scored
 MODES = ("policy", "plan")
 ENGINES = ("auto", "numpy", "torch", "torch+table")
@@ -69,6 +74,13 @@ def default_checkpoint() -> Path:
 
 def load_world_model(checkpoint: str | Path | None = None) -> WorldModel:
     """The world model stored in a TD-MPC checkpoint (``agent.pt`` or the shipped one)."""
+    return read_checkpoint(checkpoint)[0]
+
+
+def read_checkpoint(checkpoint: str | Path | None = None) -> tuple[WorldModel, torch.Tensor | None]:
+    """A TD-MPC checkpoint's world model (evaluation mode, on the CPU) and its recorded
+    calibration actions ``(episodes, decisions)``, ``None`` where it records none
+    (:mod:`prunegym.tasks.tdmpc.calibration`)."""
     path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
     state = safe_load(path, "TD-MPC checkpoint")
     try:
@@ -80,7 +92,10 @@ def load_world_model(checkpoint: str | Path | None = None) -> WorldModel:
         ) from None
     model = WorldModel(config)
     load_state_into(model, weights, path)
-    return model.eval()
+    actions = state.get("calibration_actions")
+    if actions is not None:
+        actions = checked_calibration_actions(actions, config.env, path)
+    return model.eval(), actions
 
 
 class TDMPCPendulumTask(Task):
@@ -96,7 +111,10 @@ class TDMPCPendulumTask(Task):
             shipped agent on 8 episodes, though not significantly above π
             (``benchmarks/tdmpc_planning.py``); at its trained horizon 3 the
             planner fails.
-        calibration_episodes: Dense-agent episodes whose frames calibrate the statistics.
+        calibration_episodes: Dense-agent episodes whose frames calibrate the statistics:
+            the first ones the checkpoint records, replayed from their actions, the same on
+            every machine (:mod:`prunegym.tasks.tdmpc.calibration`; the shipped checkpoint
+            records 4).
         episode_engine: ``"numpy"``, ``"torch"`` (episodes as tensors on the task's device,
             ``mode="policy"`` only), ``"torch+table"`` (and the first convolution from a table)
             or ``"auto"``: torch+table on a GPU, numpy on the CPU.
@@ -140,13 +158,13 @@ class TDMPCPendulumTask(Task):
         self._test_runner: EpisodeRunner | None = None
         self._random_test_return: float | None = None
         self.plan_horizon, self.calibration_episodes = plan_horizon, calibration_episodes
-        self._dense = load_world_model(checkpoint)
+        self._dense, recorded = read_checkpoint(checkpoint)
         self.config = self._dense.config
         seeds = list(range(EVALUATION_SEEDS_START, EVALUATION_SEEDS_START + episodes))
         self.runner = EpisodeRunner(seeds, self.config.env)
         self.random_return = float(self.runner.run(random_controller(0)).mean())
         self.dense_return = float(self._returns(self._dense).mean())
-        self._calibration = self._collect_calibration(calibration_episodes)
+        self._calibration = self._calibration_data(calibration_episodes, recorded)
 
     def __getstate__(self) -> dict:
         """Copies and pickles leave the per-model convolution tables (a weak dictionary)
@@ -381,22 +399,17 @@ class TDMPCPendulumTask(Task):
             return self._tensor_run(self.runner).run(self._tensor_policy(model))[0].cpu().numpy()
         return self.runner.run(self._controller(model))
 
-    @torch.no_grad()
-    def _collect_calibration(self, episodes: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frames and actions the dense agent meets (π plus a little noise, other seeds)."""
-        seeds = list(range(CALIBRATION_SEEDS_START, CALIBRATION_SEEDS_START + episodes))
-        runner = EpisodeRunner(seeds, self.config.env)
-        frames, actions = [], []
-        generator = torch.Generator().manual_seed(0)  # the same noise on every device
-        model = self._dense
-
-        def act(observations: torch.Tensor) -> torch.Tensor:
-            action = model.pi(model.encode(observations))
-            noise = torch.randn(action.shape, generator=generator, device="cpu")
-            action = (action + 0.3 * noise.to(action.device)).clamp(-1, 1)
-            frames.append(observations.clone())
-            actions.append(action)
-            return action
-
-        runner.run(network_controller(act, self.device))
-        return torch.cat(frames), torch.cat(actions)
+    def _calibration_data(self, episodes: int, recorded: torch.Tensor | None):
+        """The first ``episodes`` recorded calibration episodes, replayed; closed loop (with a
+        warning: the frames then depend on this CPU's float kernels) where the checkpoint
+        records fewer."""
+        if recorded is not None and len(recorded) >= episodes:
+            return replay_calibration(recorded[:episodes], self.config.env, self.device)
+        warnings.warn(
+            f"the TD-MPC checkpoint records {0 if recorded is None else len(recorded)} "
+            f"calibration episodes, not {episodes}; playing them closed loop, so the channel "
+            "scores depend on this CPU's float kernels (prunegym.training.tdmpc.save_agent "
+            "records them)",
+            stacklevel=3,
+        )
+        return play_calibration(self._dense, self.config.env, episodes)

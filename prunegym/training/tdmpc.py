@@ -23,6 +23,7 @@ import torch
 from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.buffer import EpisodeBuffer
+from prunegym.tasks.tdmpc.calibration import record_calibration_actions
 from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.episodes import MAX_TORQUE, EpisodeRunner, network_controller
 from prunegym.tasks.tdmpc.pendulum import make_pixel_pendulum
@@ -34,12 +35,15 @@ LOG_FIELDS = [
 EVAL_SEEDS = list(range(10_000, 10_005))
 
 
-def save_agent(agent: TDMPC, path: str | Path, recipe: dict | None = None) -> None:
-    """Write the world-model weights and configuration (loadable with ``weights_only``)."""
-    torch.save(
-        {"config": agent.config.to_dict(), "model": agent.model.state_dict(), "recipe": recipe},
-        path,
-    )
+def save_agent(
+    agent: TDMPC, path: str | Path, recipe: dict | None = None, calibration_episodes: int = 4
+) -> None:
+    """Write the world-model weights, configuration and recorded calibration actions
+    (:func:`~prunegym.tasks.tdmpc.calibration.record_calibration_actions`, played here once so
+    that the task replays the same frames on every machine); loadable with ``weights_only``."""
+    actions = record_calibration_actions(agent.model, agent.config.env, calibration_episodes)
+    state = {"config": agent.config.to_dict(), "model": agent.model.state_dict()}
+    torch.save({**state, "recipe": recipe, "calibration_actions": actions}, path)
 
 
 class Trainer:
