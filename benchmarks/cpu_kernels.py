@@ -22,9 +22,9 @@ task's default unless given), and its paired difference from native's, episode b
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,15 +49,16 @@ def measure(tasks: list[str], coefficient: float, test_episodes: int | None, out
     import torch
 
     from prunegym.envs.prune_env import PruneEnv
-    from prunegym.tasks import make_task
+    from prunegym.tasks import make_task, task_class
 
     if os.environ.get("PRUNEGYM_THREADS"):
         torch.set_num_threads(int(os.environ["PRUNEGYM_THREADS"]))
     found = {}
     for name in tasks:
-        task = make_task(name)
-        if test_episodes and "test_episodes" in task.options():
-            task = make_task(name, test_episodes=test_episodes)
+        takes = "test_episodes" in inspect.signature(task_class(name)).parameters
+        task = make_task(
+            name, **({"test_episodes": test_episodes} if test_episodes and takes else {})
+        )
         env = PruneEnv(task, batching="sequential")
         coefficients = np.full(len(env.groups), coefficient, dtype=np.float32)
         _, _, _, _, info = env.step(coefficients)
@@ -77,13 +78,13 @@ def _weight_difference(first: Path, second: Path) -> float:
     """Largest absolute difference between the state dicts saved in two files."""
     import torch
 
-    first, second = torch.load(first), torch.load(second)
+    first = torch.load(first, map_location="cpu", weights_only=True)
+    second = torch.load(second, map_location="cpu", weights_only=True)
     return max(float((first[k].double() - second[k].double()).abs().max()) for k in first)
 
 
 def main() -> None:
     from prunegym.tasks import task_names
-    from prunegym.tasks.intervals import mean_ci95, paired_difference
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     shipped = [name for name in task_names() if name != "image-classification"]  # a folder
@@ -96,7 +97,13 @@ def main() -> None:
     if args.child:
         print(json.dumps(measure(tasks, args.coefficient, args.test_episodes, args.child)))
         return
-    runs, folder = {}, Path(tempfile.mkdtemp(prefix="cpu_kernels_"))
+    with tempfile.TemporaryDirectory(prefix="cpu_kernels_") as folder:
+        report(args, tasks, _run_settings(args, Path(folder)), Path(folder))
+
+
+def _run_settings(args, folder: Path) -> dict:
+    """Run the measurement once per setting, each in a fresh process writing to ``folder``."""
+    runs = {}
     for label, variables in SETTINGS.items():
         print(f"running {label}...", file=sys.stderr, flush=True)
         (folder / label).mkdir()
@@ -105,8 +112,17 @@ def main() -> None:
         if args.test_episodes:
             command += ["--test-episodes", str(args.test_episodes)]
         env = {**os.environ, **variables, "PYTHONWARNINGS": "ignore"}
-        output = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        output = subprocess.run(command, env=env, capture_output=True, text=True)
+        if output.returncode:
+            raise SystemExit(f"the {label} run failed:\n{output.stderr[-3000:]}")
         runs[label] = json.loads(output.stdout.strip().splitlines()[-1])
+    return runs
+
+
+def report(args, tasks: list[str], runs: dict, folder: Path) -> None:
+    """Print both tables (``folder``: the runs' saved weights)."""
+    from prunegym.tasks.intervals import mean_ci95, paired_difference
+
     native = runs["native"]
     pruned = f"c={args.coefficient:g}"
     print(
@@ -137,7 +153,6 @@ def main() -> None:
                 difference, width = paired_difference(run[name]["test"], native[name]["test"])
                 line += f"   minus native: {difference:+7.1f} ± {width:5.1f}"
             print(line)
-    shutil.rmtree(folder)
 
 
 if __name__ == "__main__":

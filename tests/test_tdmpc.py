@@ -117,6 +117,8 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     first.run()
     assert (tmp_path / "log.csv").read_text().count("\n") == 3  # header + 2 episodes
     assert (tmp_path / "curve.png").exists() and (tmp_path / "agent.pt").exists()
+    saved = torch.load(tmp_path / "agent.pt", weights_only=True)
+    assert saved["calibration_actions"].shape == (4, config.env.decisions)  # replayed by tasks
     resumed = Trainer(tmp_path, steps=600, seed=1, config=config, eval_every=400)
     resumed.load_checkpoint()
     assert resumed.env_step == 400 and len(resumed.buffer) == 2

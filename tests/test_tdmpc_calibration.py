@@ -46,7 +46,7 @@ def test_the_shipped_checkpoint_records_the_calibration_the_task_replays():
     _, recorded = read_checkpoint()
     assert recorded.shape == (4, 100) and float(recorded.abs().max()) <= 1.0
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # replayed: no closed-loop warning
+        warnings.filterwarnings("error", message=".*closed loop")  # replayed, not played
         task = TDMPCPendulumTask(episodes=1, test_episodes=2, calibration_episodes=3)
     batches = task.calibration_batches()
     frames, actions = (torch.cat(part) for part in zip(*batches, strict=True))
@@ -58,25 +58,51 @@ def test_a_checkpoint_without_enough_recorded_episodes_plays_them_with_a_warning
     state = torch.load(default_checkpoint(), weights_only=True)
     del state["calibration_actions"]
     torch.save(state, tmp_path / "old.pt")
-    with pytest.warns(UserWarning, match="records 0 calibration episodes, not 1; playing them"):
+    warning = r"old.pt records 0 calibration episodes, fewer than calibration_episodes=1; play"
+    with pytest.warns(UserWarning, match=warning) as caught:
         task = TDMPCPendulumTask(tmp_path / "old.pt", episodes=1, test_episodes=2,
                                  calibration_episodes=1)  # fmt: skip
-    assert len(task.calibration_batches()[0][0]) == 100
-    with pytest.warns(UserWarning, match="records 4 calibration episodes, not 5"):
+    assert caught[0].filename == __file__  # it points at the caller's line, not at prunegym
+    frames, actions = task.calibration_batches()[0]
+    expected = play_calibration(task.build_model(), task.config.env, 1)
+    assert torch.equal(frames, expected[0]) and torch.equal(actions, expected[1])
+    with pytest.warns(UserWarning, match="records 4 calibration episodes, fewer than"):
         TDMPCPendulumTask(episodes=1, test_episodes=2, calibration_episodes=5)
 
 
+def test_add_calibration_actions_records_them_in_an_old_checkpoint(tmp_path):
+    from prunegym.training.tdmpc import add_calibration_actions
+
+    state = torch.load(default_checkpoint(), weights_only=True)
+    del state["calibration_actions"]
+    torch.save(state, tmp_path / "old.pt")
+    model, _ = read_checkpoint(tmp_path / "old.pt")
+    added = add_calibration_actions(tmp_path / "old.pt", episodes=2)
+    again, recorded = read_checkpoint(tmp_path / "old.pt")
+    assert torch.equal(recorded, added) and added.shape == (2, 100)
+    assert torch.equal(added, record_calibration_actions(model, model.config.env, 2))
+    for name, weight in model.state_dict().items():
+        assert torch.equal(weight, again.state_dict()[name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.pt"]  # no partial file left
+
+
 @pytest.mark.parametrize(
-    "bad",
-    [torch.zeros(4, 99), torch.full((2, 100), float("nan")), torch.full((1, 100), 1.5),
-     torch.zeros(0, 100), torch.zeros(4, 100, dtype=torch.int64), [0.0] * 100],
+    ("bad", "reason"),
+    [(torch.zeros(4, 99), "got shape (4, 99)"), (torch.zeros(0, 100), "got shape (0, 100)"),
+     (torch.full((2, 100), float("nan")), "NaN or outside [-1, 1]"),
+     (torch.full((1, 100), 1.5), "NaN or outside [-1, 1]"),
+     (torch.zeros(4, 100, dtype=torch.int64), "got torch.int64"), ([0.0] * 100, "got a list")],
 )  # fmt: skip
-def test_bad_recorded_calibration_actions_get_one_clear_line(tmp_path, bad):
+def test_bad_recorded_calibration_actions_get_one_clear_line(tmp_path, bad, reason):
     state = torch.load(default_checkpoint(), weights_only=True)
     state["calibration_actions"] = bad
     torch.save(state, tmp_path / "bad.pt")
-    with pytest.raises(CheckpointError, match=r"'calibration_actions' must be a float tensor "):
+    with pytest.raises(
+        CheckpointError, match=r"'calibration_actions' must be a float tensor "
+    ) as e:
         read_checkpoint(tmp_path / "bad.pt")
+    assert "bad.pt" in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value).endswith(reason)
 
 
 def test_the_same_coefficients_prune_the_same_network_on_another_cpu(tmp_path):

@@ -31,7 +31,6 @@ wrapped episodes.
 
 from __future__ import annotations
 
-import warnings
 import weakref
 from importlib import resources
 from pathlib import Path
@@ -46,9 +45,9 @@ from prunegym.tasks.intervals import mean_ci95
 from prunegym.tasks.options import check_at_least
 from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.calibration import (
+    CALIBRATION_EPISODES,
+    calibration_data,
     checked_calibration_actions,
-    play_calibration,
-    replay_calibration,
 )
 from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.controllers import random_controller
@@ -130,7 +129,7 @@ class TDMPCPendulumTask(Task):
         checkpoint: str | Path | None = None,
         episodes: int = 8,
         mode: str = "policy",
-        calibration_episodes: int = 4,
+        calibration_episodes: int = CALIBRATION_EPISODES,
         plan_horizon: int = 1,
         test_episodes: int = 100,
         episode_engine: str = "auto",
@@ -164,7 +163,10 @@ class TDMPCPendulumTask(Task):
         self.runner = EpisodeRunner(seeds, self.config.env)
         self.random_return = float(self.runner.run(random_controller(0)).mean())
         self.dense_return = float(self._returns(self._dense).mean())
-        self._calibration = self._calibration_data(calibration_episodes, recorded)
+        self._calibration = calibration_data(
+            self._dense, self.config.env, calibration_episodes, recorded,
+            Path(checkpoint or default_checkpoint()), self.device,
+        )  # fmt: skip
 
     def __getstate__(self) -> dict:
         """Copies and pickles leave the per-model convolution tables (a weak dictionary)
@@ -398,18 +400,3 @@ class TDMPCPendulumTask(Task):
         if self.uses_tensor_episodes:
             return self._tensor_run(self.runner).run(self._tensor_policy(model))[0].cpu().numpy()
         return self.runner.run(self._controller(model))
-
-    def _calibration_data(self, episodes: int, recorded: torch.Tensor | None):
-        """The first ``episodes`` recorded calibration episodes, replayed; closed loop (with a
-        warning: the frames then depend on this CPU's float kernels) where the checkpoint
-        records fewer."""
-        if recorded is not None and len(recorded) >= episodes:
-            return replay_calibration(recorded[:episodes], self.config.env, self.device)
-        warnings.warn(
-            f"the TD-MPC checkpoint records {0 if recorded is None else len(recorded)} "
-            f"calibration episodes, not {episodes}; playing them closed loop, so the channel "
-            "scores depend on this CPU's float kernels (prunegym.training.tdmpc.save_agent "
-            "records them)",
-            stacklevel=3,
-        )
-        return play_calibration(self._dense, self.config.env, episodes)

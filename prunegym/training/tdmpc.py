@@ -23,10 +23,11 @@ import torch
 from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.buffer import EpisodeBuffer
-from prunegym.tasks.tdmpc.calibration import record_calibration_actions
+from prunegym.tasks.tdmpc.calibration import CALIBRATION_EPISODES, record_calibration_actions
 from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.episodes import MAX_TORQUE, EpisodeRunner, network_controller
 from prunegym.tasks.tdmpc.pendulum import make_pixel_pendulum
+from prunegym.tasks.tdmpc_pendulum import load_world_model
 
 LOG_FIELDS = [
     "env_step", "episode", "return", "eval_return", "consistency", "reward", "value", "pi",
@@ -36,7 +37,10 @@ EVAL_SEEDS = list(range(10_000, 10_005))
 
 
 def save_agent(
-    agent: TDMPC, path: str | Path, recipe: dict | None = None, calibration_episodes: int = 4
+    agent: TDMPC,
+    path: str | Path,
+    recipe: dict | None = None,
+    calibration_episodes: int = CALIBRATION_EPISODES,
 ) -> None:
     """Write the world-model weights, configuration and recorded calibration actions
     (:func:`~prunegym.tasks.tdmpc.calibration.record_calibration_actions`, played here once so
@@ -44,6 +48,22 @@ def save_agent(
     actions = record_calibration_actions(agent.model, agent.config.env, calibration_episodes)
     state = {"config": agent.config.to_dict(), "model": agent.model.state_dict()}
     torch.save({**state, "recipe": recipe, "calibration_actions": actions}, path)
+
+
+def add_calibration_actions(
+    checkpoint: str | Path, episodes: int = CALIBRATION_EPISODES
+) -> torch.Tensor:
+    """Record ``episodes`` calibration episodes' actions with the agent of ``checkpoint`` (an
+    ``agent.pt`` written without them) and write them into the file, replacing it atomically;
+    returns them, ``(episodes, decisions)``. Everything else in the file stays as it was."""
+    path = Path(checkpoint)
+    state = safe_load(path, "TD-MPC checkpoint")
+    model = load_world_model(path)
+    state["calibration_actions"] = record_calibration_actions(model, model.config.env, episodes)
+    partial = path.with_suffix(".tmp")
+    torch.save(state, partial)
+    partial.replace(path)
+    return state["calibration_actions"]
 
 
 class Trainer:
@@ -78,7 +98,7 @@ class Trainer:
         self.eval_every, self.checkpoint_every = eval_every, checkpoint_every
         self.progress = progress
         env = self.config.env
-        self.decisions = 200 // env.action_repeat
+        self.decisions = env.decisions
         self.agent = TDMPC(self.config, seed)
         self.buffer = EpisodeBuffer(
             capacity=1 + 200_000 // 200,

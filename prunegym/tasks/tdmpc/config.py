@@ -14,6 +14,11 @@ class EnvConfig:
     action_repeat: int = 2
     """Simulator steps per decision (100 decisions per episode)."""
 
+    @property
+    def decisions(self) -> int:
+        """Agent decisions in one 200-step episode."""
+        return 200 // self.action_repeat
+
 
 @dataclass
 class ModelConfig:
