@@ -169,6 +169,23 @@ def test_cuda_env_matches_the_cpu_and_restores_bit_for_bit(name):
 
 @cuda
 @pytest.mark.skipif(NO_CUDA, reason="needs a CUDA GPU")
+def test_cuda_tdmpc_keeps_the_channels_the_cpu_keeps():
+    """Calibration frames are replayed from the checkpoint's actions, not played on the
+    device, so the GPU scores the CPU's frames (in IEEE float32) and orders channels alike."""
+    from prunegym.tasks.tdmpc_pendulum import TDMPCPendulumTask
+
+    cpu = PruneEnv(TDMPCPendulumTask(episodes=1, test_episodes=2), cache=False)
+    gpu = PruneEnv(TDMPCPendulumTask(episodes=1, test_episodes=2), device="cuda", cache=False)
+    frames = [batch[0] for batch in gpu.task.calibration_batches()]
+    assert frames[0].is_cuda
+    for here, there in zip(cpu.task.calibration_batches(), frames, strict=True):
+        assert torch.equal(here[0], there.cpu())
+    for here, there in zip(cpu.pruner.orders, gpu.pruner.orders, strict=True):
+        assert torch.equal(here.cpu(), there.cpu())
+
+
+@cuda
+@pytest.mark.skipif(NO_CUDA, reason="needs a CUDA GPU")
 def test_cuda_solve_from_the_command_line(tmp_path):
     from prunegym.agents import Result
     from prunegym.cli.main import main
