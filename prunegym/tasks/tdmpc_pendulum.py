@@ -32,7 +32,6 @@ wrapped episodes.
 from __future__ import annotations
 
 import weakref
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +39,15 @@ import torch
 from torch import nn
 
 from prunegym.tasks.base import Task
-from prunegym.tasks.checkpoints import CheckpointError, load_state_into, safe_load
 from prunegym.tasks.intervals import mean_ci95
 from prunegym.tasks.options import check_at_least
 from prunegym.tasks.tdmpc.agent import TDMPC
-from prunegym.tasks.tdmpc.calibration import (
-    CALIBRATION_EPISODES,
-    calibration_data,
-    checked_calibration_actions,
+from prunegym.tasks.tdmpc.calibration import CALIBRATION_EPISODES, calibration_data
+from prunegym.tasks.tdmpc.checkpoint import (
+    default_checkpoint,
+    load_world_model,
+    read_checkpoint,
 )
-from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.controllers import random_controller
 from prunegym.tasks.tdmpc.episodes import EpisodeRunner, network_controller, record_episode
 from prunegym.tasks.tdmpc.stacked_policy import StackedPolicy
@@ -65,36 +63,6 @@ EVALUATION_SEEDS_START = 20_000  # search episodes: what solvers see
 TEST_SEEDS_START = 40_000  # held-out test episodes: how the chosen result is scored
 MODES = ("policy", "plan")
 ENGINES = ("auto", "numpy", "torch", "torch+table")
-
-
-def default_checkpoint() -> Path:
-    return Path(str(resources.files("prunegym.assets") / "tdmpc_pendulum.pt"))
-
-
-def load_world_model(checkpoint: str | Path | None = None) -> WorldModel:
-    """The world model stored in a TD-MPC checkpoint (``agent.pt`` or the shipped one)."""
-    return read_checkpoint(checkpoint)[0]
-
-
-def read_checkpoint(checkpoint: str | Path | None = None) -> tuple[WorldModel, torch.Tensor | None]:
-    """A TD-MPC checkpoint's world model (evaluation mode, on the CPU) and its recorded
-    calibration actions ``(episodes, decisions)``, ``None`` where it records none
-    (:mod:`prunegym.tasks.tdmpc.calibration`)."""
-    path = Path(checkpoint) if checkpoint is not None else default_checkpoint()
-    state = safe_load(path, "TD-MPC checkpoint")
-    try:
-        config = TDMPCConfig.from_dict(state["config"])
-        weights = state["model"]
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(
-            f"TD-MPC checkpoint {path} lacks a valid 'config' and 'model' entry: {error!r}"
-        ) from None
-    model = WorldModel(config)
-    load_state_into(model, weights, path)
-    actions = state.get("calibration_actions")
-    if actions is not None:
-        actions = checked_calibration_actions(actions, config.env, path)
-    return model.eval(), actions
 
 
 class TDMPCPendulumTask(Task):

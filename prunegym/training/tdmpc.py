@@ -24,10 +24,10 @@ from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.buffer import EpisodeBuffer
 from prunegym.tasks.tdmpc.calibration import CALIBRATION_EPISODES, record_calibration_actions
+from prunegym.tasks.tdmpc.checkpoint import load_world_model
 from prunegym.tasks.tdmpc.config import TDMPCConfig
 from prunegym.tasks.tdmpc.episodes import MAX_TORQUE, EpisodeRunner, network_controller
 from prunegym.tasks.tdmpc.pendulum import make_pixel_pendulum
-from prunegym.tasks.tdmpc_pendulum import load_world_model
 
 LOG_FIELDS = [
     "env_step", "episode", "return", "eval_return", "consistency", "reward", "value", "pi",
