@@ -60,6 +60,11 @@ class UnitActions(RescaleAction):
             raise ValueError(f"action {values.tolist()} is not in [-1, 1] (rescaled actions)")
         return super().action(action)
 
+    def __reduce__(self):
+        """``pickle``: built again around (a copy of) the wrapped environment; the rescaling
+        Gymnasium keeps is a local function, which pickle cannot store."""
+        return (type(self), (self.env,))
+
 
 class DrawnTarget(gym.Wrapper):
     """Draw a sparsity target per episode, uniformly from ``[low, high]``; nothing else changes.

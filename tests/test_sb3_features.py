@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 
 import gymnasium as gym
@@ -109,6 +110,26 @@ def test_drawn_target_draws_each_episode_and_takes_a_fixed_one():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*different from the unwrapped")
         check_env(sb3_sequential_env("toy"), skip_render_check=True)
+
+
+def test_the_sequential_env_pickles_mid_episode():
+    env = sb3_sequential_env("toy", (0.2, 0.5))
+    env.reset(seed=4)
+    env.step(np.array([0.1], np.float32))
+    twin = pickle.loads(pickle.dumps(env))
+    assert isinstance(twin.env, UnitActions) and twin.action_space == env.action_space
+    assert twin.target == env.target and twin.unwrapped._position == env.unwrapped._position == 1
+    assert twin.unwrapped.core._model is not env.unwrapped.core._model
+    for action in ([-0.4], [0.7]):  # two more steps alike, then the same next draw
+        ours, theirs = (e.step(np.array(action, np.float32)) for e in (env, twin))
+        assert ours[1] == theirs[1] and ours[2:4] == theirs[2:4]
+        for key, value in ours[0].items():
+            np.testing.assert_array_equal(value, theirs[0][key])
+    env.reset()
+    twin.reset()
+    assert twin.target == env.target
+    with pytest.raises(ValueError, match=r"is not in \[-1, 1\] \(rescaled actions\)"):
+        twin.step(np.array([2.0], np.float32))
 
 
 @pytest.mark.parametrize("bad", [None, 0.3, (0.3,), (0.1, 0.2, 0.3), ("0.1", "0.5"), (0.5, 0.2),
