@@ -82,6 +82,15 @@ def flush_subnormals(state_dict: dict) -> int:
     return flushed
 
 
+def save_atomically(state, path: str | Path) -> None:
+    """``torch.save(state, path)`` through a ``.tmp`` file renamed into place, so that an
+    interruption never leaves a half-written file at ``path``."""
+    path = Path(path)
+    partial = path.with_suffix(".tmp")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, config: dict, metrics: dict) -> Path:
     """Write ``{"state_dict", "config", "metrics"}`` to ``path`` (tensors and plain values only)."""
     path = Path(path)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from prunegym.tasks.checkpoints import safe_load
+from prunegym.tasks.checkpoints import safe_load, save_atomically
 from prunegym.tasks.tdmpc.agent import TDMPC
 from prunegym.tasks.tdmpc.buffer import EpisodeBuffer
 from prunegym.tasks.tdmpc.calibration import CALIBRATION_EPISODES, record_calibration_actions
@@ -60,9 +60,7 @@ def add_calibration_actions(
     state = safe_load(path, "TD-MPC checkpoint")
     model = load_world_model(path)
     state["calibration_actions"] = record_calibration_actions(model, model.config.env, episodes)
-    partial = path.with_suffix(".tmp")
-    torch.save(state, partial)
-    partial.replace(path)
+    save_atomically(state, path)
     return state["calibration_actions"]
 
 
@@ -128,9 +126,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "seed": self.seed,
         }
-        partial = self.checkpoint_path.with_suffix(".tmp")
-        torch.save(state, partial)
-        partial.replace(self.checkpoint_path)  # atomic: an interruption never corrupts it
+        save_atomically(state, self.checkpoint_path)  # an interruption never corrupts it
 
     def load_checkpoint(self) -> None:
         if not self.checkpoint_path.exists():
