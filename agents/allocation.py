@@ -14,7 +14,9 @@ import numpy as np
 from prunegym.envs.sparsity_search import bisect_sparsity
 
 
-def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: int = 40):
+def scale_to_target(
+    core, directions: np.ndarray, targets: np.ndarray, steps: int = 40, walk: tuple = (64, 16)
+):
     """``c = clip(α·d, 0, 0.95)`` per row of ``directions`` ``(K, m)`` with the exact sparsity
     nearest its row's target ``(K,)``: a bisection on each ``α``, all rows at once, with exact
     counts (no evaluation). Returns ``(K, m)`` float64.
@@ -24,7 +26,9 @@ def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: in
     the groups whose counts that channel changed stay fixed, and every other group is raised
     by the same amount from just below the target, or lowered from just above it, bisected
     onto the target; the nearest of the three rows is kept. A row still outside its window is
-    then moved onto it one channel at a time (:func:`_channel_moves`)."""
+    then moved onto it one channel at a time (:func:`_channel_moves`, with ``walk`` =
+    ``(moves, patience)``: longer walks land in more tight windows, at more cost where none
+    can)."""
     directions = np.clip(np.asarray(directions, dtype=np.float64), 1e-6, None)
     targets = np.broadcast_to(np.asarray(targets, dtype=np.float64), (len(directions),))
     upper = float(core.action_space.high.max())
@@ -55,7 +59,7 @@ def scale_to_target(core, directions: np.ndarray, targets: np.ndarray, steps: in
             repaired = _nearest(
                 core, repaired, _nearest(core, *map(rows_at, betas), wanted), wanted
             )
-        best[miss] = _channel_moves(core, repaired, wanted)
+        best[miss] = _channel_moves(core, repaired, wanted, *walk)
     return best
 
 

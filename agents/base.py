@@ -20,6 +20,7 @@ Write a new black-box solver by subclassing :class:`AskTellAgent`::
 from __future__ import annotations
 
 import numbers
+from pathlib import PurePath
 
 import gymnasium as gym
 import numpy as np
@@ -163,7 +164,10 @@ def _is_number(value) -> bool:
 
 
 def _json_safe(value):
-    """``value`` as JSON-serialisable data: arrays become lists, unknown objects their repr."""
+    """``value`` as JSON-serialisable data: arrays become lists, paths strings (so that the
+    setting can be given again), unknown objects their repr."""
+    if isinstance(value, PurePath):
+        return str(value)
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):

@@ -41,6 +41,7 @@ from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.options import is_count
 
 SHIPPED_POLICY = "pruning_policy.pt"  # in prunegym/assets
+ANSWER_WALK = (256, 128)  # moves, patience: an answer walks further onto a tight window
 PRIOR_FLOOR = 0.01  # added to the prior, so a group it leaves dense can still be pruned
 CORRECTION_SPAN = 1.5  # the correction lies in [e^−span, e^span]
 POLICY_FORMAT = 2  # 2: a correction of the LAMP prior; 1 (unmarked): directions alone
@@ -159,12 +160,13 @@ def save_policy(policy: SetPolicy, path: str | Path, recipe: dict) -> None:
 @torch.no_grad()
 def propose(policy: SetPolicy, core, targets) -> np.ndarray:
     """The policy's coefficients ``(T, m)`` for ``core`` at each target, in the window where
-    the counts allow it; nothing is evaluated."""
+    the counts allow it (a row the scaling leaves outside walks up to 256 channel moves onto
+    it: :func:`~prunegym.agents.allocation.scale_to_target`); nothing is evaluated."""
     targets = np.atleast_1d(np.asarray(targets, dtype=np.float64))
     device = next(policy.parameters()).device
     inputs = [tensor.to(device) for tensor in observations(core, targets)]
     directions = policy(*inputs).double().cpu().numpy()
-    return scale_to_target(core, directions, targets)
+    return scale_to_target(core, directions, targets, walk=ANSWER_WALK)
 
 
 class LearnedPolicy(AskTellAgent):

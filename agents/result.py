@@ -176,6 +176,7 @@ class Result:
     dense_test_values: list[float] = field(default_factory=list)
     costs: dict[str, Any] = field(default_factory=dict)
     metric_scale: float | None = None  # the task's normalisation (None in older files)
+    higher_is_better: bool | None = None  # the metric's direction (None in older files)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -47,7 +47,8 @@ def check_target_range(target_range) -> tuple[float, float]:
 
 class UnitActions(RescaleAction):
     """``env`` with its actions rescaled to ``[−1, 1]`` (float32), as SB3 expects; an action
-    outside ``[−1, 1]`` (or NaN) raises a one-line ``ValueError`` in those units."""
+    outside ``[−1, 1]`` (or NaN), or not real numbers of the action space's shape, raises a
+    one-line ``ValueError`` in those units."""
 
     def __init__(self, env: gym.Env) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)  # its arguments: env alone
@@ -56,7 +57,13 @@ class UnitActions(RescaleAction):
 
     def action(self, action):
         values = np.asarray(action)
-        if values.dtype.kind in "iuf" and not np.all(np.abs(values) <= 1.0):
+        shape = self.action_space.shape
+        if values.dtype.kind not in "iuf" or values.shape != shape:  # checked in these units
+            raise ValueError(
+                f"action must be real numbers of shape {shape}, got {type(action).__name__} "
+                f"of shape {values.shape} and dtype {values.dtype}"
+            )
+        if not np.all(np.abs(values) <= 1.0):
             raise ValueError(f"action {values.tolist()} is not in [-1, 1] (rescaled actions)")
         return super().action(action)
 

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from prunegym.agents import provenance
 from prunegym.agents.result import Budget, Evaluation, Result
+from prunegym.agents.specs import spec_folder_name
 
 
 def usable_metric(metric: float, sign: float) -> bool:
@@ -290,13 +291,16 @@ class Session:
         return evaluation
 
     def _log(self, evaluation: Evaluation) -> None:
-        step = len(self.history)
-        for name, value in (
-            ("reward", evaluation.reward), ("metric", evaluation.metric),
-            ("sparsity", evaluation.sparsity),
-            ("best_metric", self.best.metric if self.best is not None else float("nan")),
-        ):  # fmt: skip
-            self.writer.add_scalar(f"{self.solver}/{name}", value, step)
+        """Reward, metric and sparsity of ``evaluation``, and the best metric in the window so
+        far (from the first evaluation that lands there), under ``<spec>/`` (the spec as one
+        folder name, so a policy path in it makes no nested groups)."""
+        step, prefix = len(self.history), spec_folder_name(self.solver)
+        values = {"reward": evaluation.reward, "metric": evaluation.metric}
+        values["sparsity"] = evaluation.sparsity
+        if self.best is not None and self.best.feasible:
+            values["best_metric"] = self.best.metric
+        for name, value in values.items():
+            self.writer.add_scalar(f"{prefix}/{name}", value, step)
 
     def _meets_floor(self, metric: float) -> bool:
         return meets_floor(metric, self.problem.sign, self.metric_floor)
@@ -334,6 +338,7 @@ class Session:
             history=[evaluation.record() for evaluation in self.history],
             metric_name=core.task.metric,
             metric_scale=self.problem.metric_scale,
+            higher_is_better=self.problem.sign > 0,
             dense_metrics={key: float(v) for key, v in core.dense_metrics.items()},
             criterion=str(core.criterion),
             compensation=str(core.compensation),

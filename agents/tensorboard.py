@@ -3,6 +3,7 @@ sub-directory ``DIR/<name>_<n>``, ``n`` one more than the largest already there.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from prunegym.agents.specs import spec_folder_name
@@ -10,12 +11,13 @@ from prunegym.agents.specs import spec_folder_name
 
 def run_directory(directory: str | Path, name: str) -> Path:
     """``directory/<name>_<n>`` for the next run: ``n`` is 1 + the largest ``n`` of the
-    sub-directories ``<name>_<n>`` already in ``directory`` (1 in a new one). ``name`` is a
-    solver spec, written as one folder name (:func:`~prunegym.agents.specs.spec_folder_name`)."""
+    entries ``<name>_<n>`` already in ``directory`` (1 in a new one; a file counts too, so the
+    run never lands on one). ``name`` is a solver spec, written as one folder name
+    (:func:`~prunegym.agents.specs.spec_folder_name`)."""
     name, taken = spec_folder_name(name), [0]
     for path in Path(directory).glob("*_*"):
         stem, _, number = path.name.rpartition("_")
-        if path.is_dir() and stem == name and number.isdigit():
+        if stem == name and number.isdigit():
             taken.append(int(number))
     return Path(directory) / f"{name}_{max(taken) + 1}"
 
@@ -25,10 +27,16 @@ def check_tensorboard(directory: str | Path) -> type:
     writes nothing.
 
     Raises:
-        ValueError: when TensorBoard is not installed or ``directory`` is a file, in one line.
+        ValueError: when TensorBoard is not installed, or ``directory`` cannot be made or
+            written in (it, or the nearest of its parents that exists, is a file or is not
+            writable), in one line.
     """
-    if Path(directory).exists() and not Path(directory).is_dir():
-        raise ValueError(f"--tensorboard {directory} is a file, not a folder")
+    path = Path(directory)
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"--tensorboard {directory}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--tensorboard {directory}: {existing} is not writable")
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as error:

@@ -21,6 +21,7 @@ import time
 
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from tqdm import tqdm
 
 from prunegym.agents import (
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     model = PPO("MultiInputPolicy", training, seed=args.seed, device="cpu", n_steps=rollout,
                 batch_size=min(64, rollout),
                 policy_kwargs={"features_extractor_class": GroupSetExtractor})  # fmt: skip
+    model.set_logger(Logger(folder=None, output_formats=[]))  # no empty /tmp/SB3-<date> folder
     model.learn(args.steps, callback=_Bar(-(-args.steps // rollout) * rollout))  # whole rollouts
     print(f"PPO trained on {args.train}: {model.num_timesteps} steps, "
           f"{time.perf_counter() - started:.0f} s with building the tasks\n")  # fmt: skip

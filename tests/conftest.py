@@ -11,6 +11,13 @@ from torch import nn
 os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
 
 
+@pytest.fixture(autouse=True)
+def sb3_logs_in_the_test_folder(tmp_path, monkeypatch):
+    """A model trained without a logger of its own makes an empty ``SB3-<date>`` folder in the
+    system's temporary folder on each ``learn``; tests put it in their own folder instead."""
+    monkeypatch.setenv("SB3_LOGDIR", str(tmp_path / "sb3-logs"))
+
+
 @pytest.fixture(scope="session")
 def mnist_task():
     from prunegym.tasks import make_task

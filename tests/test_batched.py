@@ -139,6 +139,16 @@ def test_shipped_tasks_pass_check_task(name, paths):
     assert report["largest_relative_difference"] < 1e-4
 
 
+def test_check_task_evaluates_at_the_environment_s_precision():
+    from prunegym.envs import check_task
+
+    report = check_task("toy", precision="bf16")  # fp32 evaluations here read as nondeterministic
+    assert report["batched_paths"] == ["batched"]  # the sliced chain is float32 only
+    assert 1e-5 < report["largest_relative_difference"] < 1e-2  # bf16 rounding, not fp32's
+    with pytest.raises(ValueError, match=r"check_task sets \['batching', 'cache'\] itself"):
+        check_task("toy", batching="batched", cache=True)
+
+
 def test_check_task_catches_a_nondeterministic_evaluate():
     from prunegym.envs import check_task
     from prunegym.tasks.toy import ToyTask

@@ -120,7 +120,7 @@ def test_anchors_pair_pruned_results_only_when_scored_on_the_same_episodes(tmp_p
         example._pruned_returns(str(tmp_path), 2)
 
 
-def test_sb3_transfer_trains_on_one_task_and_answers_on_another(capsys):
+def test_sb3_transfer_trains_on_one_task_and_answers_on_another(capsys, tmp_path):
     example = _load("sb3_transfer")
     example.main(["--train", "toy", "--tasks", "toy,mnist-classifier", "--steps", "64",
                   "--targets", "0.3,0.5"])  # fmt: skip
@@ -133,6 +133,7 @@ def test_sb3_transfer_trains_on_one_task_and_answers_on_another(capsys):
     for row in rows:  # two targets, both inside the window (the hard budget sees to it)
         cells = row.strip(" |").split(" | ")[1:]
         assert len(cells) == 2 and not any(cell.endswith("*") for cell in cells)
+    assert not (tmp_path / "sb3-logs").exists()  # no empty SB3 log folder (conftest's SB3_LOGDIR)
 
 
 def test_leave_one_out_plots_test_means_with_their_intervals(tmp_path):

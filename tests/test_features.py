@@ -52,6 +52,16 @@ def test_features_observation_passes_check_env_and_describes_each_group(task):
     assert context["budget_left"] == pytest.approx(0.3 - info["sparsity"], abs=1e-6)
 
 
+def test_features_context_describes_the_masks_a_float64_action_applied():
+    env = PruneEnv("toy", observation="features", target=0.3)
+    env.reset(seed=0)
+    action = np.full(len(env.groups), 2.5 / 24)  # c·n on a rounding boundary in float64
+    assert not np.array_equal(env.pruned_counts(action), env.pruned_counts(action.astype("f4")))
+    observation, *_, info = env.step(action)
+    context = dict(zip(CONTEXT_FEATURES, observation["context"], strict=True))
+    assert context["sparsity"] == pytest.approx(info["sparsity"], abs=1e-6)
+
+
 def test_features_observation_refuses_what_it_cannot_describe():
     with pytest.raises(ValueError, match="observation must be one of"):
         PruneEnv("toy", observation="pixels")

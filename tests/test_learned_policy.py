@@ -3,6 +3,8 @@ refinement, the shipped file, training with TensorBoard logs."""
 
 from __future__ import annotations
 
+import json
+import math
 from importlib import resources
 
 import numpy as np
@@ -110,6 +112,13 @@ def test_scale_to_target_walks_one_channel_at_a_time_onto_a_window_the_scaling_m
     np.testing.assert_array_equal(unreachable, np.zeros_like(start))  # the nearest: dense
 
 
+def test_the_policy_s_answer_walks_onto_tight_windows_that_hold_an_allocation():
+    env = PruneEnv("toy", tolerance=0.001)
+    targets = np.array([0.06, 0.075, 0.1, 0.135])  # 64 moves, 16 without progress, miss them
+    answers = propose(load_policy(), env, targets)
+    assert np.all(np.abs(env.sparsity_of(answers) - targets) <= 0.001)
+
+
 def test_the_shipped_policy_answers_mnist_ae_in_the_window_with_no_search(capsys):
     # how long it takes: python benchmarks/learned_policy_latency.py (no timed test)
     assert main(["solve", "mnist-ae", "--solver", "learned-policy", "--target", "0.35",
@@ -146,8 +155,10 @@ def test_local_refinement_widens_its_steps_while_it_only_revisits_evaluated_mask
     path = tmp_path / "untrained.pt"
     save_policy(SetPolicy(hidden=8), path, {})
     env = PruneEnv("toy", target=0.4)
-    tiny = make_agent("learned-policy", policy=str(path), refine=20, sigma=1e-6, progress=False)
+    tiny = make_agent("learned-policy", policy=path, refine=20, sigma=1e-6, progress=False)
     result = tiny.run(env)  # at first every perturbation masks the answer's channels again
+    assert result.solver_settings["policy"] == str(path)  # a Path is recorded as a path
+    assert make_agent(result.solver, **result.solver_settings).policy == str(path)
     assert result.evaluations == 21  # the step grew until the masks changed, then spent all
     counts = env.pruned_counts(np.array([h["coefficients"] for h in result.history]))
     assert len({tuple(row) for row in counts}) == 21  # 21 different masks
@@ -248,6 +259,33 @@ def test_solve_logs_every_evaluation_to_tensorboard(tmp_path):
     assert steps == list(range(1, 8))  # one point per evaluation, this run's only
 
 
+def test_tensorboard_best_metric_is_the_best_in_the_window_so_far(tmp_path, capsys):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    argv = ["solve", "toy", "--solver", "fd-momentum", "--target", "0.15", "--budget", "40",
+            "--no-progress", "--json", "--tensorboard", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    history = json.loads(capsys.readouterr().out)["history"]
+    assert not history[0]["feasible"] and any(entry["feasible"] for entry in history)
+    expected, best = {}, math.inf
+    for step, entry in enumerate(history, start=1):
+        best = min(best, entry["metric"]) if entry["feasible"] else best  # mse: lower is better
+        if best < math.inf:
+            expected[step] = best
+    events = EventAccumulator(str(tmp_path / "fd-momentum_1"))
+    events.Reload()
+    logged = {e.step: e.value for e in events.Scalars("fd-momentum/best_metric")}
+    assert logged.keys() == expected.keys()  # nothing before the first evaluation in the window
+    np.testing.assert_allclose(list(logged.values()), list(expected.values()), rtol=1e-6)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for folder in (afile / "sub", afile):  # refused before the task is built, in one line
+        assert main([*argv[:-1], str(folder)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].endswith(f"{afile} is a file, not a folder")
+
+
 def test_tensorboard_runs_are_numbered_per_name_in_one_folder_each(tmp_path):
     from prunegym.agents.tensorboard import run_directory
 
@@ -258,3 +296,5 @@ def test_tensorboard_runs_are_numbered_per_name_in_one_folder_each(tmp_path):
     (tmp_path / "random_7").mkdir()  # another name's runs do not count
     assert run_directory(tmp_path, spec).name.endswith("p.pt_2")
     assert run_directory(tmp_path, "random").name == "random_8"
+    (tmp_path / "random_8").write_text("")  # a file by that name: the run goes past it
+    assert run_directory(tmp_path, "random").name == "random_9"

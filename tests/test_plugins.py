@@ -67,6 +67,11 @@ USER_MODULE = textwrap.dedent('''
             return {"seed": self.seed}
 
 
+    def seeded_task(seed):
+        """A factory function whose option has no default."""
+        return MyTask(seed)
+
+
     class MySolver(AskTellAgent):
         """Random coefficients, 4 at a time; it never stops by itself."""
 
@@ -137,6 +142,11 @@ def test_gym_make_and_bench_take_a_users_task(user_module, tmp_path):
     assert main(argv) == 0
     assert len(list((out / "cells").rglob("*.json"))) == 2
     assert "mytask:MySolver" in (out / "results.csv").read_text()
+    # a factory function that needs its option: the report reads the direction from the results
+    argv[2:3], argv[-1] = ["mytask:seeded_task", "--task-option", "seed=2"], str(out / "made")
+    assert main(argv) == 0
+    report = (out / "made" / "report.md").read_text()
+    assert "## mytask:seeded_task: loss, lower is better" in report
 
 
 def test_register_task_and_register_agent(user_module):

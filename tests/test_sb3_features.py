@@ -106,6 +106,9 @@ def test_drawn_target_draws_each_episode_and_takes_a_fixed_one():
     for action in ([1.5], [np.nan]):  # in the units the caller used, and nothing changes
         with pytest.raises(ValueError, match=r"is not in \[-1, 1\] \(rescaled actions\)"):
             env.step(np.array(action, np.float32))
+    for bad in (0.5, [True], "0.5", None, np.zeros(12, np.float32)):  # as the bare env refuses
+        with pytest.raises(ValueError, match=r"real numbers of shape \(1,\), got \w+ of shape"):
+            env.step(bad)
     assert env.unwrapped._position == 0
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*different from the unwrapped")

@@ -34,12 +34,20 @@ def quality(metric: float, dense: float, sign: float, scale: float) -> float:
     return 1.0 + float(np.clip(sign * (metric - dense) / scale, -1.0, 0.0))
 
 
+def higher_is_better(result) -> bool:
+    """Whether ``result``'s metric is better higher, as the result records it; for older files,
+    its task class's (which builds a task registered as a function, with no options)."""
+    recorded = getattr(result, "higher_is_better", None)
+    return task_class(result.task).higher_is_better if recorded is None else recorded
+
+
 def best_so_far(result) -> tuple[np.ndarray, np.ndarray]:
     """``(seconds, q)`` per evaluation of ``result``: the best feasible quality so far, with
     the metric scale the result records (its task class's for older files)."""
-    cls = task_class(result.task)
-    sign = 1.0 if cls.higher_is_better else -1.0
-    scale = getattr(result, "metric_scale", None) or float(getattr(cls, "metric_scale", 1.0))
+    sign = 1.0 if higher_is_better(result) else -1.0
+    scale = getattr(result, "metric_scale", None)
+    if not scale:
+        scale = float(getattr(task_class(result.task), "metric_scale", 1.0))
     seconds, values, best = [], [], 0.0
     for entry in result.history:
         if entry.get("feasible", True) and abs(entry["sparsity"] - result.target) <= (

@@ -13,7 +13,6 @@ from prunegym.agents import Result, baseline_names
 from prunegym.bench import anytime
 from prunegym.bench.grid import not_applicable_path
 from prunegym.results import plots
-from prunegym.tasks import task_class
 from prunegym.tasks.intervals import describe_difference, paired_difference
 
 CSV_COLUMNS = [
@@ -122,7 +121,8 @@ def _markdown(rows: list[dict], results: list, spec, command: str, skipped: dict
         task_rows = [row for row in rows if row["task"] == task]
         targets = sorted({row["target"] for row in task_rows})
         name = task_rows[0]["metric_name"]
-        better = "higher" if task_class(task).higher_is_better else "lower"
+        higher = anytime.higher_is_better(next(r for r in results if r.task == task))
+        better = "higher" if higher else "lower"
         dense = task_rows[0]["dense_metric"]
         lines += [f"## {task}: {name}, {better} is better (dense {dense:.4g})", ""]
         lines += ["| solver | " + " | ".join(f"{t:.0%}" for t in targets) + " |"]
@@ -139,7 +139,7 @@ def _markdown(rows: list[dict], results: list, spec, command: str, skipped: dict
                 cells.append(f"{r['metric_mean']:.4g} ± {r['metric_std']:.2g}{star}")
             lines.append(f"| {solver} | " + " | ".join(cells) + " |")
         if any(row["solver"] in baseline_names() for row in task_rows):
-            best = best_baseline_cells(task_rows, targets, better == "higher")
+            best = best_baseline_cells(task_rows, targets, higher)
             lines.append("| **best Torch-Pruning criterion** | " + " | ".join(best) + " |")
         lines += [
             f"\n`{solver}` does not apply: {reason}"
@@ -154,7 +154,7 @@ def _markdown(rows: list[dict], results: list, spec, command: str, skipped: dict
                 f"{r['feasible']}/{r['seeds']} | {r['evaluations_mean']:.0f} | "
                 f"{r['seconds_mean']:.2f} |"
             )
-        lines += _test_section([r for r in results if r.task == task], better == "higher")
+        lines += _test_section([r for r in results if r.task == task], higher)
         lines += ["", f"![{name} against sparsity](metric_vs_sparsity_{task}.png)", ""]
         lines += _compute_section([r for r in results if r.task == task], task)
     return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ import sys
 import warnings
 
 from prunegym.agents import Budget, Fixed, agent_names, make_agent
+from prunegym.agents.tensorboard import check_tensorboard
 from prunegym.cli.bench import add_bench_parser
 from prunegym.cli.common import (
     ArgumentParser,
@@ -159,6 +160,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
         add_option(options, *parse_option(text))
     check_solver_settings(args.solver, options)
     _check_seed_and_out(args)
+    if args.tensorboard is not None:  # before the task is built, not after
+        check_tensorboard(args.tensorboard)
     agent = make_agent(args.solver, progress=not args.no_progress, seed=args.seed, **options)
     env = make_env(args)
     return _run_agent(args, env, agent)
@@ -216,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--no-progress", action="store_true", help="no progress bar")
     solve.add_argument(
         "--tensorboard", default=None, metavar="DIR",
-        help="log reward, metric, sparsity and the best metric per evaluation to TensorBoard",
+        help="log reward, metric, sparsity and the best feasible metric so far per evaluation "
+        "to TensorBoard",
     )  # fmt: skip
     solve.set_defaults(run=cmd_solve)
 

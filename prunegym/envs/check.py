@@ -22,7 +22,7 @@ _HOOKS = {
 
 
 def check_task(
-    task: Task | str, candidates: int = 4, seed: int = 0, rtol: float = 1e-4, **env_kwargs
+    task: Task | str, candidates: int = 4, seed: int = 0, rtol: float | None = None, **env_kwargs
 ) -> dict[str, object]:
     """Check ``task`` as :class:`PruneEnv` uses it; raises ``RuntimeError`` naming the first
     problem. When all is well, returns what was checked: ``{"batched_paths": [...],
@@ -34,18 +34,26 @@ def check_task(
     - Every batched path the task offers (``evaluation_chain`` → sliced, ``evaluation_batch``
       or ``evaluate_candidates`` → batched, ``evaluate_stacked`` → stacked) reproduces
       ``evaluate`` of the masked model for the dense model and ``candidates`` random masks, to
-      ``rtol``.
+      ``rtol`` (default 1e-4 at fp32, 1e-2 at the environment's lower precisions).
     - ``reset`` restores the dense parameters bit for bit after a step.
 
-    ``env_kwargs`` go to :class:`PruneEnv` (e.g. ``granularity``, ``criterion``).
+    ``env_kwargs`` go to :class:`PruneEnv` (e.g. ``granularity``, ``criterion``,
+    ``precision``: every evaluation runs at it); ``batching`` and ``cache`` are refused, as
+    the check sets them.
     """
+    own = sorted({"batching", "cache"} & set(env_kwargs))
+    if own:
+        raise ValueError(f"check_task sets {own} itself (it checks every batched path)")
     env = PruneEnv(task, batching="sequential", cache=False, **env_kwargs)
-    task = env.task
+    task, precise = env.task, env.evaluator.precise  # at the environment's precision
+    if rtol is None:
+        rtol = 1e-4 if env.evaluator.precision == "fp32" else 1e-2
     dense = {name: value.clone() for name, value in env.model.state_dict().items()}
     broken = {key: value for key, value in env.dense_metrics.items() if math.isnan(value)}
     if broken:
         raise RuntimeError(f"task {task.name!r}: evaluate() of the dense model gives {broken}")
-    again = task.evaluate(env.model)
+    with precise():
+        again = task.evaluate(env.model)
     if again != env.dense_metrics:
         raise RuntimeError(
             f"task {task.name!r}: evaluate() is not deterministic ({env.dense_metrics} then "
@@ -58,7 +66,9 @@ def check_task(
     report: dict[str, object] = {"batched_paths": [], "largest_relative_difference": 0.0}
     for name, hook in _HOOKS.items():
         try:
-            strategy = make_strategy(name, task, env.model, env.pruner)
+            strategy = make_strategy(
+                name, task, env.model, env.pruner, precision=env.evaluator.precision
+            )
         except UnsupportedChain as error:
             own = "evaluation_chain" in vars(type(task))  # not inherited from a shipped task
             if own and isinstance(task, ChainEvaluation) and env.pruner.granularity == "channel":
@@ -68,7 +78,9 @@ def check_task(
         except ValueError:
             continue  # the task does not offer this path
         report["batched_paths"].append(name)
-        for k, (got, want) in enumerate(zip(strategy(counts), reference, strict=True)):
+        with precise():
+            found = strategy(counts)
+        for k, (got, want) in enumerate(zip(found, reference, strict=True)):
             for key, value in got.items():
                 scale = max(abs(want[key]), 1e-12)
                 difference = abs(value - want[key]) / scale
@@ -78,7 +90,8 @@ def check_task(
                 if not math.isclose(value, want[key], rel_tol=rtol, abs_tol=1e-6):
                     raise RuntimeError(
                         f"task {task.name!r}: its {hook} gives {key}={value!r} for candidate "
-                        f"{k} (counts {counts[k].tolist()}), evaluate() gives {want[key]!r}"
+                        f"{k} (counts {counts[k].tolist()}), evaluate() gives {want[key]!r} "
+                        f"(rtol {rtol:g})"
                     )
     env.step(rows[1])
     env.reset()

@@ -9,8 +9,9 @@ Static columns (:data:`STATIC_FEATURES`, computed once per environment, float32)
 
 - ``log_channels``: ``log2(n_i) / 12`` (4,096 channels → 1);
 - ``parameter_share``: ``s_i / ‖θ‖₀``, the parameters removed if every channel went;
-- ``mac_share``: the multiply-adds per sample removed if every channel went, over the dense
-  count (0 where the task's model has no counted layer);
+- ``mac_share``: the multiply-adds per sample removed when the group is pruned as far as it
+  can be (every channel but one: no group is cut whole), over the dense count (0 where the
+  task's model has no counted layer, or the group has one channel);
 - ``coupling``: 1 for a coupling group, 0 for a component group;
 - ``depth``: mean position of the group's layers among the model's parameterised modules,
   in [0, 1];
@@ -47,7 +48,8 @@ DYNAMIC_FEATURES = ("coefficient", "decided", "current")
 CONTEXT_FEATURES = ("target", "tolerance", "sparsity", "budget_left", "max_sparsity", "position")
 
 
-SPREAD_LIMIT = 10.0  # std/mean columns are clipped here; every other column lies in [0, 1]
+# std/mean columns are clipped here; the others lie in [0, 1] (log_channels up to 4,096 channels)
+SPREAD_LIMIT = 10.0
 
 
 def feature_space(groups: int) -> spaces.Dict:

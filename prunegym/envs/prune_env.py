@@ -245,7 +245,7 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             self.observation_space = feature_space(size)
         else:
             self.observation_space = spaces.Box(0.0, MAX_COEFFICIENT, (size,), np.float32)
-        self._coefficients = np.zeros(size, dtype=np.float32)
+        self._coefficients = np.zeros(size)  # float64, as applied: the context reads them
         self._counts = np.zeros(size, dtype=np.int64)
 
     # -- the Gymnasium life cycle ----------------------------------------------------------------
@@ -261,20 +261,20 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
             self.clear_cache()
         self.target = target
         self.pruner.restore()
-        self._coefficients = np.zeros(len(self.groups), dtype=np.float32)
+        self._coefficients = np.zeros(len(self.groups))
         self._counts = np.zeros(len(self.groups), dtype=np.int64)
         return self._get_obs(), self.evaluator.dense_info()
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         rows = self.evaluator.check(action, single=True)
         info = self.evaluator.evaluate(rows)[0]
-        self._coefficients = rows[0].astype(np.float32)
+        self._coefficients = rows[0].copy()  # float64: its float32 copy may round a mask away
         self._counts = np.asarray(info["pruned_channels"], dtype=np.int64)
         return self._get_obs(), info["reward"], False, False, info
 
     def _get_obs(self) -> np.ndarray | dict[str, np.ndarray]:
         if self.observation == "coefficients":
-            return self._coefficients.copy()
+            return self._coefficients.astype(np.float32)
         return feature_observation(
             self.group_features, self._coefficients, self.feature_context(self._coefficients)
         )

@@ -91,7 +91,10 @@ class SequentialPruneEnv(gym.Env):
             raise RuntimeError("the episode has ended: call reset()")
         raw = np.asarray(action)
         if raw.dtype.kind not in "iuf" or raw.shape != (1,):
-            raise ValueError(f"action must be one real coefficient of shape (1,), got {action!r}")
+            raise ValueError(
+                f"action must be one real coefficient of shape (1,), got "
+                f"{type(action).__name__} of shape {raw.shape} and dtype {raw.dtype}"
+            )
         chosen = float(raw[0])
         if not (np.isfinite(chosen) and 0.0 <= chosen <= MAX_COEFFICIENT):
             raise ValueError(f"action {chosen} is not a coefficient in [0, {MAX_COEFFICIENT}]")
