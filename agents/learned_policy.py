@@ -111,6 +111,15 @@ def observations(core, targets: np.ndarray) -> tuple[torch.Tensor, ...]:
     )
 
 
+def feature_layout() -> dict[str, list[str]]:
+    """The names of the static, dynamic and context features, in the order the policy reads
+    them (a policy file records them; one that reads others is refused)."""
+    return {
+        "static": list(STATIC_FEATURES), "dynamic": list(DYNAMIC_FEATURES),
+        "context": list(CONTEXT_FEATURES),
+    }  # fmt: skip
+
+
 def policy_path(path: str | Path | None = None) -> Path:
     """``path``, or the shipped policy's file where it is None."""
     if path is None:
@@ -137,6 +146,12 @@ def load_policy(path: str | Path | None = None) -> SetPolicy:
                 f"saved in format {saved.get('format', 1)}, this prunegym reads format "
                 f"{POLICY_FORMAT}; train it again with `prunegym train-policy`"
             )
+        layout = saved.get("features", feature_layout())  # files before it: this layout
+        if layout != feature_layout():
+            raise ValueError(
+                f"it reads the features {layout}, this prunegym gives {feature_layout()}; train "
+                "it again with `prunegym train-policy`"
+            )
         if int(saved["hidden"]) < 1:
             raise ValueError(f"its width 'hidden' is {saved['hidden']}, not a positive integer")
         policy = SetPolicy(hidden=int(saved["hidden"]))
@@ -151,8 +166,10 @@ def load_policy(path: str | Path | None = None) -> SetPolicy:
 
 
 def save_policy(policy: SetPolicy, path: str | Path, recipe: dict) -> None:
-    """Save ``policy`` with the ``recipe`` that trained it (JSON-safe values)."""
+    """Save ``policy`` with the ``recipe`` that trained it (JSON-safe values) and the names of
+    the features it reads, in order."""
     saved = {"format": POLICY_FORMAT, "hidden": policy.hidden, "recipe": recipe}
+    saved["features"] = feature_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     torch.save({**saved, "state_dict": policy.state_dict()}, path)
 

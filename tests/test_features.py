@@ -62,6 +62,16 @@ def test_features_context_describes_the_masks_a_float64_action_applied():
     assert context["sparsity"] == pytest.approx(info["sparsity"], abs=1e-6)
 
 
+def test_groups_without_score_information_read_as_uniform_scores():
+    from prunegym.envs.features import _score_columns
+
+    with pytest.warns(UserWarning, match="no gradient"):  # taylor: the toy loss is flat at dense
+        env = PruneEnv("toy", criterion="taylor", observation="features")
+    first = STATIC_FEATURES.index("score_spread")
+    uniform = _score_columns(torch.ones(8))  # spread 0, min/mean 1, masses 0.25, 0.5, 0.75
+    np.testing.assert_allclose(env.group_features[:, first : first + 5], [uniform] * 5)
+
+
 def test_features_observation_refuses_what_it_cannot_describe():
     with pytest.raises(ValueError, match="observation must be one of"):
         PruneEnv("toy", observation="pixels")

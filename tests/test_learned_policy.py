@@ -17,6 +17,7 @@ from prunegym.agents.learned_policy import (
     CORRECTION_SPAN,
     PRIOR_FLOOR,
     SetPolicy,
+    feature_layout,
     load_policy,
     propose,
     save_policy,
@@ -207,6 +208,17 @@ def test_a_missing_or_corrupt_policy_file_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"format 1, this prunegym reads format 2") as error:
         make_agent("learned-policy", policy=str(old))
     assert "\n" not in str(error.value)
+    renamed = tmp_path / "renamed.pt"  # as many features, other ones: refused by name
+    layout = feature_layout()
+    layout["static"] = ["log_channels_v2", *layout["static"][1:]]
+    torch.save({**shipped, "features": layout}, renamed)
+    with pytest.raises(ValueError, match="it reads the features .*log_channels_v2") as error:
+        make_agent("learned-policy", policy=str(renamed))
+    assert "\n" not in str(error.value)
+    saved = tmp_path / "saved.pt"
+    save_policy(SetPolicy(hidden=4), saved, {})
+    assert torch.load(saved, weights_only=True)["features"] == feature_layout()
+    assert load_policy(saved).hidden == 4
 
 
 def test_training_improves_on_the_untrained_start_and_logs_to_tensorboard(tmp_path):

@@ -70,7 +70,7 @@ def _score_columns(scores: torch.Tensor) -> list[float]:
     values = np.sort(np.abs(scores.double().numpy()))
     total = values.sum()
     if len(values) == 0 or total <= 0:
-        return [0.0, 0.0, 0.25, 0.5, 0.75]  # no information: as if uniform
+        return [0.0, 1.0, 0.25, 0.5, 0.75]  # no information: as if uniform
     mean = total / len(values)
     cumulative = np.cumsum(values) / total
     mass = [float(cumulative[max(int(round(q * len(values))) - 1, 0)]) for q in (0.25, 0.5, 0.75)]
