@@ -197,3 +197,16 @@ def test_quality_against_compute_holds_each_solver_at_its_best_so_far():
     rows = {row["solver"]: row for row in anytime.areas([first, second])}
     assert rows["first"]["by_seconds"] == pytest.approx(0.97)
     assert rows["second"]["by_seconds"] == pytest.approx(0.95)
+
+
+def test_bench_envs_are_built_with_their_group_features():
+    from prunegym.bench.grid import BenchSpec, Cell, run_cell
+
+    spec = BenchSpec(tasks=["toy"], solvers=["uniform"], targets=[0.3], seeds=1)
+    cache: dict = {}
+    run_cell(spec, Cell("toy", "uniform", 0.3, 0), cache)
+    assert cache["toy"]._group_features is not None  # no learned-policy cell pays for them
+    weights = BenchSpec(tasks=["toy"], solvers=["uniform"], targets=[0.3], granularity="weight")
+    cache = {}
+    run_cell(weights, Cell("toy", "uniform", 0.3, 0), cache)
+    assert cache["toy"]._group_features is None  # no channel groups to describe
