@@ -179,8 +179,10 @@ def run_cell(spec: BenchSpec, cell: Cell, env_cache: dict | None = None) -> Resu
             bn_recalibration=spec.bn_recalibration,
             lsq_ridge=spec.lsq_ridge,
         )
-        if cache[cell.task].granularity == "channel":  # built with the env, as its channel
-            cache[cell.task].group_features  # noqa: B018  scores are: no cell pays for them
+        # the learned policy's per-group features are built with the env, as its channel
+        # scores are, so that no cell pays for them
+        if cache[cell.task].granularity == "channel":
+            cache[cell.task].group_features  # noqa: B018
     env = cache[cell.task]
     env.clear_cache()  # every cell pays for its own evaluations: seconds stay comparable
     env.reset(seed=cell.seed, options={"target": cell.target})
