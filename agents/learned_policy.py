@@ -11,8 +11,10 @@ weights process every row and the rows are pooled by mean and max, the policy do
 on the number of groups, and can be asked about a network it never saw.
 
 :class:`LearnedPolicy` (``--solver learned-policy``) answers with it: one evaluation, of the
-answer itself, to report its metric; none to search. ``refine=N`` polishes the answer with up
-to ``N`` more evaluations of a local search (or FD momentum) started from it.
+answer itself, to report its metric; none to search. ``refine=N`` spends up to ``N`` more
+evaluations: one on the prior alone (a correction that does not suit a network it never saw
+then costs one evaluation, not the search), the rest on a local search (or FD momentum)
+started from the better of the answer and the prior.
 """
 
 from __future__ import annotations
@@ -191,9 +193,12 @@ class LearnedPolicy(AskTellAgent):
 
     Args:
         policy: Path of a policy file (default: the shipped policy).
-        refine: Evaluations spent polishing the answer (0: the answer alone).
+        refine: Evaluations spent polishing the answer (0: the answer alone): the prior's
+            allocation, then the search from the better of the two.
         search: How: ``"local"`` (default), a local random search: batches of ``batch``
-            Gaussian perturbations of the best coefficients so far (standard deviation
+            Gaussian perturbations of the best coefficients so far (best as the result ranks
+            them: in the window by the metric alone, not by the reward, whose distance
+            penalty can outweigh a small metric's differences; standard deviation
             ``sigma`` times the largest coefficient, 0.95; ``sigma`` is ×1.5 after a batch that
             improved, ×0.7 after one that did not, ×2 after one whose masks had all been
             evaluated before, at most 1), each scaled back onto the target; or
@@ -250,7 +255,7 @@ class LearnedPolicy(AskTellAgent):
         self.problem = problem
         self.answer = propose(self._network, core, [problem.target])[0]
         self.answered, self.asked = False, 0
-        self.best, self.best_objective = self.answer.copy(), np.inf
+        self.best, self.best_rank = self.answer.copy(), (-1, -np.inf)
         self.step = self.sigma
         self.rng = np.random.default_rng(self.seed)
         self.fd = None
@@ -258,14 +263,12 @@ class LearnedPolicy(AskTellAgent):
             self.fd = FDMomentum(progress=False)
             self.fd.session = self.session  # its trace goes into this run's details
             self.fd.start(problem)
-            self.fd.c = self.answer.copy()
-            if problem.in_window(problem.sparsity(self.answer)):
-                self.fd.phase = "refine"
-            if self.refine < 2 * problem.size:
+            if self.refine - 1 < 2 * problem.size:  # one goes to the prior
                 warnings.warn(
                     f"learned-policy: refine={self.refine} may be too few for one "
-                    f"FD-momentum iteration (up to 2m = {2 * problem.size} new masks); then "
-                    "the answer is not refined (search='local' uses any number)",
+                    f"FD-momentum iteration after the prior's evaluation (up to 2m = "
+                    f"{2 * problem.size} new masks); then the answer is not refined "
+                    "(search='local' uses any number)",
                     stacklevel=2,
                 )
 
@@ -275,8 +278,12 @@ class LearnedPolicy(AskTellAgent):
         return 1 + self.refine - self.session.evaluations
 
     def ask(self) -> np.ndarray | None:
-        if not self.answered:
-            return self.answer[None]
+        if not self.answered:  # refining: the prior too, so a correction that hurts costs 1
+            if not self.refine:
+                return self.answer[None]
+            return np.stack(
+                [self.answer, lamp_allocation(self.problem.core, [self.problem.target])[0]]
+            )
         if self.left <= 0:
             return None
         if self.fd is not None:
@@ -299,11 +306,15 @@ class LearnedPolicy(AskTellAgent):
         if self.fd is not None and not first:
             self.fd.tell(candidates, evaluations)
             return
-        objectives = [self.problem.objective(e.metric, e.sparsity) for e in evaluations]
-        best = int(np.argmin(objectives))
-        improved = objectives[best] < self.best_objective
+        ranks = [self.problem.rank(e) for e in evaluations]  # as the result ranks them
+        best = max(range(len(ranks)), key=ranks.__getitem__)
+        improved = ranks[best] > self.best_rank
         if improved:
-            self.best, self.best_objective = candidates[best].copy(), objectives[best]
+            self.best, self.best_rank = candidates[best].copy(), ranks[best]
+        if first and self.fd is not None:  # FD momentum starts from the better of the two
+            self.fd.c = self.best.copy()
+            if self.problem.in_window(evaluations[best].sparsity):
+                self.fd.phase = "refine"
         if not first:
             repeats = self.session.evaluations == self.spent  # every mask already seen
             self.step = min(self.step * (2.0 if repeats else 1.5 if improved else 0.7), 1.0)

@@ -133,6 +133,14 @@ class Problem:
         """Validate coefficients ``(m,)`` as the environment's step does; float64 ``(m,)``."""
         return self._core.check_action(coefficients)
 
+    def rank(self, evaluation: Evaluation) -> tuple[int, float]:
+        """How a run's result ranks ``evaluation`` (larger is better): feasible ones (in the
+        window) by their metric alone, above the others, which rank by reward."""
+        if evaluation.feasible:
+            value = self.sign * evaluation.metric
+            return 1, value if math.isfinite(value) else -math.inf
+        return 0, evaluation.reward if math.isfinite(evaluation.reward) else -math.inf
+
     def objective(self, metric, sparsity, penalty: float | None = None):
         """The composite objective to minimise (§IV-D b): exactly ``−reward`` of the
         environment (``penalty`` overrides ``μ``), i.e. ``−clip(σ·(metric − dense)/scale,
@@ -306,10 +314,7 @@ class Session:
         return meets_floor(metric, self.problem.sign, self.metric_floor)
 
     def _rank(self, evaluation: Evaluation) -> tuple[int, float]:
-        if evaluation.feasible:
-            value = self.problem.sign * evaluation.metric
-            return 1, value if math.isfinite(value) else -math.inf
-        return 0, evaluation.reward if math.isfinite(evaluation.reward) else -math.inf
+        return self.problem.rank(evaluation)
 
     # -- result -------------------------------------------------------------------------------
     def result(self) -> Result:

@@ -152,6 +152,38 @@ def test_refine_spends_at_most_its_evaluations_and_never_ends_worse(search):
         make_agent("learned-policy", search="annealing")
 
 
+def test_refinement_evaluates_the_prior_so_a_correction_that_hurts_costs_one_evaluation(
+    tmp_path,
+):
+    policy = SetPolicy(hidden=8)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        policy.decide[-1].weight.normal_(std=3.0)  # a correction far from 1
+    path = tmp_path / "bad.pt"
+    save_policy(policy, path, {})
+    env = PruneEnv("toy", target=0.5)
+    prior = make_agent("lamp", progress=False).run(env)
+    answer = make_agent("learned-policy", policy=path, progress=False).run(env)
+    assert answer.metric > prior.metric  # this correction hurts (mse: lower is better)
+    refined = make_agent("learned-policy", policy=path, refine=1, progress=False).run(env)
+    assert refined.evaluations == 2
+    assert np.allclose(refined.history[1]["coefficients"], lamp_allocation(env, [0.5])[0])
+    assert refined.metric == prior.metric
+    searched = make_agent("learned-policy", policy=path, refine=20, progress=False).run(env)
+    assert searched.metric <= prior.metric  # the search started from the prior
+
+
+def test_local_search_moves_from_the_best_metric_in_the_window_not_the_best_reward():
+    env = PruneEnv("toy", target=0.4)  # mse ~1e-6: the reward's distance penalty dominates
+    agent = make_agent("learned-policy", refine=1, progress=False)
+    result = agent.run(env)
+    answer, prior = result.history[0], result.history[1]
+    assert abs(answer["sparsity"] - 0.4) < abs(prior["sparsity"] - 0.4)  # the answer is nearer
+    assert answer["reward"] > prior["reward"] and prior["metric"] < answer["metric"]
+    assert np.array_equal(agent.best, prior["coefficients"])  # the search goes on from there
+    assert np.array_equal(result.coefficients, prior["coefficients"])
+
+
 def test_local_refinement_widens_its_steps_while_it_only_revisits_evaluated_masks(tmp_path):
     path = tmp_path / "untrained.pt"
     save_policy(SetPolicy(hidden=8), path, {})
@@ -167,11 +199,12 @@ def test_local_refinement_widens_its_steps_while_it_only_revisits_evaluated_mask
 
 def test_fd_refinement_counts_only_new_masks_and_warns_when_refine_is_below_one_iteration():
     env = PruneEnv("toy", target=0.4)  # 5 groups: an iteration is 11 rows, the centre cached
-    fits = make_agent("learned-policy", refine=10, search="fd-momentum", progress=False)
-    assert fits.run(env).evaluations > 1  # 10 new masks fit in refine=10
-    with pytest.warns(UserWarning, match=r"refine=4 may be too few .* 2m = 10"):
-        short = make_agent("learned-policy", refine=4, search="fd-momentum", progress=False)
-        assert short.run(env).evaluations == 1
+    fits = make_agent("learned-policy", refine=11, search="fd-momentum", progress=False)
+    assert fits.run(env).evaluations > 2  # the prior, then an iteration's new masks fit
+    with pytest.warns(UserWarning, match=r"refine=5 may be too few .* 2m = 10"):
+        short = make_agent("learned-policy", refine=5, search="fd-momentum", progress=False)
+        fresh = PruneEnv("toy", target=0.4)  # no masks cached from the run above
+        assert short.run(fresh).evaluations == 2  # the answer and the prior, no iteration
 
 
 def test_a_missing_or_corrupt_policy_file_is_one_clear_error(tmp_path):
