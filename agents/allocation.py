@@ -4,7 +4,8 @@
   answers, local-search moves) and repairs rows that one coarse channel pushes out of the
   window.
 - :func:`lamp_allocation` masks every channel below one global threshold on LAMP-normalised
-  scores: the ``lamp`` baseline, and the prior that the learned policy corrects.
+  scores: the prior that the learned policy corrects; :func:`lamp_answer` scales it onto the
+  window, as the ``lamp`` baseline answers.
 """
 
 from __future__ import annotations
@@ -161,3 +162,9 @@ def lamp_allocation(core, targets, steps: int = 50) -> np.ndarray:
     below, above = map(masked, bisect_sparsity(core, masked, zeros, top * ones, targets, steps))
     shares = bisect_sparsity(core, between, zeros, ones, targets, steps)
     return _nearest(core, *map(between, shares), targets)
+
+
+def lamp_answer(core, target: float) -> np.ndarray:
+    """The ``lamp`` solver's coefficients ``(m,)`` float64 at ``target``:
+    :func:`lamp_allocation` scaled onto the window (:func:`scale_to_target`)."""
+    return scale_to_target(core, lamp_allocation(core, target), target)[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prunegym.agents.allocation import lamp_allocation, scale_to_target
+from prunegym.agents.allocation import lamp_answer
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.result import Evaluation
 from prunegym.agents.session import Problem, require_channel_groups
@@ -75,8 +75,7 @@ class LAMPAllocation(_OneShot):
     def start(self, problem: Problem) -> None:
         core = problem.core
         require_channel_groups(core, "lamp")
-        prior = lamp_allocation(core, problem.target)
-        self.pending = scale_to_target(core, prior, problem.target)[0]
+        self.pending = lamp_answer(core, problem.target)
 
 
 class RandomSearch(AskTellAgent):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.agents.allocation import lamp_allocation, scale_to_target
+from prunegym.agents.allocation import lamp_allocation, lamp_answer, scale_to_target
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.fd_momentum import FDMomentum
 from prunegym.agents.result import Evaluation
@@ -203,9 +203,10 @@ class LearnedPolicy(AskTellAgent):
             improved, ×0.7 after one that did not, ×2 after one whose masks had all been
             evaluated before, at most 1), each scaled back onto the target; or
             ``"fd-momentum"``, FD momentum's constant-sparsity refinement started from the
-            answer (at most ``2m + 1`` evaluations per iteration, fewer where masks repeat; an
-            iteration whose new masks do not fit in what is left is not started, so a
-            ``refine`` below ``2m`` warns that the answer may stay as it is).
+            better of the answer and the prior (at most ``2m + 1`` evaluations per iteration,
+            fewer where masks repeat; an iteration whose new masks do not fit in what is left
+            is not started, so a ``refine`` below ``2m + 1``, the prior's included, warns
+            that no iteration may fit).
         sigma, batch: Of the local search.
         seed: Seed of the local search.
         policy_sha256: The SHA-256 the policy file must have (a result records it, so that
@@ -267,8 +268,8 @@ class LearnedPolicy(AskTellAgent):
                 warnings.warn(
                     f"learned-policy: refine={self.refine} may be too few for one "
                     f"FD-momentum iteration after the prior's evaluation (up to 2m = "
-                    f"{2 * problem.size} new masks); then the answer is not refined "
-                    "(search='local' uses any number)",
+                    f"{2 * problem.size} new masks); then the better of the answer and the prior "
+                    "is not refined (search='local' uses any number)",
                     stacklevel=2,
                 )
 
@@ -281,9 +282,7 @@ class LearnedPolicy(AskTellAgent):
         if not self.answered:  # refining: the prior too, so a correction that hurts costs 1
             if not self.refine:
                 return self.answer[None]
-            return np.stack(
-                [self.answer, lamp_allocation(self.problem.core, [self.problem.target])[0]]
-            )
+            return np.stack([self.answer, lamp_answer(self.problem.core, self.problem.target)])
         if self.left <= 0:
             return None
         if self.fd is not None:

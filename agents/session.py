@@ -136,9 +136,9 @@ class Problem:
     def rank(self, evaluation: Evaluation) -> tuple[int, float]:
         """How a run's result ranks ``evaluation`` (larger is better): feasible ones (in the
         window) by their metric alone, above the others, which rank by reward."""
-        if evaluation.feasible:
+        if evaluation.feasible:  # +inf (a perfect PSNR) is the best; NaN the worst
             value = self.sign * evaluation.metric
-            return 1, value if math.isfinite(value) else -math.inf
+            return 1, -math.inf if math.isnan(value) else value
         return 0, evaluation.reward if math.isfinite(evaluation.reward) else -math.inf
 
     def objective(self, metric, sparsity, penalty: float | None = None):

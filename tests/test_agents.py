@@ -318,3 +318,24 @@ def test_torch_pruning_refuses_unknown_or_inapplicable_criteria():
     env = PruneEnv("toy", target=0.3, tolerance=0.03)
     with pytest.raises(ValueError, match="bn-scale"):
         make_agent("torch-pruning", importance="bn-scale", progress=False).run(env)
+
+
+def test_a_run_ranks_feasible_evaluations_by_metric_alone_a_perfect_one_first():
+    from prunegym.agents.result import Evaluation
+    from prunegym.agents.session import Problem
+
+    problem = Problem(PruneEnv("toy", target=0.4))  # mse: lower is better
+
+    def evaluation(metric, sparsity, reward, feasible=True):
+        counts = np.zeros(problem.size, dtype=np.int64)
+        return Evaluation(np.zeros(problem.size), reward, metric, {}, sparsity, feasible, counts)
+
+    near, far = evaluation(2e-6, 0.400, -0.1), evaluation(1e-6, 0.408, -0.5)
+    assert problem.rank(far) > problem.rank(near)  # in the window the reward's penalty is moot
+    assert problem.rank(evaluation(0.0, 0.4, 1.0)) > problem.rank(far)
+    assert problem.rank(evaluation(math.nan, 0.4, 0.0)) < problem.rank(far)
+    outside = evaluation(0.0, 0.3, 9.0, feasible=False)
+    assert problem.rank(outside) < problem.rank(far)  # outside the window: below, by reward
+    psnr = Problem(PruneEnv("mnist-ae", target=0.4))  # higher is better: +inf is perfect
+    perfect = evaluation(math.inf, 0.4, 1.0)
+    assert psnr.rank(perfect) > psnr.rank(evaluation(30.0, 0.4, 1.0))

@@ -18,9 +18,11 @@ from prunegym.tasks.tdmpc_pendulum import load_world_model
 
 
 def _broken_files(tmp_path):
-    """A garbage file, a truncated checkpoint and one holding a pickled module."""
+    """Garbage files, a truncated checkpoint and one holding a pickled module."""
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint at all" * 4)
+    text = tmp_path / "text.pt"  # torch's unpickler fails on it with a bare KeyError
+    text.write_bytes(b"hello world")
     shipped = resources.files("prunegym.assets") / "mnist_classifier_32.pt"
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(shipped.read_bytes()[:3000])
@@ -28,6 +30,7 @@ def _broken_files(tmp_path):
     torch.save({"state_dict": {}, "layer": torch.nn.Linear(2, 2)}, unsafe)
     return {
         garbage: "is not a PyTorch checkpoint",
+        text: "is not a PyTorch checkpoint",
         truncated: "is truncated or corrupt",
         unsafe: r"holds a Python object \(torch.nn.modules.linear.Linear\)",
     }

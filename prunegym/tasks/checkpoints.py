@@ -62,9 +62,11 @@ def _load_problem(error: Exception) -> str:
         )
     if "zip archive" in text or isinstance(error, EOFError):
         return "is truncated or corrupt: it is not a complete PyTorch zip file"
-    if isinstance(error, UnpicklingError | RuntimeError | ValueError):
+    # a text file: torch's unpickler raises a bare KeyError
+    if isinstance(error, UnpicklingError | RuntimeError | ValueError | KeyError):
         return "is not a PyTorch checkpoint (its bytes are not a saved tensor file)"
-    return f"could not be read ({type(error).__name__})"
+    first = text.strip().splitlines()[0][:200] if text.strip() else "no message"
+    return f"could not be read ({type(error).__name__}: {first})"
 
 
 def flush_subnormals(state_dict: dict) -> int:
