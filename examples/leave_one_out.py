@@ -1,6 +1,6 @@
 """Leave-one-task-out: does a policy trained without task X serve X zero-shot?
 
-    python examples/leave_one_out.py [--tasks mnist-ae,mnist-convnet,tdmpc-pendulum]
+    python examples/leave_one_out.py [--tasks mnist-ae,toy,...] (default: all six)
         [--targets 0.1,...,0.7] [--refine 50] [--seed 0] [--generations 150]
         [--test-episodes 1000] [--search-episodes K] [--out runs/leave-one-out]
         [--plot DIR]
@@ -9,7 +9,8 @@ For each held-out task X, a policy is trained with the shipped recipe on every o
 task (``prunegym train-policy --without X``; kept in ``--out`` and reused while the recipe it
 records is the shipped one). On X it is asked zero-shot (no search) and compared with ``norm``
 and ``uniform``, and with ``lamp``, the prior it corrects, alone; refined with ``--refine``
-evaluations of its local search (``--refine`` + 1 in all, the answer's included) it is
+evaluations (the prior's, then its local search's; ``--refine`` + 1 in all, the answer's
+included) it is
 compared with random search given the same evaluations in all. Where every allocation in the
 window can be listed (at most 5,000 channel-count combinations, a deterministic metric), the
 best of them is shown too: no solver can beat it.
@@ -130,7 +131,7 @@ LABELS = {  # run name: legend label
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="mnist-ae,mnist-convnet,tdmpc-pendulum")
+    parser.add_argument("--tasks", default=",".join(RECIPE["tasks"]), help="held out in turn")
     parser.add_argument("--targets", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7")
     parser.add_argument("--refine", type=int, default=50)
     parser.add_argument("--generations", type=int, default=RECIPE["generations"])

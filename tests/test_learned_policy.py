@@ -156,9 +156,9 @@ def test_refine_spends_at_most_its_evaluations_and_never_ends_worse(search):
 def test_refinement_evaluates_the_prior_so_a_correction_that_hurts_costs_one_evaluation(
     tmp_path,
 ):
-    policy = SetPolicy(hidden=8)
-    with torch.no_grad():
+    with torch.random.fork_rng(devices=[]), torch.no_grad():  # whatever ran before
         torch.manual_seed(0)
+        policy = SetPolicy(hidden=8)
         policy.decide[-1].weight.normal_(std=3.0)  # a correction far from 1
     path = tmp_path / "bad.pt"
     save_policy(policy, path, {})
