@@ -53,7 +53,8 @@ class SetPolicy(nn.Module):
     """Per-group directions from per-group features, independent of the number of groups.
 
     ``h_i = φ([row_i, prior_i, context])``; ``g = [mean_i h_i, max_i h_i]``;
-    ``direction_i = (prior_i + 0.01) · exp(1.5 · tanh(ψ([h_i, g, context])))``.
+    ``direction_i = (prior_i + 0.01) · exp(κ · 1.5 · tanh(ψ([h_i, g, context])))``, with the
+    correction's ``strength`` κ 1 as trained (0: the prior plus the floor alone).
 
     Args:
         hidden: Width of ``φ`` and ``ψ``.
@@ -77,14 +78,19 @@ class SetPolicy(nn.Module):
         nn.init.zeros_(self.decide[-1].bias)
 
     def forward(
-        self, groups: torch.Tensor, prior: torch.Tensor, context: torch.Tensor
+        self,
+        groups: torch.Tensor,
+        prior: torch.Tensor,
+        context: torch.Tensor,
+        strength: float = 1.0,
     ) -> torch.Tensor:
         spread = context[:, None, :].expand(-1, groups.shape[1], -1)
         encoded = self.encode(torch.cat([groups, prior[..., None], spread], dim=-1))
         pooled = torch.cat([encoded.mean(dim=1), encoded.amax(dim=1)], dim=-1)
         pooled = pooled[:, None, :].expand(-1, groups.shape[1], -1)
         logits = self.decide(torch.cat([encoded, pooled, spread], dim=-1)).squeeze(-1)
-        return (prior + PRIOR_FLOOR) * torch.exp(CORRECTION_SPAN * torch.tanh(logits))
+        correction = strength * CORRECTION_SPAN * torch.tanh(logits)
+        return (prior + PRIOR_FLOOR) * torch.exp(correction)
 
     def vector(self) -> torch.Tensor:
         """All weights as one flat float32 vector (for evolution strategies)."""
@@ -177,14 +183,15 @@ def save_policy(policy: SetPolicy, path: str | Path, recipe: dict) -> None:
 
 
 @torch.no_grad()
-def propose(policy: SetPolicy, core, targets) -> np.ndarray:
+def propose(policy: SetPolicy, core, targets, strength: float = 1.0) -> np.ndarray:
     """The policy's coefficients ``(T, m)`` for ``core`` at each target, in the window where
     the counts allow it (a row the scaling leaves outside walks up to 256 channel moves onto
-    it: :func:`~prunegym.agents.allocation.scale_to_target`); nothing is evaluated."""
+    it: :func:`~prunegym.agents.allocation.scale_to_target`); nothing is evaluated.
+    ``strength`` scales the learned correction (1: as trained, 0: the prior alone)."""
     targets = np.atleast_1d(np.asarray(targets, dtype=np.float64))
     device = next(policy.parameters()).device
     inputs = [tensor.to(device) for tensor in observations(core, targets)]
-    directions = policy(*inputs).double().cpu().numpy()
+    directions = policy(*inputs, strength=strength).double().cpu().numpy()
     return scale_to_target(core, directions, targets, walk=ANSWER_WALK)
 
 

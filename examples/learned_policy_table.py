@@ -4,7 +4,8 @@
         [--policy FILE] [--refine 50]
 
 Rows: the policy's answer (no search: one evaluation, of the answer), the policy refined with
-``--refine`` evaluations of its local search (``--refine`` + 1 in all, the answer's included),
+``--refine`` evaluations (``lamp``'s answer's, then its local search's; ``--refine`` + 1 in
+all, the answer's included),
 FD momentum from scratch, random search with the same evaluations in all (``--refine`` + 1),
 and the one-shot baselines ``uniform``, ``norm`` and ``lamp``
 (the prior the policy corrects). Cells: the metric (marked ``*`` outside the ±1 % window) and

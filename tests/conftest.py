@@ -56,6 +56,19 @@ class ResidualConvNet(nn.Module):
         return self.decoder(h)
 
 
+@pytest.fixture
+def far_policy():
+    """A ``SetPolicy(hidden=8)`` whose learned correction is far from 1 (its last layer drawn
+    with standard deviation 3), the same whatever ran before."""
+    from prunegym.agents.learned_policy import SetPolicy
+
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(0)
+        policy = SetPolicy(hidden=8)
+        policy.decide[-1].weight.normal_(std=3.0)
+    return policy
+
+
 def randomise_norms(model: nn.Module, seed: int = 0) -> nn.Module:
     """Give BatchNorm layers non-trivial statistics and affine parameters, then eval mode."""
     generator = torch.Generator().manual_seed(seed)

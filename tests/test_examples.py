@@ -152,3 +152,26 @@ def test_leave_one_out_plots_test_means_with_their_intervals(tmp_path):
     )  # fmt: skip
     assert example._point(noisy) == (result.sparsity, -155.0, 9.8)
     assert example._score(noisy) == "-155.0 ± 9.8"
+
+
+def test_correction_strength_counts_wins_per_strength_and_names_a_missing_policy(
+    tmp_path, capsys, far_policy
+):
+    import pytest
+
+    from prunegym.agents.learned_policy import save_policy
+
+    example = _load("correction_strength")
+    argv = ["--tasks", "diffusion-sorption", "--seeds", "0", "--out", str(tmp_path)]
+    argv += ["--targets", "0.1,0.3,0.5,0.7", "--strengths", "0,1"]
+    with pytest.raises(SystemExit):
+        example.main(argv)
+    assert "no policy" in capsys.readouterr().err
+    save_policy(far_policy, tmp_path / "without-diffusion-sorption-seed0-g150.pt", {})
+    example.main(argv)
+    out = capsys.readouterr().out.splitlines()
+    row = next(line for line in out if line.startswith("| diffusion-sorption | 0 |"))
+    prior_alone, corrected = (cell.strip() for cell in row.split("|")[3:5])
+    assert prior_alone == "3/4"  # the prior loses to `uniform` at 10 % only
+    assert corrected != prior_alone  # this correction changes which targets it wins
+    assert out[-1].replace(" ", "") == f"|all||{prior_alone[0]}|{corrected[0]}|"

@@ -42,6 +42,9 @@ def test_set_policy_serves_any_number_of_groups_and_ignores_their_order():
         correction = directions / (prior + PRIOR_FLOOR)
         assert not torch.allclose(correction, torch.ones_like(correction))
         assert bool((correction.log().abs() <= CORRECTION_SPAN + 1e-5).all())
+        torch.testing.assert_close(policy(rows, prior, context, strength=0.0), prior + PRIOR_FLOOR)
+        half = policy(rows, prior, context, strength=0.5) / (prior + PRIOR_FLOOR)
+        torch.testing.assert_close(half, correction.sqrt())  # κ scales the log-correction
         shuffle = torch.randperm(groups)
         torch.testing.assert_close(
             policy(rows[:, shuffle], prior[:, shuffle], context), directions[:, shuffle]
@@ -154,14 +157,10 @@ def test_refine_spends_at_most_its_evaluations_and_never_ends_worse(search):
 
 
 def test_refinement_evaluates_the_prior_so_a_correction_that_hurts_costs_one_evaluation(
-    tmp_path,
+    tmp_path, far_policy
 ):
-    with torch.random.fork_rng(devices=[]), torch.no_grad():  # whatever ran before
-        torch.manual_seed(0)
-        policy = SetPolicy(hidden=8)
-        policy.decide[-1].weight.normal_(std=3.0)  # a correction far from 1
     path = tmp_path / "bad.pt"
-    save_policy(policy, path, {})
+    save_policy(far_policy, path, {})
     env = PruneEnv("toy", target=0.5)
     prior = make_agent("lamp", progress=False).run(env)
     answer = make_agent("learned-policy", policy=path, progress=False).run(env)
