@@ -283,7 +283,7 @@ class Session:
         # Steps taken at another target (an episode-mode policy in training) never win.
         if abs(float(info.get("target", self.problem.target)) - self.problem.target) > 1e-9:
             evaluation.feasible = False
-        elif self.best is None or self._rank(evaluation) > self._rank(self.best):
+        elif self.best is None or self.problem.rank(evaluation) > self.problem.rank(self.best):
             self.best = evaluation
         if charge_hits or not hit:
             self.history.append(evaluation)
@@ -312,9 +312,6 @@ class Session:
 
     def _meets_floor(self, metric: float) -> bool:
         return meets_floor(metric, self.problem.sign, self.metric_floor)
-
-    def _rank(self, evaluation: Evaluation) -> tuple[int, float]:
-        return self.problem.rank(evaluation)
 
     # -- result -------------------------------------------------------------------------------
     def result(self) -> Result:

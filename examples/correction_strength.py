@@ -22,6 +22,7 @@ import numpy as np
 
 from prunegym.agents import make_agent
 from prunegym.agents.learned_policy import load_policy, propose
+from prunegym.agents.policy_training import RECIPE
 from prunegym.envs.prune_env import PruneEnv
 
 DETERMINISTIC = ["toy", "mnist-classifier", "diffusion-sorption", "mnist-ae", "mnist-convnet"]
@@ -42,7 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|" + "---|" * len(strengths))
     totals = np.zeros(len(strengths), dtype=int)
     for task in args.tasks.split(","):
-        paths = [Path(args.out) / f"without-{task}-seed{seed}-g150.pt" for seed in seeds]
+        name = "without-{task}-seed{seed}-g{generations}.pt"  # as leave_one_out.py names them
+        paths = [
+            Path(args.out) / name.format(task=task, seed=seed, generations=RECIPE["generations"])
+            for seed in seeds
+        ]
         missing = [str(path) for path in paths if not path.is_file()]
         if missing:
             parser.error(f"no policy {missing[0]}: train it with examples/leave_one_out.py")
