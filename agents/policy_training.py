@@ -56,6 +56,7 @@ def train_policy(
     target_range: tuple[float, float] = (0.05, 0.75),
     hidden: int = 32,
     seed: int = 0,
+    tasks_per_generation: int | None = None,
     writer=None,
     progress: Callable[[int, dict], None] | None = None,
 ) -> tuple[SetPolicy, list[dict]]:
@@ -69,6 +70,9 @@ def train_policy(
         targets_per_task: Targets drawn per task and generation (an int, or per task name).
         target_range: Targets are drawn uniformly from it, capped at each task's largest
             reachable sparsity.
+        tasks_per_generation: Tasks drawn (without replacement) from ``envs`` for each
+            generation; ``None``: every task, every generation. A large pool (the zoo's
+            networks) then costs per generation what this many tasks do.
         writer: Optional TensorBoard writer
             (:func:`~prunegym.agents.tensorboard.tensorboard_writer`): per task, the mean
             reward, metric and sparsity of each generation's candidates.
@@ -79,6 +83,10 @@ def train_policy(
     """
     if generations < 1 or pairs < 1:
         raise ValueError(f"generations and pairs must be >= 1, got {generations} and {pairs}")
+    if tasks_per_generation is not None and not 1 <= tasks_per_generation <= len(envs):
+        raise ValueError(
+            f"tasks_per_generation must lie in [1, {len(envs)}], got {tasks_per_generation}"
+        )
     rng = np.random.default_rng(seed)
     with torch.random.fork_rng(devices=[]):  # seeded, and the caller's torch state untouched
         torch.manual_seed(seed)
@@ -92,7 +100,12 @@ def train_policy(
         candidates = torch.cat([theta.detach() + sigma * noise, theta.detach() - sigma * noise])
         fitness = np.zeros(len(candidates))
         row: dict = {"generation": generation}
-        for name, env in envs.items():
+        names = list(envs)
+        if tasks_per_generation is not None:
+            drawn = set(rng.choice(len(names), tasks_per_generation, replace=False).tolist())
+            names = [name for i, name in enumerate(names) if i in drawn]
+        for name in names:
+            env = envs[name]
             count = (
                 targets_per_task.get(name, 4)
                 if isinstance(targets_per_task, dict)

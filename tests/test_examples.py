@@ -175,3 +175,23 @@ def test_correction_strength_counts_wins_per_strength_and_names_a_missing_policy
     assert prior_alone == "3/4"  # the prior loses to `uniform` at 10 % only
     assert corrected != prior_alone  # this correction changes which targets it wins
     assert out[-1].replace(" ", "") == f"|all||{prior_alone[0]}|{corrected[0]}|"
+
+
+def test_zoo_transfer_counts_the_policy_s_answers_against_the_prior_s(monkeypatch):
+    import numpy as np
+    import torch
+
+    from prunegym.agents.allocation import lamp_answer
+    from prunegym.agents.learned_policy import SetPolicy
+
+    example = _load("zoo_transfer")
+    envs = example.zoo_envs([2], "test")  # a convnet: no group holds most parameters
+    far_policy = SetPolicy(hidden=8)  # a large correction, other in every group
+    with torch.no_grad():
+        far_policy.decide[-1].weight.normal_(0, 3, generator=torch.Generator().manual_seed(0))
+    moved = example.against_prior(far_policy, envs)
+    assert moved["better"] + moved["worse"] > 0 and np.isfinite(moved["relative"])
+    monkeypatch.setattr(  # a policy that answers as the prior does: every target a tie
+        example, "propose", lambda policy, core, targets: [lamp_answer(core, t) for t in targets]
+    )
+    assert example.against_prior(far_policy, envs) == {"better": 0, "worse": 0, "relative": 0.0}

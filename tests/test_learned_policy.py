@@ -281,6 +281,18 @@ def test_training_improves_on_the_untrained_start_and_logs_to_tensorboard(tmp_pa
     np.testing.assert_allclose(propose(load_policy(path), env, targets), trained)
 
 
+def test_training_draws_tasks_per_generation_from_a_pool_and_refuses_a_bad_draw():
+    envs = {name: PruneEnv("toy", seed=i, observation="features") for i, name in enumerate("abc")}
+    _, history = train_policy(envs, generations=6, pairs=2, targets_per_task=1, hidden=4,
+                              tasks_per_generation=2)  # fmt: skip
+    drawn = [sorted(name for name in row if name in envs) for row in history]
+    assert all(len(names) == 2 for names in drawn)
+    assert len({tuple(names) for names in drawn}) > 1  # not the same two every generation
+    for draw in (0, 4):
+        with pytest.raises(ValueError, match=r"tasks_per_generation must lie in \[1, 3\]"):
+            train_policy(envs, generations=1, tasks_per_generation=draw)
+
+
 def test_centred_ranks_are_ranks_in_minus_a_half_to_a_half_and_ties_cancel():
     ranks = centred_ranks(np.array([3.0, -1.0, 10.0, 0.5]))
     np.testing.assert_allclose(ranks, [1 / 6, -0.5, 0.5, -1 / 6])

@@ -34,6 +34,7 @@ _BUILT_IN = {
     "mnist-classifier": "prunegym.tasks.mnist_classifier:MNISTClassifierTask",
     "mnist-convnet": "prunegym.tasks.mnist_convnet:MNISTConvNetTask",
     "toy": "prunegym.tasks.toy:ToyTask",
+    "zoo": "prunegym.tasks.zoo:ZooTask",
     "tdmpc-pendulum": "prunegym.tasks.tdmpc_pendulum:TDMPCPendulumTask",
 }
 _REGISTERED: dict[str, Callable[..., Task] | str] = {}
