@@ -186,9 +186,10 @@ def test_zoo_transfer_counts_the_policy_s_answers_against_the_prior_s(monkeypatc
 
     example = _load("zoo_transfer")
     envs = example.zoo_envs([2], "test")  # a convnet: no group holds most parameters
-    far_policy = SetPolicy(hidden=8)  # a large correction, other in every group
-    with torch.no_grad():
-        far_policy.decide[-1].weight.normal_(0, 3, generator=torch.Generator().manual_seed(0))
+    with torch.random.fork_rng(devices=[]):  # the same policy whatever ran before
+        torch.manual_seed(3)
+        far_policy = SetPolicy(hidden=8)  # a large correction, other in every group
+        torch.nn.init.normal_(far_policy.decide[-1].weight, 0.0, 3.0)
     moved = example.against_prior(far_policy, envs)
     assert moved["better"] + moved["worse"] > 0 and np.isfinite(moved["relative"])
     monkeypatch.setattr(  # a policy that answers as the prior does: every target a tie
