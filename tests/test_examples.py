@@ -196,3 +196,17 @@ def test_zoo_transfer_counts_the_policy_s_answers_against_the_prior_s(monkeypatc
         example, "propose", lambda policy, core, targets: [lamp_answer(core, t) for t in targets]
     )
     assert example.against_prior(far_policy, envs) == {"better": 0, "worse": 0, "relative": 0.0}
+
+
+def test_zoo_imitation_fits_the_correction_toward_the_searched_allocations():
+    import numpy as np
+
+    from prunegym.agents.learned_policy import SetPolicy, observations
+
+    example = _load("zoo_transfer")
+    envs = example.zoo_envs([2], "test")
+    policy = example.imitate(envs, refine=4, steps=30, seed=0)
+    assert isinstance(policy, SetPolicy) and not policy.training
+    inputs = observations(envs["zoo-2"].unwrapped, np.array(example.TARGETS))
+    correction = (policy(*inputs) / (inputs[1] + 0.01)).log().detach().numpy()
+    assert np.ptp(correction, axis=1).max() > 1e-3  # no longer the untrained prior
