@@ -65,10 +65,11 @@ def build_zoo_model(architecture: dict) -> nn.Sequential:
     act, widths = ACTIVATIONS[architecture["activation"]], architecture["widths"]
 
     def mlp(sizes: list[int], last: nn.Module | None = None) -> nn.Sequential:
-        layers: list[nn.Module] = []
-        for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:], strict=False)):
-            layers += [nn.Linear(n_in, n_out), act() if i < len(sizes) - 2 else last]
-        return nn.Sequential(*[layer for layer in layers if layer is not None])
+        """Linear layers with ``act`` between them, and ``last`` (if any) after the final one."""
+        layers = [
+            m for pair in zip(sizes, sizes[1:], strict=False) for m in (nn.Linear(*pair), act())
+        ]
+        return nn.Sequential(*layers[:-1], *([last] if last is not None else []))
 
     model = nn.Sequential()
     if architecture["kind"] == "classifier":
@@ -113,6 +114,8 @@ class ZooTask(Task):
             split.test_labels[test],
         )
         self.reconstructs = self.architecture["kind"] == "autoencoder"
+        # what the network learns to output: the digit itself, or its label
+        self.train_targets = self.train_images if self.reconstructs else self.train_labels
         # a useless model's loss is about this far from the dense one's: the mean digit's
         self.metric_scale = float(self.test_images.var(0).mean()) if self.reconstructs else 1.0
         self._model = self._train()
@@ -121,10 +124,11 @@ class ZooTask(Task):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model = build_zoo_model(self.architecture)
-            targets = self.train_images if self.reconstructs else self.train_labels
 
             def batches(epoch: int):
-                return classifier_batches(self.train_images, targets, 128, self.seed, epoch)
+                return classifier_batches(
+                    self.train_images, self.train_targets, 128, self.seed, epoch
+                )
 
             epochs = self.architecture["epochs"] * (3 if self.reconstructs else 1)
             finetune(model, {}, epochs, batches, self.loss, 1e-2 if self.reconstructs else 3e-3)
@@ -146,11 +150,10 @@ class ZooTask(Task):
         return pixels
 
     def calibration_batches(self):
-        size = self.calibration_size
-        targets = self.train_images if self.reconstructs else self.train_labels
-        return list(
-            zip(self.train_images[:size].split(250), targets[:size].split(250), strict=True)
+        images, targets = (
+            x[: self.calibration_size] for x in (self.train_images, self.train_targets)
         )
+        return list(zip(images.split(250), targets.split(250), strict=True))
 
     def forward(self, model: nn.Module, batch) -> torch.Tensor:
         return model(self._inputs(batch[0]))
