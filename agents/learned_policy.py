@@ -42,6 +42,7 @@ from prunegym.envs.features import (
 from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.options import is_count
 
+BLENDS = (0.25, 0.5, 0.75)  # how far the screen moves the prior toward uniform and norm
 SHIPPED_POLICY = "pruning_policy.pt"  # in prunegym/assets
 ANSWER_WALK = (256, 128)  # moves, patience: an answer walks further onto a tight window
 PRIOR_FLOOR = 0.01  # added to the prior, so a group it leaves dense can still be pruned
@@ -195,6 +196,33 @@ def propose(policy: SetPolicy, core, targets, strength: float = 1.0) -> np.ndarr
     return scale_to_target(core, directions, targets, walk=ANSWER_WALK)
 
 
+def screen_candidates(core, answer: np.ndarray, target: float) -> np.ndarray:
+    """What :func:`screened_answer` chooses among, ``(8, m)`` float64: the ``answer``, the prior
+    (:func:`~prunegym.agents.allocation.lamp_answer`), and the prior moved toward the uniform
+    and the norm-based directions (``(prior + 0.01)^(1−a) · d^a``, ``a`` in :data:`BLENDS`),
+    each scaled onto the target; nothing is evaluated."""
+    prior = lamp_allocation(core, [target])[0] + PRIOR_FLOOR
+    norms = np.asarray(core.dense_group_norms, dtype=np.float64)
+    toward_norm = norms.min() / np.maximum(norms, 1e-12)  # the ``norm`` baseline's direction
+    blends = [prior ** (1 - a) * toward**a for toward in (1.0, toward_norm) for a in BLENDS]
+    scaled = scale_to_target(core, np.stack(blends), np.full(len(blends), target))
+    return np.vstack([answer, lamp_answer(core, target), scaled])
+
+
+def screened_answer(core, answer: np.ndarray, target: float) -> tuple[np.ndarray, dict]:
+    """Of :func:`screen_candidates` in the window, the one whose masked model's outputs on
+    the task's calibration batches stay closest to the dense model's
+    (``core.calibration_distortion``: one forward pass over them per candidate, no metric
+    evaluated). Returns it ``(m,)`` and what the screen saw (``distortions``, ``chosen``: 0
+    for the answer, 1 the prior, 2–7 the blends)."""
+    candidates = screen_candidates(core, answer, target)
+    distortion = core.calibration_distortion(candidates)
+    outside = np.abs(core.sparsity_of(candidates) - target) > core.tolerance + 1e-12
+    chosen = int(np.argmin(np.where(outside, np.inf, distortion)))
+    chosen = 0 if outside.all() else chosen
+    return candidates[chosen], {"distortions": distortion.tolist(), "chosen": chosen}
+
+
 class LearnedPolicy(AskTellAgent):
     """The learned policy's answer, optionally refined (``--solver learned-policy``).
 
@@ -216,6 +244,11 @@ class LearnedPolicy(AskTellAgent):
             that no iteration may fit).
         sigma, batch: Of the local search.
         seed: Seed of the local search.
+        screen: Before answering, screen the policy's answer against the prior and six blends
+            of the prior with the ``uniform`` and ``norm`` directions by their outputs on the
+            task's calibration batches (:func:`screened_answer`): eight forward passes over
+            them, no metric evaluated; the least distorted one is the answer (and the local
+            search's start, where it beats the prior).
         policy_sha256: The SHA-256 the policy file must have (a result records it, so that
             replaying the result refuses a file that changed since); ``None``: any.
     """
@@ -230,6 +263,7 @@ class LearnedPolicy(AskTellAgent):
         sigma: float = 0.05,
         batch: int = 5,
         seed: int | None = 0,
+        screen: bool = False,
         policy_sha256: str | None = None,
         **kwargs,
     ) -> None:
@@ -248,6 +282,7 @@ class LearnedPolicy(AskTellAgent):
             )
         self.policy, self.refine, self.search = policy, int(refine), search
         self.sigma, self.batch = float(sigma), int(batch)
+        self.screen = screen
         self._network = load_policy(policy)
         found = hashlib.sha256(policy_path(policy).read_bytes()).hexdigest()
         if policy_sha256 is not None and policy_sha256 != found:
@@ -262,6 +297,9 @@ class LearnedPolicy(AskTellAgent):
         require_channel_groups(core, "learned-policy")
         self.problem = problem
         self.answer = propose(self._network, core, [problem.target])[0]
+        if self.screen:
+            self.answer, seen = screened_answer(core, self.answer, problem.target)
+            self.session.details["screen"] = seen
         self.answered, self.asked = False, 0
         self.best, self.best_rank = self.answer.copy(), (-1, -np.inf)
         self.step = self.sigma

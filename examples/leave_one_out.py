@@ -3,7 +3,7 @@
     python examples/leave_one_out.py [--tasks mnist-ae,toy,...] (default: all six)
         [--targets 0.1,...,0.7] [--refine 50] [--seed 0] [--generations 150]
         [--test-episodes 1000] [--search-episodes K] [--out runs/leave-one-out]
-        [--plot DIR]
+        [--plot DIR] [--screen]
 
 For each held-out task X, a policy is trained with the shipped recipe on every other shipped
 task (``prunegym train-policy --without X``; kept in ``--out`` and reused while the recipe it
@@ -21,8 +21,16 @@ of 100 gives intervals of about ±15 on a return near −170, too wide to resolv
 10; 1,000 narrow them about threefold. Beside refined − random, "searched" is the same
 difference on the search episodes, the only ones either search sees; ``--search-episodes``
 sets how many there are (the task's default, 8 on TD-MPC, where not given). ``--plot DIR``
-saves one picture per held-out task, ``leave_one_out_<task>_seed<S>.png``: each solver's score
-(its test mean and 95 % interval on TD-MPC) against the sparsity it achieved.
+saves one picture per held-out task, ``leave_one_out_<task>_seed<S>.png`` (``_screened``
+added with ``--screen``): each solver's score (its test mean and 95 % interval on TD-MPC)
+against the sparsity it achieved.
+
+"best of them − dense" is the better baseline against the dense model: where it is not
+significantly below it (TD-MPC at 10 %), only an answer significantly better than the unpruned
+network can beat the baselines. ``--screen`` asks the policy with ``screen=true`` (zero-shot and
+refined): its answer, the prior and six blends of the prior toward ``uniform`` and ``norm``
+are screened by their outputs on the task's calibration batches, and the least distorted is
+the answer; no metric is evaluated for the choice.
 """
 
 from __future__ import annotations
@@ -89,6 +97,16 @@ def _better(a, b, sign: float) -> tuple[bool, str]:
     return difference > 0, f"{difference:+.3g}"
 
 
+def _versus_dense(result, sign: float) -> str:
+    """``result`` against the dense model, as text: on the same test episodes (paired 95 %
+    interval) where the task has them, otherwise by the metric (positive: the pruned model is
+    better)."""
+    if result.test_values:
+        mean, half = paired_difference(result.test_values, result.dense_test_values)
+        return f"{sign * mean:+.1f} ± {half:.1f}"
+    return f"{sign * (result.metric - result.dense_metric):+.3g}"
+
+
 def _exhaustive_best(env, limit: int = 5000) -> str:
     """The best metric over every allocation in ``env``'s window, if there are at most
     ``limit`` channel-count combinations and the metric is deterministic; else ``"–"``."""
@@ -140,6 +158,7 @@ def main() -> None:
     parser.add_argument("--search-episodes", type=int, help="for noisy tasks (default: task's)")
     parser.add_argument("--out", default="runs/leave-one-out")
     parser.add_argument("--plot", help="folder for one picture per held-out task")
+    parser.add_argument("--screen", action="store_true", help="the policy with screen=true")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -157,24 +176,27 @@ def main() -> None:
     started = time.perf_counter()
     for held_out in held_outs:
         path = str(_policy(held_out, out, args.generations, args.seed))
+        policy = {"policy": path, "screen": args.screen}
         env = _held_out_env(held_out, args.test_episodes, args.search_episodes)
         sign = 1.0 if env.task.higher_is_better else -1.0
         print(f"\n{held_out} ({env.task.metric}, dense {env.dense_metric:.4g}), policy "
-              f"trained without it, {args.refine} refinement evaluations:\n")  # fmt: skip
-        print("| target | policy | lamp (prior) | norm | uniform | policy − best of them | "
+              f"trained without it{', screened' if args.screen else ''}, {args.refine} "
+              "refinement evaluations:\n")  # fmt: skip
+        print("| target | policy | lamp (prior) | norm | uniform | best of them − dense | "
+              "policy − best of them | "
               f"policy − lamp | policy refined | random ({samples}) | refined − random | "
               "best in window (allocations) |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         bar = tqdm(total=6 * len(targets), desc=held_out, unit="run", leave=False)
         points: dict[str, list] = {}
         for target in targets:
             runs = {}
             for name, solver, options in (
-                ("policy", "learned-policy", {"policy": path}),
+                ("policy", "learned-policy", policy),
                 ("lamp", "lamp", {}),
                 ("norm", "norm", {}),
                 ("uniform", "uniform", {}),
-                ("refined", "learned-policy", {"policy": path, "refine": args.refine}),
+                ("refined", "learned-policy", {**policy, "refine": args.refine}),
                 ("random", "random", {"samples": samples, "seed": 0}),
             ):
                 env.reset(options={"target": target})
@@ -193,7 +215,8 @@ def main() -> None:
             mark = "yes" if beats_one and beats_other else "no"
             cells = [
                 f"{target:.0%}", _score(runs["policy"]), _score(runs["lamp"]),
-                _score(runs["norm"]), _score(runs["uniform"]), f"{versus_one} ({mark})",
+                _score(runs["norm"]), _score(runs["uniform"]),
+                _versus_dense(runs[baselines[0]], sign), f"{versus_one} ({mark})",
                 versus_prior, _score(runs["refined"]), _score(runs["random"]),
                 f"{versus_random} ({'yes' if beats_random else 'no'})", _exhaustive_best(env),
             ]  # fmt: skip
@@ -202,12 +225,14 @@ def main() -> None:
                 points.setdefault(label.format(samples=samples), []).append(_point(runs[name]))
         bar.close()
         if args.plot:
+            suffix = "_screened" if args.screen else ""
             test = runs["policy"].dense_test_metrics  # the dense model on the test episodes
             picture = save_metric_vs_sparsity(
-                Path(args.plot) / f"leave_one_out_{held_out}_seed{args.seed}.png", points,
+                Path(args.plot) / f"leave_one_out_{held_out}_seed{args.seed}{suffix}.png", points,
                 env.task.metric + (" (test mean, 95 % interval)" if test else ""),
                 dense=test[env.task.metric] if test else env.dense_metric,
-                title=f"{held_out}, held out: a policy trained without it (seed {args.seed})",
+                title=f"{held_out}, held out: a policy trained without it (seed {args.seed})"
+                + (", screened" if args.screen else ""),
             )  # fmt: skip
             print(f"saved {picture}")
     print(f"\n{time.perf_counter() - started:.0f} s in all")

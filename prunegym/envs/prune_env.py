@@ -425,6 +425,15 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
         values = evaluator.test_values(counts, model)
         return self.task.summarize_test(values, dense), values
 
+    def calibration_distortion(self, coefficients) -> np.ndarray:
+        """``(K,)`` float64: how far the model masked at each row of ``coefficients`` ``(K, m)``
+        moves the outputs on the task's calibration batches, as the mean squared difference
+        from the dense model's (lower: closer). A cheap screen that evaluates no metric (one
+        forward pass over the calibration batches per row); the environment's state is left
+        as it was and nothing enters the evaluation cache."""
+        counts = self.pruner.counts(self.check_actions(coefficients))
+        return self.evaluator.calibration_distortion(counts)
+
     # -- facts that need no evaluation -----------------------------------------------------------
     @property
     def target(self) -> float:

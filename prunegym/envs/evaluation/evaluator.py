@@ -86,6 +86,7 @@ class Evaluator:
         self._cache: dict[bytes, dict[str, float]] | None = None
         self.use_cache(cache)
         self._dense_test_values: np.ndarray | None = None
+        self._dense_calibration_outputs: list[torch.Tensor] | None = None
 
     def precise(self) -> contextlib.AbstractContextManager:
         """The context every evaluation runs in: no gradients, at the environment's precision
@@ -290,3 +291,26 @@ class Evaluator:
         if dense:
             self._dense_test_values = values
         return values
+
+    # -- calibration distortion ------------------------------------------------------------------
+    def calibration_distortion(self, counts: np.ndarray) -> np.ndarray:
+        """``(K,)`` float64: for each row of ``counts`` ``(K, m)``, the mean squared difference
+        between the masked (and compensated) model's outputs and the dense model's on the
+        task's calibration batches (``task.forward``), averaged over the batches. No metric is
+        evaluated; the dense outputs are computed once and kept (on the task's device)."""
+        if self._dense_calibration_outputs is None:
+            self._dense_calibration_outputs = self._calibration_outputs(None)
+        dense = self._dense_calibration_outputs
+        distortions = []
+        for row in counts:
+            outputs = self._calibration_outputs(row)
+            pairs = zip(outputs, dense, strict=True)
+            errors = [(a.double() - b.double()).pow(2).mean() for a, b in pairs]
+            distortions.append(float(torch.stack(errors).mean()))
+        return np.asarray(distortions, dtype=np.float64)
+
+    def _calibration_outputs(self, counts: np.ndarray | None) -> list[torch.Tensor]:
+        zero = np.zeros(len(self.pruner.channels), np.int64)
+        self.pruner.apply_counts(zero if counts is None else counts)
+        with self.precise():
+            return [self.task.forward(self.model, b) for b in self.task.calibration_batches()]

@@ -1,0 +1,79 @@
+"""The calibration screen: how far a mask moves the outputs on calibration batches, and the
+learned policy's ``screen=true``, which answers with the least distorted of its candidates
+without evaluating a metric."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from prunegym.agents import Result, make_agent
+from prunegym.agents.learned_policy import load_policy, propose, screen_candidates
+from prunegym.cli.main import main
+from prunegym.envs.prune_env import PruneEnv
+
+
+def test_calibration_distortion_is_the_output_error_of_the_exported_model():
+    env = PruneEnv("toy", target=0.4)
+    env.reset()
+    rows = np.array([np.zeros(5), np.full(5, 0.3), [0.6, 0.1, 0.0, 0.2, 0.5]])  # five groups
+    found = env.calibration_distortion(rows)
+    assert found.shape == (3,) and found[0] == 0.0 and found[1] > 0 and found[2] > 0
+    dense = env.task.load_model().eval()
+    with torch.no_grad():
+        for row, value in zip(rows[1:], found[1:], strict=True):
+            smaller = env.export(row).eval()  # channels removed physically, biases compensated
+            errors = [
+                (env.task.forward(smaller, b) - env.task.forward(dense, b)).double().pow(2).mean()
+                for b in env.task.calibration_batches()
+            ]
+            assert value == pytest.approx(float(torch.stack(errors).mean()), rel=1e-4)
+
+
+def test_calibration_distortion_leaves_the_environment_and_its_cache_as_they_were():
+    env = PruneEnv("toy", target=0.3)
+    env.reset()
+    env.step(np.full(len(env.groups), 0.2))
+    before = {name: tensor.clone() for name, tensor in env.model.state_dict().items()}
+    observation, lookups = env.unwrapped._get_obs(), env.unwrapped.cache_lookups
+    env.calibration_distortion(np.full((2, len(env.groups)), 0.5))
+    after = env.model.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    assert np.array_equal(env.unwrapped._get_obs(), observation)
+    assert env.unwrapped.cache_lookups == lookups  # no metric was evaluated
+    with pytest.raises(ValueError, match="action entries"):
+        env.calibration_distortion(np.full((1, len(env.groups)), np.nan))
+    with pytest.raises(ValueError, match="shape"):
+        env.calibration_distortion(np.zeros((1, len(env.groups) + 1)))
+
+
+def test_the_screened_answer_is_the_least_distorted_candidate_in_the_window():
+    env = PruneEnv("mnist-ae", target=0.3)
+    answer = propose(load_policy(), env, [0.3])[0]
+    candidates = screen_candidates(env, answer, 0.3)
+    assert candidates.shape == (8, len(env.groups))
+    assert np.array_equal(candidates[0], answer)
+    inside = np.abs(env.sparsity_of(candidates) - 0.3) <= env.tolerance + 1e-12
+    assert inside.all()
+    distortions = env.calibration_distortion(candidates)
+    result = make_agent("learned-policy", screen=True, progress=False).run(env)
+    assert result.evaluations == 1 and result.feasible  # the answer's own; none to choose it
+    seen = result.details["screen"]
+    assert seen["chosen"] == int(np.argmin(distortions))
+    assert np.allclose(seen["distortions"], distortions)
+    assert np.allclose(result.coefficients, candidates[seen["chosen"]])
+    assert Result.from_json(result.to_json()).details["screen"] == seen
+    with pytest.raises(ValueError, match="option screen='yes': must be true or false"):
+        make_agent("learned-policy", screen="yes")
+
+
+def test_screen_is_a_solver_option_and_the_refinement_starts_from_the_screened_answer(capsys):
+    assert main(["solve", "toy", "--solver", "learned-policy:screen=true,refine=6", "--target",
+                 "0.5", "--json", "--no-progress"]) == 0  # fmt: skip
+    result = Result.from_json(capsys.readouterr().out)
+    assert result.solver_settings["screen"] is True
+    assert 1 < result.evaluations <= 7 and result.feasible
+    env = PruneEnv("toy", target=0.5)
+    screened = make_agent("learned-policy", screen=True, progress=False).run(env)
+    assert np.allclose(result.history[0]["coefficients"], screened.coefficients)
