@@ -14,7 +14,9 @@ on the number of groups, and can be asked about a network it never saw.
 answer itself, to report its metric; none to search. ``refine=N`` spends up to ``N`` more
 evaluations: one on the prior alone (a correction that does not suit a network it never saw
 then costs one evaluation, not the search), the rest on a local search (or FD momentum)
-started from the better of the answer and the prior.
+started from the better of the answer and the prior. ``screen=true`` chooses the answer among
+the policy's, the prior's and six blends of the prior by how little each moves the outputs
+on the task's calibration batches (:func:`screened_answer`; no metric evaluated).
 """
 
 from __future__ import annotations
@@ -229,7 +231,8 @@ class LearnedPolicy(AskTellAgent):
     Args:
         policy: Path of a policy file (default: the shipped policy).
         refine: Evaluations spent polishing the answer (0: the answer alone): the prior's
-            allocation, then the search from the better of the two.
+            allocation (and, with ``screen``, the policy's own answer), then the search from
+            the best of them.
         search: How: ``"local"`` (default), a local random search: batches of ``batch``
             Gaussian perturbations of the best coefficients so far (best as the result ranks
             them: in the window by the metric alone, not by the reward, whose distance
@@ -247,8 +250,9 @@ class LearnedPolicy(AskTellAgent):
         screen: Before answering, screen the policy's answer against the prior and six blends
             of the prior with the ``uniform`` and ``norm`` directions by their outputs on the
             task's calibration batches (:func:`screened_answer`): eight forward passes over
-            them, no metric evaluated; the least distorted one is the answer (and the local
-            search's start, where it beats the prior).
+            them, no metric evaluated; the least distorted one is the answer. With ``refine``,
+            the policy's own answer is evaluated too, after the prior, and the search starts
+            from the best of the three.
         policy_sha256: The SHA-256 the policy file must have (a result records it, so that
             replaying the result refuses a file that changed since); ``None``: any.
     """
@@ -296,9 +300,9 @@ class LearnedPolicy(AskTellAgent):
         core = problem.core
         require_channel_groups(core, "learned-policy")
         self.problem = problem
-        self.answer = propose(self._network, core, [problem.target])[0]
+        self.answer = self.proposed = propose(self._network, core, [problem.target])[0]
         if self.screen:
-            self.answer, seen = screened_answer(core, self.answer, problem.target)
+            self.answer, seen = screened_answer(core, self.proposed, problem.target)
             self.session.details["screen"] = seen
         self.answered, self.asked = False, 0
         self.best, self.best_rank = self.answer.copy(), (-1, -np.inf)
@@ -309,7 +313,8 @@ class LearnedPolicy(AskTellAgent):
             self.fd = FDMomentum(progress=False)
             self.fd.session = self.session  # its trace goes into this run's details
             self.fd.start(problem)
-            if self.refine - 1 < 2 * problem.size:  # one goes to the prior
+            first = 3 if self.screen else 2  # the answer, the prior (the policy's own)
+            if self.refine + 1 - first < 2 * problem.size:
                 warnings.warn(
                     f"learned-policy: refine={self.refine} may be too few for one "
                     f"FD-momentum iteration after the prior's evaluation (up to 2m = "
@@ -327,7 +332,10 @@ class LearnedPolicy(AskTellAgent):
         if not self.answered:  # refining: the prior too, so a correction that hurts costs 1
             if not self.refine:
                 return self.answer[None]
-            return np.stack([self.answer, lamp_answer(self.problem.core, self.problem.target)])
+            rows = [self.answer, lamp_answer(self.problem.core, self.problem.target)]
+            if self.screen and all(np.any(self.proposed != row) for row in rows):
+                rows.append(self.proposed)  # the screen is a proxy: the policy's own answer too
+            return np.stack(rows[: 1 + self.refine])
         if self.left <= 0:
             return None
         if self.fd is not None:

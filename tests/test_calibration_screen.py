@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from prunegym.agents import Result, make_agent
-from prunegym.agents.learned_policy import load_policy, propose, screen_candidates
+from prunegym.agents.allocation import lamp_answer
+from prunegym.agents.learned_policy import load_policy, propose, save_policy, screen_candidates
 from prunegym.cli.main import main
 from prunegym.envs.prune_env import PruneEnv
 
@@ -77,3 +78,26 @@ def test_screen_is_a_solver_option_and_the_refinement_starts_from_the_screened_a
     env = PruneEnv("toy", target=0.5)
     screened = make_agent("learned-policy", screen=True, progress=False).run(env)
     assert np.allclose(result.history[0]["coefficients"], screened.coefficients)
+
+
+def test_a_screened_refinement_evaluates_the_policy_s_own_answer_too(tmp_path, far_policy):
+    path = tmp_path / "far.pt"
+    save_policy(far_policy, path, {})
+    env = PruneEnv("toy", target=0.5)
+    own = propose(load_policy(path), env, [0.5])[0]
+    screened = make_agent("learned-policy", policy=path, screen=True, progress=False).run(env)
+    assert not np.allclose(screened.coefficients, own)  # the screen chose another candidate
+
+    def evaluated(refine: int) -> tuple[list[np.ndarray], int]:
+        agent = make_agent(
+            "learned-policy", policy=path, screen=True, refine=refine, progress=False
+        )
+        result = agent.run(env)
+        return [np.asarray(row["coefficients"]) for row in result.history], result.evaluations
+
+    rows, evaluations = evaluated(4)
+    assert np.allclose(rows[0], screened.coefficients) and evaluations <= 5
+    assert any(np.allclose(row, own) for row in rows[:3])  # the screen is a proxy
+    assert any(np.allclose(row, lamp_answer(env, 0.5)) for row in rows[:3])
+    rows, evaluations = evaluated(1)  # room for the screen's choice and the prior only
+    assert evaluations <= 2 and not any(np.allclose(row, own) for row in rows)
