@@ -210,3 +210,23 @@ def test_zoo_imitation_fits_the_correction_toward_the_searched_allocations():
     inputs = observations(envs["zoo-2"].unwrapped, np.array(example.TARGETS))
     correction = (policy(*inputs) / (inputs[1] + 0.01)).log().detach().numpy()
     assert np.ptp(correction, axis=1).max() > 1e-3  # no longer the untrained prior
+
+
+def test_screen_zoo_counts_four_zero_shot_answers_on_unseen_networks(monkeypatch):
+    import numpy as np
+
+    from prunegym.agents.learned_policy import load_policy, screen_candidates
+    from prunegym.envs.prune_env import PruneEnv
+    from prunegym.tasks import make_task
+
+    example = _load("screen_zoo")
+    monkeypatch.setattr(example, "TARGETS", (0.3, 0.6))
+    counts = example.tally([2], load_policy())  # a convnet
+    assert counts["lamp"][1:] == [0, 0]  # lamp against itself: no difference
+    assert all(0 <= value <= 2 for row in counts.values() for value in row)
+    env = PruneEnv(make_task("zoo", seed=2), granularity="channel")
+    env.reset(options={"target": 0.3})
+    rows = example.answers(env, load_policy(), 0.3)
+    alone = screen_candidates(env, rows["lamp"], 0.3)[1:]  # the prior and its blends
+    chosen = alone[np.argmin(env.calibration_distortion(alone))]
+    assert np.array_equal(rows["screen without the policy"], chosen)
