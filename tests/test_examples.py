@@ -152,6 +152,10 @@ def test_leave_one_out_plots_test_means_with_their_intervals(tmp_path):
     )  # fmt: skip
     assert example._point(noisy) == (result.sparsity, -155.0, 9.8)
     assert example._score(noisy) == "-155.0 ± 9.8"
+    worse = result.metric - result.dense_metric  # mse: lower is better, so this is a loss
+    assert example._versus_dense(result, -1.0) == f"{-worse:+.3g}" and worse > 0
+    paired = dataclasses.replace(noisy, dense_test_values=[-152.0, -154.0])  # returns
+    assert example._versus_dense(paired, 1.0) == "-2.0 ± 50.8"  # +2 and −6: t₁ = 12.7, s.e. 4
 
 
 def test_correction_strength_counts_wins_per_strength_and_names_a_missing_policy(
