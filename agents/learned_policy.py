@@ -45,6 +45,9 @@ from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.options import is_count
 
 BLENDS = (0.25, 0.5, 0.75)  # how far the screen moves the prior toward uniform and norm
+SCREENED = (  # the screen's candidates, in order (screen_candidates)
+    "policy", "lamp", *(f"lamp to {d} {a}" for d in ("uniform", "norm") for a in BLENDS),
+)  # fmt: skip
 SHIPPED_POLICY = "pruning_policy.pt"  # in prunegym/assets
 ANSWER_WALK = (256, 128)  # moves, patience: an answer walks further onto a tight window
 PRIOR_FLOOR = 0.01  # added to the prior, so a group it leaves dense can still be pruned
@@ -215,14 +218,16 @@ def screened_answer(core, answer: np.ndarray, target: float) -> tuple[np.ndarray
     """Of :func:`screen_candidates` in the window, the one whose masked model's outputs on
     the task's calibration batches stay closest to the dense model's
     (``core.calibration_distortion``: one forward pass over them per candidate, no metric
-    evaluated). Returns it ``(m,)`` and what the screen saw (``distortions``, ``chosen``: 0
-    for the answer, 1 the prior, 2–7 the blends)."""
+    evaluated). Returns it ``(m,)`` and what the screen saw: ``chosen``, the chosen
+    candidate's name, and ``distortions``, each candidate's by name, in order
+    (:data:`SCREENED`; a candidate outside the window is left out)."""
     candidates = screen_candidates(core, answer, target)
     distortion = core.calibration_distortion(candidates)
     outside = np.abs(core.sparsity_of(candidates) - target) > core.tolerance + 1e-12
-    chosen = int(np.argmin(np.where(outside, np.inf, distortion)))
-    chosen = 0 if outside.all() else chosen
-    return candidates[chosen], {"distortions": distortion.tolist(), "chosen": chosen}
+    chosen = 0 if outside.all() else int(np.argmin(np.where(outside, np.inf, distortion)))
+    named = zip(SCREENED, distortion, outside, strict=True)
+    seen = {name: float(value) for name, value, out in named if not out}
+    return candidates[chosen], {"chosen": SCREENED[chosen], "distortions": seen}
 
 
 class LearnedPolicy(AskTellAgent):

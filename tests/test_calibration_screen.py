@@ -10,7 +10,13 @@ import torch
 
 from prunegym.agents import Result, make_agent
 from prunegym.agents.allocation import lamp_answer
-from prunegym.agents.learned_policy import load_policy, propose, save_policy, screen_candidates
+from prunegym.agents.learned_policy import (
+    SCREENED,
+    load_policy,
+    propose,
+    save_policy,
+    screen_candidates,
+)
 from prunegym.cli.main import main
 from prunegym.envs.prune_env import PruneEnv
 
@@ -61,9 +67,10 @@ def test_the_screened_answer_is_the_least_distorted_candidate_in_the_window():
     result = make_agent("learned-policy", screen=True, progress=False).run(env)
     assert result.evaluations == 1 and result.feasible  # the answer's own; none to choose it
     seen = result.details["screen"]
-    assert seen["chosen"] == int(np.argmin(distortions))
-    assert np.allclose(seen["distortions"], distortions)
-    assert np.allclose(result.coefficients, candidates[seen["chosen"]])
+    assert list(seen["distortions"]) == list(SCREENED) and len(SCREENED) == 8
+    assert seen["chosen"] == SCREENED[int(np.argmin(distortions))]
+    assert np.allclose(list(seen["distortions"].values()), distortions)
+    assert np.allclose(result.coefficients, candidates[SCREENED.index(seen["chosen"])])
     assert Result.from_json(result.to_json()).details["screen"] == seen
     with pytest.raises(ValueError, match="option screen='yes': must be true or false"):
         make_agent("learned-policy", screen="yes")
@@ -74,6 +81,10 @@ def test_screen_is_a_solver_option_and_the_refinement_starts_from_the_screened_a
                  "0.5", "--json", "--no-progress"]) == 0  # fmt: skip
     result = Result.from_json(capsys.readouterr().out)
     assert result.solver_settings["screen"] is True
+    assert main(["solve", "toy", "--solver", "learned-policy:screen=true", "--target", "0.5",
+                 "--no-progress"]) == 0  # fmt: skip
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("screen "))
+    assert "{chosen: " in line and ", distortions: {policy: " in line  # readable, one line
     assert 1 < result.evaluations <= 7 and result.feasible
     env = PruneEnv("toy", target=0.5)
     screened = make_agent("learned-policy", screen=True, progress=False).run(env)

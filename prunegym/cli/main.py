@@ -58,10 +58,22 @@ def print_result(result) -> None:
           f" ({result.cache_hits} of {result.cache_lookups} requests from the cache)")  # fmt: skip
     for key, value in result.details.items():
         if key != "trace":
-            print(f"{key:<12} {value}")
+            print(f"{key:<12} {_shown(value)}")
     print("coefficients")
     for label, value in zip(result.groups, result.coefficients, strict=True):
         print(f"  {label:<22} c={value:.4f}")
+
+
+def _shown(value) -> str:
+    """A solver's detail on one line: floats to four significant digits, dicts as
+    ``{key: value, ...}``, lists as ``[...]``."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key}: {_shown(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(item) for item in value) + "]"
+    return str(value)
 
 
 def _figure(value: float) -> str:
