@@ -251,6 +251,10 @@ class LearnedPolicy(AskTellAgent):
             is not started, so a ``refine`` below ``2m + 1``, the prior's included, warns
             that no iteration may fit).
         sigma, batch: Of the local search.
+        proposals: Of the local search: each candidate it evaluates is the least distorted
+            (``core.calibration_distortion``, one forward pass over the task's calibration
+            batches each; no metric evaluated) of ``proposals`` perturbations, preferring
+            those in the window and masks not yet evaluated. 1 (default): no screening.
         seed: Seed of the local search.
         screen: Before answering, screen the policy's answer against the prior and six blends
             of the prior with the ``uniform`` and ``norm`` directions by their outputs on the
@@ -273,6 +277,7 @@ class LearnedPolicy(AskTellAgent):
         batch: int = 5,
         seed: int | None = 0,
         screen: bool = False,
+        proposals: int = 1,
         policy_sha256: str | None = None,
         **kwargs,
     ) -> None:
@@ -289,9 +294,11 @@ class LearnedPolicy(AskTellAgent):
                 f"learned-policy sigma must be > 0 and batch an integer >= 1, got {sigma!r} "
                 f"and {batch!r}"
             )
+        if not is_count(proposals, 1):
+            raise ValueError(f"learned-policy proposals must be an integer >= 1, got {proposals!r}")
         self.policy, self.refine, self.search = policy, int(refine), search
         self.sigma, self.batch = float(sigma), int(batch)
-        self.screen = screen
+        self.screen, self.proposals = screen, int(proposals)
         self._network = load_policy(policy)
         found = hashlib.sha256(policy_path(policy).read_bytes()).hexdigest()
         if policy_sha256 is not None and policy_sha256 != found:
@@ -353,10 +360,22 @@ class LearnedPolicy(AskTellAgent):
         self.spent = self.session.evaluations
         if self.asked > 10 * (1 + self.refine):  # only repeats of seen masks for a long while
             return None
-        noise = self.rng.standard_normal((count, len(self.best)))
+        drawn = count * self.proposals
+        noise = self.rng.standard_normal((drawn, len(self.best)))
         upper = self.problem.upper
         moved = np.clip(self.best + self.step * upper * noise, 1e-6, upper)
-        return scale_to_target(self.problem.core, moved, self.problem.target)
+        rows = scale_to_target(self.problem.core, moved, self.problem.target)
+        return rows if self.proposals == 1 else self._least_distorted(rows, count)
+
+    def _least_distorted(self, rows: np.ndarray, count: int) -> np.ndarray:
+        core = self.problem.core
+        _, first = np.unique(core.pruned_counts(rows), axis=0, return_index=True)
+        rows = rows[np.sort(first)]  # one row per mask
+        distortion = core.calibration_distortion(rows)
+        outside = ~self.problem.in_window(core.sparsity_of(rows))
+        seen = np.array([core.cached(row) for row in rows])
+        order = np.lexsort((distortion, seen, outside))
+        return rows[order[:count]]
 
     def tell(self, candidates: np.ndarray, evaluations: list[Evaluation]) -> None:
         first, self.answered = not self.answered, True

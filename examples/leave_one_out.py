@@ -3,7 +3,7 @@
     python examples/leave_one_out.py [--tasks mnist-ae,toy,...] (default: all six)
         [--targets 0.1,...,0.7] [--refine 50] [--seed 0] [--generations 150]
         [--test-episodes 1000] [--search-episodes K] [--out runs/leave-one-out]
-        [--plot DIR] [--screen]
+        [--plot DIR] [--screen] [--proposals P]
 
 For each held-out task X, a policy is trained with the shipped recipe on every other shipped
 task (``prunegym train-policy --without X``; kept in ``--out`` and reused while the recipe it
@@ -30,7 +30,9 @@ significantly below it (TD-MPC at 10 %), only an answer significantly better tha
 network can beat the baselines. ``--screen`` asks the policy with ``screen=true`` (zero-shot and
 refined): its answer, the prior and six blends of the prior toward ``uniform`` and ``norm``
 are screened by their outputs on the task's calibration batches, and the least distorted is
-the answer; no metric is evaluated for the choice.
+the answer; no metric is evaluated for the choice. ``--proposals P`` refines with
+``proposals=P``: each candidate the local search evaluates is the least distorted of ``P``
+proposals (pictures: ``_p<P>`` added).
 """
 
 from __future__ import annotations
@@ -159,6 +161,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/leave-one-out")
     parser.add_argument("--plot", help="folder for one picture per held-out task")
     parser.add_argument("--screen", action="store_true", help="the policy with screen=true")
+    parser.add_argument("--proposals", type=int, default=1, help="the refined policy's")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,6 +175,10 @@ def main() -> None:
     unknown = sorted(set(held_outs) - set(RECIPE["tasks"]))
     if unknown:
         parser.error(f"--tasks {','.join(unknown)}: not a recipe task {sorted(RECIPE['tasks'])}")
+    if args.proposals < 1:
+        parser.error(f"--proposals {args.proposals}: need at least 1")
+    refined = {"refine": args.refine, "proposals": args.proposals}
+    variant = ", screened" * args.screen + f", {args.proposals} proposals" * (args.proposals > 1)
     samples = args.refine + 1  # random search: the refined policy's evaluations in all
     started = time.perf_counter()
     for held_out in held_outs:
@@ -180,8 +187,7 @@ def main() -> None:
         env = _held_out_env(held_out, args.test_episodes, args.search_episodes)
         sign = 1.0 if env.task.higher_is_better else -1.0
         print(f"\n{held_out} ({env.task.metric}, dense {env.dense_metric:.4g}), policy "
-              f"trained without it{', screened' if args.screen else ''}, {args.refine} "
-              "refinement evaluations:\n")  # fmt: skip
+              f"trained without it{variant}, {args.refine} refinement evaluations:\n")  # fmt: skip
         print("| target | policy | lamp (prior) | norm | uniform | best of them − dense | "
               "policy − best of them | "
               f"policy − lamp | policy refined | random ({samples}) | refined − random | "
@@ -196,7 +202,7 @@ def main() -> None:
                 ("lamp", "lamp", {}),
                 ("norm", "norm", {}),
                 ("uniform", "uniform", {}),
-                ("refined", "learned-policy", {**policy, "refine": args.refine}),
+                ("refined", "learned-policy", {**policy, **refined}),
                 ("random", "random", {"samples": samples, "seed": 0}),
             ):
                 env.reset(options={"target": target})
@@ -225,14 +231,14 @@ def main() -> None:
                 points.setdefault(label.format(samples=samples), []).append(_point(runs[name]))
         bar.close()
         if args.plot:
-            suffix = "_screened" if args.screen else ""
+            suffix = "_screened" * args.screen + f"_p{args.proposals}" * (args.proposals > 1)
             test = runs["policy"].dense_test_metrics  # the dense model on the test episodes
             picture = save_metric_vs_sparsity(
                 Path(args.plot) / f"leave_one_out_{held_out}_seed{args.seed}{suffix}.png", points,
                 env.task.metric + (" (test mean, 95 % interval)" if test else ""),
                 dense=test[env.task.metric] if test else env.dense_metric,
                 title=f"{held_out}, held out: a policy trained without it (seed {args.seed})"
-                + (", screened" if args.screen else ""),
+                + variant,
             )  # fmt: skip
             print(f"saved {picture}")
     print(f"\n{time.perf_counter() - started:.0f} s in all")
