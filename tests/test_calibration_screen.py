@@ -112,3 +112,42 @@ def test_a_screened_refinement_evaluates_the_policy_s_own_answer_too(tmp_path, f
     assert any(np.allclose(row, lamp_answer(env, 0.5)) for row in rows[:3])
     rows, evaluations = evaluated(1)  # room for the screen's choice and the prior only
     assert evaluations <= 2 and not any(np.allclose(row, own) for row in rows)
+
+
+def test_with_proposals_the_local_search_evaluates_the_least_distorted_fresh_masks(monkeypatch):
+    from prunegym.agents.learned_policy import LearnedPolicy
+
+    chosen_by_screen, original = [], LearnedPolicy._least_distorted
+
+    def checked(self, rows, count):
+        chosen = original(self, rows, count)
+        core = self.problem.core
+        assert len(chosen) == count and len(np.unique(core.pruned_counts(chosen), axis=0)) == count
+        fresh = self.problem.in_window(core.sparsity_of(rows)) & np.array(
+            [not core.cached(row) for row in rows]
+        )
+        _, first = np.unique(core.pruned_counts(rows[fresh]), axis=0, return_index=True)
+        pool = rows[fresh][first]  # the fresh masks in the window, once each
+        if len(pool) >= count:  # enough to choose from: the least distorted of them
+            assert self.problem.in_window(core.sparsity_of(chosen)).all()
+            assert not any(core.cached(row) for row in chosen)
+            worst = core.calibration_distortion(chosen).max()
+            assert worst <= np.sort(core.calibration_distortion(pool))[count - 1]
+        chosen_by_screen.extend(chosen)
+        return chosen
+
+    monkeypatch.setattr(LearnedPolicy, "_least_distorted", checked)
+    env = PruneEnv("toy", target=0.5)
+    spec = "learned-policy:screen=true,refine=12,batch=3,proposals=4"
+    result = make_agent(spec, progress=False).run(env)
+    assert result.solver_settings["proposals"] == 4 and result.evaluations <= 13
+    evaluated = [np.asarray(row["coefficients"]) for row in result.history]
+    assert chosen_by_screen and all(
+        any(np.allclose(row, seen) for seen in chosen_by_screen) for row in evaluated[3:]
+    )  # after the answer, the prior and the policy's own: only the screen's choices
+    monkeypatch.undo()
+    plain = make_agent("learned-policy:screen=true,refine=12,batch=3", progress=False).run(env)
+    once = make_agent(spec.replace("=4", "=1"), progress=False).run(env)
+    assert [r["coefficients"] for r in once.history] == [r["coefficients"] for r in plain.history]
+    with pytest.raises(ValueError, match="proposals must be an integer >= 1, got 0"):
+        make_agent("learned-policy", proposals=0)

@@ -2,6 +2,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -234,3 +236,22 @@ def test_screen_zoo_counts_four_zero_shot_answers_on_unseen_networks(monkeypatch
     alone = screen_candidates(env, rows["lamp"], 0.3)[1:]  # the prior and its blends
     chosen = alone[np.argmin(env.calibration_distortion(alone))]
     assert np.array_equal(rows["screen without the policy"], chosen)
+
+
+def test_refine_proposals_counts_both_refinements_against_random_search(
+    monkeypatch, capsys, tmp_path
+):
+    example = _load("refine_proposals")
+    monkeypatch.setattr(example, "ZOO_TARGETS", (0.3,))
+    argv = ["refine_proposals.py", "--zoo", "2-3", "--tasks", "", "--refine", "4", "--proposals",
+            "3"]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    example.main()
+    out = capsys.readouterr().out
+    rows = [line.split("|")[2:5] for line in out.splitlines() if line.startswith("| proposals=")]
+    assert len(rows) == 2 and all(sum(int(cell) for cell in row) == 1 for row in rows)
+    assert "proposals=3 against proposals=1: better in" in out
+    missing = ["refine_proposals.py", "--zoo", "", "--tasks", "toy", "--out", str(tmp_path)]
+    monkeypatch.setattr("sys.argv", missing)
+    with pytest.raises(SystemExit, match="no policy trained without toy"):
+        example.main()
