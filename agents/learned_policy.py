@@ -16,7 +16,8 @@ evaluations: one on the prior alone (a correction that does not suit a network i
 then costs one evaluation, not the search), the rest on a local search (or FD momentum)
 started from the better of the answer and the prior. ``screen=true`` chooses the answer among
 the policy's, the prior's and six blends of the prior by how little each moves the outputs
-on the task's calibration batches (:func:`screened_answer`; no metric evaluated).
+on the task's calibration batches (:func:`screened_answer`; no metric evaluated);
+``proposals=P`` screens the local search's steps the same way (the least distorted of ``P``).
 """
 
 from __future__ import annotations
