@@ -369,6 +369,8 @@ class LearnedPolicy(AskTellAgent):
         return rows if self.proposals == 1 else self._least_distorted(rows, count)
 
     def _least_distorted(self, rows: np.ndarray, count: int) -> np.ndarray:
+        """``count`` of ``rows`` ``(K, m)``, one per mask: fresh masks in the window first, the
+        least distorted first; then masks already evaluated; then those outside the window."""
         core = self.problem.core
         _, first = np.unique(core.pruned_counts(rows), axis=0, return_index=True)
         rows = rows[np.sort(first)]  # one row per mask

@@ -30,6 +30,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from prunegym.agents import make_agent
+from prunegym.agents.policy_training import RECIPE
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task
 
@@ -41,21 +42,21 @@ def _zoo_env(seed: int) -> PruneEnv:
     return PruneEnv(make_task("zoo", seed=seed), granularity="channel")
 
 
-def cases(args) -> list[tuple[str, str | None, object, tuple[float, ...]]]:
-    """``(name, policy file or None for the shipped one, env builder, targets)``."""
+def cases(args) -> list[tuple[dict, object, tuple[float, ...]]]:
+    """``(the policy option, {} for the shipped policy; env builder; targets)`` per case."""
     first, _, last = args.zoo.partition("-")
     found = []
     for seed in range(int(first), int(last)) if args.zoo else ():
-        found.append((f"zoo-{seed}", None, partial(_zoo_env, seed), ZOO_TARGETS))
+        found.append(({}, partial(_zoo_env, seed), ZOO_TARGETS))
     for task in filter(None, args.tasks.split(",")):
-        path = Path(args.out) / f"without-{task}-seed{args.seed}-g150.pt"
+        path = Path(args.out) / f"without-{task}-seed{args.seed}-g{RECIPE['generations']}.pt"
         if not path.is_file():
             raise SystemExit(
                 f"{path}: no policy trained without {task}; run python examples/leave_one_out.py "
                 f"--tasks {task} --seed {args.seed} first, or leave {task} out of --tasks"
             )
         build = partial(PruneEnv, task, granularity="channel")
-        found.append((task, str(path), build, TASK_TARGETS))
+        found.append(({"policy": str(path)}, build, TASK_TARGETS))
     return found
 
 
@@ -82,22 +83,16 @@ def main() -> None:
     between, seconds = [0, 0], dict.fromkeys(variants, 0.0)
     todo = cases(args)
     bar = tqdm(total=sum(len(targets) for *_, targets in todo), desc="cases", unit="case")
-    for _, policy, build, targets in todo:
+    for policy, build, targets in todo:
         env = build()
         sign = 1.0 if env.unwrapped.task.higher_is_better else -1.0
         for target in targets:
             random = sign * _metric(env, target, "random", samples=args.refine + 1)
             scores = {}
             for name, proposals in variants.items():
-                options = {"screen": True, "refine": args.refine, "proposals": proposals}
+                options = {"screen": True, "refine": args.refine, "proposals": proposals, **policy}
                 started = time.perf_counter()
-                scores[name] = sign * _metric(
-                    env,
-                    target,
-                    "learned-policy",
-                    **options,
-                    **({"policy": policy} if policy else {}),
-                )
+                scores[name] = sign * _metric(env, target, "learned-policy", **options)
                 seconds[name] += time.perf_counter() - started
                 difference = scores[name] - random
                 versus_random[name][0 if difference > 0 else 1 if difference == 0 else 2] += 1
