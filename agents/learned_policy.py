@@ -14,9 +14,10 @@ on the number of groups, and can be asked about a network it never saw.
 answer itself, to report its metric; none to search. ``refine=N`` spends up to ``N`` more
 evaluations: one on the prior alone (a correction that does not suit a network it never saw
 then costs one evaluation, not the search), the rest on a local search (or FD momentum)
-started from the better of the answer and the prior. ``screen=true`` chooses the answer among
+started from the better of the answer and the prior. The screen chooses the answer among
 the policy's, the prior's and six blends of the prior by how little each moves the outputs
-on the task's calibration batches (:func:`screened_answer`; no metric evaluated);
+on the task's calibration batches (:func:`screened_answer`; no metric evaluated): by default
+where the task's metric is read from its outputs, not on closed-loop tasks;
 ``proposals=P`` screens the local search's steps the same way (the least distorted of ``P``).
 """
 
@@ -42,6 +43,7 @@ from prunegym.envs.features import (
     STATIC_FEATURES,
     feature_observation,
 )
+from prunegym.tasks.capabilities import OutputEvaluation
 from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.options import is_count
 
@@ -231,6 +233,13 @@ def screened_answer(core, answer: np.ndarray, target: float) -> tuple[np.ndarray
     return candidates[chosen], {"chosen": SCREENED[chosen], "distortions": seen}
 
 
+def screens(screen: bool | str, task) -> bool:
+    """Whether the ``screen`` option (``True``, ``False`` or ``"auto"``) screens on ``task``:
+    ``"auto"`` where its metric is a function of the outputs on a data batch
+    (:class:`~prunegym.tasks.capabilities.OutputEvaluation`)."""
+    return isinstance(task, OutputEvaluation) if screen == "auto" else bool(screen)
+
+
 class LearnedPolicy(AskTellAgent):
     """The learned policy's answer, optionally refined (``--solver learned-policy``).
 
@@ -262,7 +271,11 @@ class LearnedPolicy(AskTellAgent):
             task's calibration batches (:func:`screened_answer`): eight forward passes over
             them, no metric evaluated; the least distorted one is the answer. With ``refine``,
             the policy's own answer is evaluated too, after the prior, and the search starts
-            from the best of the three.
+            from the best of the three. ``"auto"`` (default): screen where the task's metric is
+            a function of the model's outputs on a data batch
+            (:class:`~prunegym.tasks.capabilities.OutputEvaluation`), which the calibration
+            outputs stand in for; trust the policy on closed-loop tasks (TD-MPC), whose
+            returns no distance from the dense outputs predicts.
         policy_sha256: The SHA-256 the policy file must have (a result records it, so that
             replaying the result refuses a file that changed since); ``None``: any.
     """
@@ -277,7 +290,7 @@ class LearnedPolicy(AskTellAgent):
         sigma: float = 0.05,
         batch: int = 5,
         seed: int | None = 0,
-        screen: bool = False,
+        screen: bool | str = "auto",
         proposals: int = 1,
         policy_sha256: str | None = None,
         **kwargs,
@@ -295,6 +308,8 @@ class LearnedPolicy(AskTellAgent):
                 f"learned-policy sigma must be > 0 and batch an integer >= 1, got {sigma!r} "
                 f"and {batch!r}"
             )
+        if screen not in (True, False, "auto"):
+            raise ValueError(f"learned-policy screen must be true, false or auto, got {screen!r}")
         if not is_count(proposals, 1):
             raise ValueError(f"learned-policy proposals must be an integer >= 1, got {proposals!r}")
         self.policy, self.refine, self.search = policy, int(refine), search
@@ -314,7 +329,8 @@ class LearnedPolicy(AskTellAgent):
         require_channel_groups(core, "learned-policy")
         self.problem = problem
         self.answer = self.proposed = propose(self._network, core, [problem.target])[0]
-        if self.screen:
+        self.screening = screens(self.screen, core.task)
+        if self.screening:
             self.answer, seen = screened_answer(core, self.proposed, problem.target)
             self.session.details["screen"] = seen
         self.answered, self.asked = False, 0
@@ -326,7 +342,7 @@ class LearnedPolicy(AskTellAgent):
             self.fd = FDMomentum(progress=False)
             self.fd.session = self.session  # its trace goes into this run's details
             self.fd.start(problem)
-            first = 3 if self.screen else 2  # the answer, the prior (the policy's own)
+            first = 3 if self.screening else 2  # the answer, the prior (the policy's own)
             if self.refine + 1 - first < 2 * problem.size:
                 warnings.warn(
                     f"learned-policy: refine={self.refine} may be too few for one "
@@ -346,7 +362,7 @@ class LearnedPolicy(AskTellAgent):
             if not self.refine:
                 return self.answer[None]
             rows = [self.answer, lamp_answer(self.problem.core, self.problem.target)]
-            if self.screen and all(np.any(self.proposed != row) for row in rows):
+            if self.screening and all(np.any(self.proposed != row) for row in rows):
                 rows.append(self.proposed)  # the screen is a proxy: the policy's own answer too
             return np.stack(rows[: 1 + self.refine])
         if self.left <= 0:

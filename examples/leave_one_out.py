@@ -3,7 +3,7 @@
     python examples/leave_one_out.py [--tasks mnist-ae,toy,...] (default: all six)
         [--targets 0.1,...,0.7] [--refine 50] [--seed 0] [--generations 150]
         [--test-episodes 1000] [--search-episodes K] [--out runs/leave-one-out]
-        [--plot DIR] [--screen] [--proposals P]
+        [--plot DIR] [--screen auto|true|false] [--proposals P]
 
 For each held-out task X, a policy is trained with the shipped recipe on every other shipped
 task (``prunegym train-policy --without X``; kept in ``--out`` and reused while the recipe it
@@ -22,15 +22,17 @@ of 100 gives intervals of about ±15 on a return near −170, too wide to resolv
 difference on the search episodes, the only ones either search sees; ``--search-episodes``
 sets how many there are (the task's default, 8 on TD-MPC, where not given). ``--plot DIR``
 saves one picture per held-out task, ``leave_one_out_<task>_seed<S>.png`` (``_screened``
-added with ``--screen``): each solver's score (its test mean and 95 % interval on TD-MPC)
+added where the policy screened): each solver's score (its test mean and 95 % interval on TD-MPC)
 against the sparsity it achieved.
 
 "best of them − dense" is the better baseline against the dense model: where it is not
 significantly below it (TD-MPC at 10 %), only an answer significantly better than the unpruned
-network can beat the baselines. ``--screen`` asks the policy with ``screen=true`` (zero-shot and
+network can beat the baselines. ``--screen`` is the policy's ``screen`` option (zero-shot and
 refined): its answer, the prior and six blends of the prior toward ``uniform`` and ``norm``
 are screened by their outputs on the task's calibration batches, and the least distorted is
-the answer; no metric is evaluated for the choice. ``--proposals P`` refines with
+the answer; no metric is evaluated for the choice. ``auto`` (the default, as the solver's)
+screens on the five tasks whose metric is read from the outputs of a data batch, not on
+TD-MPC's closed loop. ``--proposals P`` refines with
 ``proposals=P``: each candidate the local search evaluates is the least distorted of ``P``
 proposals (pictures: ``_p<P>`` added).
 """
@@ -47,7 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from prunegym.agents import make_agent
-from prunegym.agents.learned_policy import save_policy
+from prunegym.agents.learned_policy import save_policy, screens
 from prunegym.agents.policy_training import RECIPE, train_policy
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.results.plots import save_metric_vs_sparsity
@@ -160,7 +162,8 @@ def main() -> None:
     parser.add_argument("--search-episodes", type=int, help="for noisy tasks (default: task's)")
     parser.add_argument("--out", default="runs/leave-one-out")
     parser.add_argument("--plot", help="folder for one picture per held-out task")
-    parser.add_argument("--screen", action="store_true", help="the policy with screen=true")
+    parser.add_argument("--screen", choices=("auto", "true", "false"), default="auto",
+                        help="the policy's screen option")  # fmt: skip
     parser.add_argument("--proposals", type=int, default=1, help="the refined policy's")
     args = parser.parse_args()
     out = Path(args.out)
@@ -178,13 +181,15 @@ def main() -> None:
     if args.proposals < 1:
         parser.error(f"--proposals {args.proposals}: need at least 1")
     refined = {"refine": args.refine, "proposals": args.proposals}
-    variant = ", screened" * args.screen + f", {args.proposals} proposals" * (args.proposals > 1)
+    screen = {"auto": "auto", "true": True, "false": False}[args.screen]
     samples = args.refine + 1  # random search: the refined policy's evaluations in all
     started = time.perf_counter()
     for held_out in held_outs:
         path = str(_policy(held_out, out, args.generations, args.seed))
-        policy = {"policy": path, "screen": args.screen}
+        policy = {"policy": path, "screen": screen}
         env = _held_out_env(held_out, args.test_episodes, args.search_episodes)
+        screened = screens(screen, env.task)
+        variant = ", screened" * screened + f", {args.proposals} proposals" * (args.proposals > 1)
         sign = 1.0 if env.task.higher_is_better else -1.0
         print(f"\n{held_out} ({env.task.metric}, dense {env.dense_metric:.4g}), policy "
               f"trained without it{variant}, {args.refine} refinement evaluations:\n")  # fmt: skip
@@ -231,7 +236,7 @@ def main() -> None:
                 points.setdefault(label.format(samples=samples), []).append(_point(runs[name]))
         bar.close()
         if args.plot:
-            suffix = "_screened" * args.screen + f"_p{args.proposals}" * (args.proposals > 1)
+            suffix = "_screened" * screened + f"_p{args.proposals}" * (args.proposals > 1)
             test = runs["policy"].dense_test_metrics  # the dense model on the test episodes
             picture = save_metric_vs_sparsity(
                 Path(args.plot) / f"leave_one_out_{held_out}_seed{args.seed}{suffix}.png", points,

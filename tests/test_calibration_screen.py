@@ -16,9 +16,11 @@ from prunegym.agents.learned_policy import (
     propose,
     save_policy,
     screen_candidates,
+    screens,
 )
 from prunegym.cli.main import main
 from prunegym.envs.prune_env import PruneEnv
+from prunegym.tasks.toy import ToyTask
 
 
 def test_calibration_distortion_is_the_output_error_of_the_exported_model():
@@ -72,8 +74,35 @@ def test_the_screened_answer_is_the_least_distorted_candidate_in_the_window():
     assert np.allclose(list(seen["distortions"].values()), distortions)
     assert np.allclose(result.coefficients, candidates[SCREENED.index(seen["chosen"])])
     assert Result.from_json(result.to_json()).details["screen"] == seen
-    with pytest.raises(ValueError, match="option screen='yes': must be true or false"):
+    with pytest.raises(ValueError, match="screen must be true, false or auto, got 'yes'"):
         make_agent("learned-policy", screen="yes")
+
+
+class ClosedLoopToy(ToyTask):
+    """The toy task without an evaluation batch, as a closed loop has none: its metric is not
+    read from the outputs on a batch."""
+
+    @property
+    def evaluation_batch(self):
+        raise AttributeError("a closed loop has no evaluation batch")
+
+
+def test_by_default_the_policy_screens_only_where_the_metric_is_read_from_outputs():
+    env, closed = PruneEnv("toy", target=0.5), PruneEnv(ClosedLoopToy(), target=0.5)
+    assert screens("auto", env.task) and not screens("auto", closed.task)
+    assert screens(True, closed.task) and not screens(False, env.task)
+    runs = {}
+    for name, core in (("output", env), ("closed", closed)):
+        for screen in ("auto", True, False):
+            core.reset()
+            agent = make_agent("learned-policy", screen=screen, progress=False)
+            runs[name, screen] = agent.run(core)
+    assert runs["output", "auto"].details["screen"] == runs["output", True].details["screen"]
+    assert runs["output", "auto"].coefficients == runs["output", True].coefficients
+    assert "screen" not in runs["closed", "auto"].details
+    assert runs["closed", "auto"].coefficients == runs["closed", False].coefficients
+    assert runs["closed", True].details["screen"]["chosen"] in SCREENED
+    assert runs["output", True].coefficients != runs["output", False].coefficients  # it matters
 
 
 def test_screen_is_a_solver_option_and_the_refinement_starts_from_the_screened_answer(capsys):
