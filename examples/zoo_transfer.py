@@ -95,7 +95,7 @@ def imitate(envs: dict[str, PruneEnv], refine: int, steps: int, seed: int) -> Se
             for target in TARGETS:
                 env.reset(options={"target": target})
                 agent = make_agent("learned-policy", policy=str(start), refine=refine,
-                                   progress=False, seed=seed)  # fmt: skip
+                                   screen=False, progress=False, seed=seed)  # fmt: skip
                 found.append(agent.run(env).coefficients)
             best = torch.tensor(np.array(found), dtype=torch.float32)
             wanted = torch.log((best + PRIOR_FLOOR) / (prior + PRIOR_FLOOR))

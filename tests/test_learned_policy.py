@@ -163,9 +163,10 @@ def test_refinement_evaluates_the_prior_so_a_correction_that_hurts_costs_one_eva
     save_policy(far_policy, path, {})
     env = PruneEnv("toy", target=0.5)
     prior = make_agent("lamp", progress=False).run(env)
-    answer = make_agent("learned-policy", policy=path, progress=False).run(env)
+    unscreened = {"policy": path, "screen": False, "progress": False}  # the answer as it is
+    answer = make_agent("learned-policy", **unscreened).run(env)
     assert answer.metric > prior.metric  # this correction hurts (mse: lower is better)
-    refined = make_agent("learned-policy", policy=path, refine=1, progress=False).run(env)
+    refined = make_agent("learned-policy", refine=1, **unscreened).run(env)
     assert refined.evaluations == 2
     assert np.array_equal(refined.history[1]["coefficients"], prior.coefficients)
     assert refined.metric == pytest.approx(prior.metric, rel=1e-6)
@@ -173,7 +174,7 @@ def test_refinement_evaluates_the_prior_so_a_correction_that_hurts_costs_one_eva
 
 def test_local_search_moves_from_the_best_metric_in_the_window_not_the_best_reward():
     env = PruneEnv("toy", target=0.4)  # mse ~1e-6: the reward's distance penalty dominates
-    agent = make_agent("learned-policy", refine=1, progress=False)
+    agent = make_agent("learned-policy", refine=1, screen=False, progress=False)
     result = agent.run(env)
     answer, prior = result.history[0], result.history[1]
     assert abs(answer["sparsity"] - 0.4) < abs(prior["sparsity"] - 0.4)  # the answer is nearer
@@ -197,14 +198,15 @@ def test_local_refinement_widens_its_steps_while_it_only_revisits_evaluated_mask
 
 def test_fd_refinement_counts_only_new_masks_and_warns_when_refine_is_below_one_iteration():
     env = PruneEnv("toy", target=0.4)  # 5 groups: an iteration is 11 rows, the centre cached
+    fd = {"search": "fd-momentum", "screen": False, "progress": False}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # 11: the prior's and 2m = 10 more; no warning
-        fits = make_agent("learned-policy", refine=11, search="fd-momentum", progress=False)
+        fits = make_agent("learned-policy", refine=11, **fd)
         assert fits.run(env).evaluations > 2  # the prior, then an iteration's new masks fit
     with pytest.warns(UserWarning, match=r"refine=10 may be too few .* 2m = 10"):
-        make_agent("learned-policy", refine=10, search="fd-momentum", progress=False).run(env)
+        make_agent("learned-policy", refine=10, **fd).run(env)
     with pytest.warns(UserWarning, match=r"refine=5 may be too few"):
-        short = make_agent("learned-policy", refine=5, search="fd-momentum", progress=False)
+        short = make_agent("learned-policy", refine=5, **fd)
         assert short.run(env).evaluations == 2  # the answer and the prior, no iteration
 
 
