@@ -1,11 +1,13 @@
 """How long ``prunegym solve TASK --solver learned-policy`` takes to answer, and where it goes.
 
     python benchmarks/learned_policy_latency.py [--task mnist-ae] [--target 0.35] [--repeats 5]
+        [--solver learned-policy]
 
-Each repeat runs three fresh processes in turn (so disk caches and CPU load are shared
+Each repeat runs four fresh processes in turn (so disk caches and CPU load are shared
 alike): ``python -c "import torch"``, ``python -c "import prunegym.cli.main"`` (every import
-the command makes before it starts working) and the whole command. It prints the median wall
-seconds of each, the command's seconds after its imports (whole − imports) and the share of the
+the command makes before it starts working), the whole command, and the whole command with
+``screen=false`` (the screen's price, where the task screens by default). It prints the median
+wall seconds of each, the command's seconds after its imports (whole − imports) and the share of the
 whole that ``import torch`` alone takes. Wall seconds from process start to exit, measured
 with ``time.perf_counter`` around ``subprocess.run``.
 """
@@ -31,13 +33,17 @@ def main() -> None:
     parser.add_argument("--task", default="mnist-ae")
     parser.add_argument("--target", type=float, default=0.35)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--solver", default="learned-policy", help="with its options, if any")
     args = parser.parse_args()
     command = [sys.executable, "-m", "prunegym.cli.main", "solve", args.task]
-    command += ["--solver", "learned-policy", "--target", str(args.target)]
+    unscreened = args.solver + ("," if ":" in args.solver else ":") + "screen=false"
+    unscreened = [*command, "--solver", unscreened, "--target", str(args.target)]
+    command += ["--solver", args.solver, "--target", str(args.target)]
     runs = {
         "import torch": [sys.executable, "-c", "import torch"],
         "imports of the command": [sys.executable, "-c", "import prunegym.cli.main"],
         "whole command": command,
+        "with screen=false": unscreened,
     }
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(args.repeats):

@@ -255,3 +255,26 @@ def test_refine_proposals_counts_both_refinements_against_random_search(
     monkeypatch.setattr("sys.argv", missing)
     with pytest.raises(SystemExit, match="no policy trained without toy"):
         example.main()
+
+
+def test_screen_on_training_tasks_prints_screened_minus_unscreened_and_the_choice(
+    monkeypatch, capsys
+):
+    from prunegym.agents import make_agent
+    from prunegym.envs.prune_env import PruneEnv
+
+    example = _load("screen_on_training_tasks")
+    monkeypatch.setattr("sys.argv", ["screen_on_training_tasks.py", "--tasks", "toy",
+                                     "--targets", "0.5"])  # fmt: skip
+    example.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| toy")]
+    env = PruneEnv("toy", target=0.5)
+    screened = make_agent("learned-policy", screen=True, progress=False).run(env)
+    env.reset()
+    unscreened = make_agent("learned-policy", screen=False, progress=False).run(env)
+    gain = unscreened.metric - screened.metric  # mse: lower is better
+    assert rows == [f"| toy (mse) | {gain:+.3g} ({screened.details['screen']['chosen']}) |"]
+    monkeypatch.setattr("sys.argv", ["screen_on_training_tasks.py", "--tasks", "zoo"])
+    with pytest.raises(SystemExit):
+        example.main()
+    assert "--tasks zoo: not a training task" in capsys.readouterr().err

@@ -125,12 +125,22 @@ class BatchedStrategy:
 
     @torch.no_grad()
     def _outputs(self, counts: np.ndarray) -> list[dict[str, float]]:
-        count = len(counts)
-        with self.masks.applied(counts, self.rows):
-            outputs = self.task.forward(self.model, self.task.evaluation_batch)
-        if outputs.shape[0] == self.rows and count > 1:  # no mask reached the output
-            outputs = outputs.unsqueeze(0).expand(count, *outputs.shape)
-        outputs = outputs.reshape(count, self.rows, *outputs.shape[1:])
+        outputs = candidate_outputs(
+            self.task, self.model, self.masks, counts, self.task.evaluation_batch
+        )
         if isinstance(self.task, StackedOutputMetrics):
             return self.task.metrics_of_stacked_outputs(outputs)
         return [self.task.metrics_of_outputs(row) for row in outputs]
+
+
+def candidate_outputs(
+    task: Task, model: nn.Module, masks: CandidateMasks, counts: np.ndarray, batch
+) -> torch.Tensor:
+    """``task.forward(model, batch)`` for each candidate of ``counts`` ``(K, m)``, one forward
+    over K copies of ``batch`` (``model`` holding the dense weights): ``(K, N, *out)``."""
+    count, rows = len(counts), _first_tensor(batch).shape[0]
+    with masks.applied(counts, rows):
+        outputs = task.forward(model, batch)
+    if outputs.shape[0] == rows and count > 1:  # no mask reached the output
+        outputs = outputs.unsqueeze(0).expand(count, *outputs.shape)
+    return outputs.reshape(count, rows, *outputs.shape[1:])

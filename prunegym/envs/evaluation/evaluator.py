@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from prunegym.envs.evaluation.calibration import CalibrationDistortion
 from prunegym.envs.evaluation.reward import Reward
 from prunegym.envs.evaluation.strategies import SequentialStrategy, make_strategy
 from prunegym.pruning.channel.pruner import MAX_COEFFICIENT
@@ -86,7 +87,9 @@ class Evaluator:
         self._cache: dict[bytes, dict[str, float]] | None = None
         self.use_cache(cache)
         self._dense_test_values: np.ndarray | None = None
-        self._dense_calibration_outputs: list[torch.Tensor] | None = None
+        self._calibration = CalibrationDistortion(
+            task, model, pruner, self.precise, batch_memory_mb
+        )
 
     def precise(self) -> contextlib.AbstractContextManager:
         """The context every evaluation runs in: no gradients, at the environment's precision
@@ -296,21 +299,8 @@ class Evaluator:
     def calibration_distortion(self, counts: np.ndarray) -> np.ndarray:
         """``(K,)`` float64: for each row of ``counts`` ``(K, m)``, the mean squared difference
         between the masked (and compensated) model's outputs and the dense model's on the
-        task's calibration batches (``task.forward``), averaged over the batches. No metric is
-        evaluated; the dense outputs are computed once and kept (on the task's device)."""
-        if self._dense_calibration_outputs is None:
-            self._dense_calibration_outputs = self._calibration_outputs(None)
-        dense = self._dense_calibration_outputs
-        distortions = []
-        for row in counts:
-            outputs = self._calibration_outputs(row)
-            pairs = zip(outputs, dense, strict=True)
-            errors = [(a.double() - b.double()).pow(2).mean() for a, b in pairs]
-            distortions.append(float(torch.stack(errors).mean()))
-        return np.asarray(distortions, dtype=np.float64)
-
-    def _calibration_outputs(self, counts: np.ndarray | None) -> list[torch.Tensor]:
-        zero = np.zeros(len(self.pruner.channels), np.int64)
-        self.pruner.apply_counts(zero if counts is None else counts)
-        with self.precise():
-            return [self.task.forward(self.model, b) for b in self.task.calibration_batches()]
+        task's calibration batches (``task.forward``), averaged over the batches
+        (:class:`~prunegym.envs.evaluation.calibration.CalibrationDistortion`: distinct masks
+        once each, batched where the masks act on activations). No metric is evaluated; the
+        dense outputs are computed once and kept (on the task's device)."""
+        return self._calibration(counts)

@@ -1,0 +1,114 @@
+"""How far channel masks move a model's outputs on the task's calibration batches.
+
+The learned policy's screen ranks allocations by it without evaluating any metric
+(:meth:`prunegym.envs.prune_env.PruneEnv.calibration_distortion`). Each distinct mask is
+computed once. Where the masks can act on activations
+(:class:`~prunegym.pruning.channel.candidate_masks.CandidateMasks`), the candidates run as one
+forward per calibration batch over K copies of it, through the dense weights; otherwise each
+mask is written into the model and run in turn. The batched path is checked against the
+sequential one on its first mask and is not used again if they disagree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import numpy as np
+import torch
+from torch import nn
+
+from prunegym.envs.evaluation.batched import activation_bytes, candidate_outputs, default_budget_mb
+from prunegym.pruning.channel.candidate_masks import CandidateMasks, UnsupportedBatching
+from prunegym.pruning.protocol import Pruner
+from prunegym.tasks.base import Task
+
+
+class CalibrationDistortion:
+    """``(K,)`` float64 distortions of channel-count rows ``(K, m)``: the mean squared
+    difference between the masked (and compensated) model's outputs and the dense model's,
+    averaged over the task's calibration batches (``task.forward``).
+
+    Args:
+        task, model, pruner: The environment's (the model is the environment's own).
+        precise: The context every forward runs in (the environment's precision).
+        memory_mb: Activation memory a batched chunk of candidates may take (default: 512 MiB
+            on the CPU, half the free memory of a GPU).
+        batched: Whether to try the batched path at all (``False``: one mask at a time).
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        model: nn.Module,
+        pruner: Pruner,
+        precise: Callable[[], AbstractContextManager],
+        memory_mb: float | None = None,
+        batched: bool = True,
+    ) -> None:
+        self.task, self.model, self.pruner, self.precise = task, model, pruner, precise
+        self.memory_mb, self.batched = memory_mb, batched
+        self._dense: list[torch.Tensor] | None = None
+        self._masks: CandidateMasks | None | bool = None  # None: not tried yet; False: cannot
+        self._chunk = 1
+
+    def __call__(self, counts: np.ndarray) -> np.ndarray:
+        unique, inverse = np.unique(np.asarray(counts), axis=0, return_inverse=True)
+        with self.precise():
+            if self._dense is None:
+                self._dense = self._masked_outputs(np.zeros(unique.shape[1], np.int64))
+            if self._batches(unique[:1]):
+                values = self._batched(unique)
+            else:
+                values = np.array([self._distortion(self._masked_outputs(row)) for row in unique])
+        return values[inverse.reshape(-1)]
+
+    def _distortion(self, outputs: list[torch.Tensor]) -> float:
+        pairs = zip(outputs, self._dense, strict=True)
+        return float(
+            torch.stack([(a.double() - b.double()).pow(2).mean() for a, b in pairs]).mean()
+        )
+
+    def _masked_outputs(self, counts: np.ndarray) -> list[torch.Tensor]:
+        self.pruner.apply_counts(counts)
+        return [self.task.forward(self.model, batch) for batch in self.task.calibration_batches()]
+
+    def _batches(self, first: np.ndarray) -> bool:
+        """Whether the batched path serves this task; decided the first time, on ``first``
+        ``(1, m)``, by computing its distortion both ways."""
+        if self._masks is None:
+            self._masks = self._batching(first)
+        return self._masks is not False
+
+    def _batching(self, first: np.ndarray) -> CandidateMasks | bool:
+        masker = getattr(self.pruner, "masker", None)
+        if masker is None or not self.batched:
+            return False
+        try:
+            self._masks = CandidateMasks(self.model, masker)
+            batch = next(iter(self.task.calibration_batches()))
+            budget = default_budget_mb(masker.device) if self.memory_mb is None else self.memory_mb
+            per_candidate = activation_bytes(self.task, self.model, batch)
+            self._chunk = max(1, int(budget * 2**20 // per_candidate))
+            batched = self._batched(first)[0]
+        except (
+            UnsupportedBatching,
+            RuntimeError,
+        ):  # masks it cannot batch, outputs it cannot split
+            return False
+        alone = self._distortion(self._masked_outputs(first[0]))
+        return self._masks if math.isclose(batched, alone, rel_tol=1e-3, abs_tol=1e-12) else False
+
+    def _batched(self, counts: np.ndarray) -> np.ndarray:
+        if np.any(self.pruner.applied_counts != 0):
+            self.pruner.restore()  # the batched forward runs on the dense weights
+        totals = np.zeros(len(counts))
+        batches = list(self.task.calibration_batches())
+        for batch, dense in zip(batches, self._dense, strict=True):
+            for start in range(0, len(counts), self._chunk):
+                part = counts[start : start + self._chunk]
+                outputs = candidate_outputs(self.task, self.model, self._masks, part, batch)
+                errors = (outputs.double() - dense.double()).pow(2).flatten(1).mean(dim=1)
+                totals[start : start + len(part)] += errors.cpu().numpy()
+        return totals / len(batches)
