@@ -55,6 +55,8 @@ class CalibrationDistortion:
 
     def __call__(self, counts: np.ndarray) -> np.ndarray:
         unique, inverse = np.unique(np.asarray(counts), axis=0, return_inverse=True)
+        if not len(unique):
+            return np.zeros(0)
         with self.precise():
             if self._dense is None:
                 self._dense = self._masked_outputs(np.zeros(unique.shape[1], np.int64))
