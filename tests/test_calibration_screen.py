@@ -198,18 +198,28 @@ class RowMeanToy(ToyTask):
 @pytest.mark.parametrize("task", ["toy", "mnist-classifier", "residual", "row-mean"])
 def test_batched_calibration_distortion_matches_one_mask_at_a_time(task):
     made = {"residual": ResidualTask, "row-mean": RowMeanToy}
-    env = PruneEnv(made[task]() if task in made else task, granularity="channel")
+    batching = "auto" if task == "row-mean" else "batched"  # as a GPU's default would
+    env = PruneEnv(made[task]() if task in made else task, batching=batching)
+    core = env.unwrapped
     rows = np.random.default_rng(0).uniform(0.0, 0.8, (6, len(env.groups)))
     rows[4] = rows[1]  # a repeated mask is computed once
-    found = env.calibration_distortion(rows)
-    core = env.unwrapped
-    screen = core.evaluator._calibration
-    assert isinstance(screen._masks, CandidateMasks) == (task != "row-mean")
-    alone = CalibrationDistortion(
-        core.task, core.evaluator.model, core.pruner, core.evaluator.precise, batched=False
-    )(core.pruner.counts(rows))
+    counts = core.pruner.counts(rows)
+
+    def distortion(batched: bool) -> CalibrationDistortion:
+        model, precise = core.evaluator.model, core.evaluator.precise
+        return CalibrationDistortion(core.task, model, core.pruner, precise, batched=batched)
+
+    screen = distortion(True) if task == "row-mean" else core.evaluator._calibration
+    found = screen(counts) if task == "row-mean" else env.calibration_distortion(rows)
+    assert isinstance(screen._masks, CandidateMasks) == (task != "row-mean")  # else: cannot
     assert found[4] == found[1] and np.all(found > 0)
-    np.testing.assert_allclose(found, alone, rtol=1e-4, atol=1e-12)
+    np.testing.assert_allclose(found, distortion(False)(counts), rtol=1e-4, atol=1e-12)
     if task != "row-mean":  # several candidates per forward, and chunks of one give the same
         screen._chunk = 1
         np.testing.assert_allclose(env.calibration_distortion(rows), found, rtol=1e-6)
+
+
+def test_on_the_cpu_by_default_the_distortion_is_computed_one_mask_at_a_time():
+    env = PruneEnv("mnist-convnet")  # where K copies per forward cost more than K forwards
+    env.calibration_distortion(np.full((2, len(env.groups)), 0.3))
+    assert env.unwrapped.evaluator._calibration._masks is False

@@ -2,11 +2,14 @@
 
 The learned policy's screen ranks allocations by it without evaluating any metric
 (:meth:`prunegym.envs.prune_env.PruneEnv.calibration_distortion`). Each distinct mask is
-computed once. Where the masks can act on activations
-(:class:`~prunegym.pruning.channel.candidate_masks.CandidateMasks`), the candidates run as one
-forward per calibration batch over K copies of it, through the dense weights; otherwise each
-mask is written into the model and run in turn. The batched path is checked against the
-sequential one on its first mask and is not used again if they disagree.
+computed once. Where the environment evaluates candidates batched (``batching="batched"``,
+the default on a GPU), the masks act on activations
+(:class:`~prunegym.pruning.channel.candidate_masks.CandidateMasks`) and the candidates run as
+one forward per calibration batch over K copies of it, through the dense weights; otherwise
+(the CPU's default, where K copies cost more than K small forwards on convolutional networks:
+``benchmarks/calibration_distortion.py``) each mask is written into the model and run in turn.
+The batched path is checked against the sequential one on one mask first, and is not used
+if the two disagree or the outputs cannot be split into candidates.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ class CalibrationDistortion:
         precise: The context every forward runs in (the environment's precision).
         memory_mb: Activation memory a batched chunk of candidates may take (default: 512 MiB
             on the CPU, half the free memory of a GPU).
-        batched: Whether to try the batched path at all (``False``: one mask at a time).
+        batched: Whether to try the batched path (the environment's strategy is
+            ``batched``); ``False``: one mask at a time.
     """
 
     def __init__(
@@ -45,7 +49,7 @@ class CalibrationDistortion:
         pruner: Pruner,
         precise: Callable[[], AbstractContextManager],
         memory_mb: float | None = None,
-        batched: bool = True,
+        batched: bool = False,
     ) -> None:
         self.task, self.model, self.pruner, self.precise = task, model, pruner, precise
         self.memory_mb, self.batched = memory_mb, batched
@@ -60,7 +64,7 @@ class CalibrationDistortion:
         with self.precise():
             if self._dense is None:
                 self._dense = self._masked_outputs(np.zeros(unique.shape[1], np.int64))
-            if self._batches(unique[:1]):
+            if self._batches(unique[np.argmax(unique.sum(axis=1))][None]):
                 values = self._batched(unique)
             else:
                 values = np.array([self._distortion(self._masked_outputs(row)) for row in unique])
@@ -78,7 +82,8 @@ class CalibrationDistortion:
 
     def _batches(self, first: np.ndarray) -> bool:
         """Whether the batched path serves this task; decided the first time, on ``first``
-        ``(1, m)``, by computing its distortion both ways."""
+        ``(1, m)`` (the first call's most pruned mask), by computing its distortion both
+        ways."""
         if self._masks is None:
             self._masks = self._batching(first)
         return self._masks is not False

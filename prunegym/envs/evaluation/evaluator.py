@@ -87,8 +87,9 @@ class Evaluator:
         self._cache: dict[bytes, dict[str, float]] | None = None
         self.use_cache(cache)
         self._dense_test_values: np.ndarray | None = None
+        batched = self.strategy.name == "batched"  # a GPU's default: K masks per forward
         self._calibration = CalibrationDistortion(
-            task, model, pruner, self.precise, batch_memory_mb
+            task, model, pruner, self.precise, batch_memory_mb, batched
         )
 
     def precise(self) -> contextlib.AbstractContextManager:
@@ -301,6 +302,6 @@ class Evaluator:
         between the masked (and compensated) model's outputs and the dense model's on the
         task's calibration batches (``task.forward``), averaged over the batches
         (:class:`~prunegym.envs.evaluation.calibration.CalibrationDistortion`: distinct masks
-        once each, batched where the masks act on activations). No metric is evaluated; the
+        once each, K per forward where the strategy is ``batched``). No metric is evaluated; the
         dense outputs are computed once and kept (on the task's device)."""
         return self._calibration(counts)
