@@ -35,7 +35,8 @@ def _difference(screened, unscreened, sign: float) -> str:
     if screened.test_values:
         mean, half = paired_difference(screened.test_values, unscreened.test_values)
         return f"{sign * mean:+.1f} ± {half:.1f}"
-    return f"{sign * (screened.metric - unscreened.metric):+.3g}"
+    gain = sign * (screened.metric - unscreened.metric)
+    return f"{gain:+.3g}" if gain else "0"
 
 
 def main() -> None:

@@ -195,10 +195,19 @@ class RowMeanToy(ToyTask):
         return model(batch).mean(dim=0, keepdim=True)
 
 
-@pytest.mark.parametrize("task", ["toy", "mnist-classifier", "residual", "row-mean"])
+class InputsBesideToy(ToyTask):
+    """The toy task whose outputs carry the inputs beside them, as TD-MPC's Q-function does
+    with its actions: rows that no mask expands, so several candidates per forward fail."""
+
+    def forward(self, model, batch):
+        return torch.cat([model(batch), batch[:, :1]], dim=-1)
+
+
+@pytest.mark.parametrize("task", ["toy", "mnist-classifier", "residual", "row-mean", "beside"])
 def test_batched_calibration_distortion_matches_one_mask_at_a_time(task):
-    made = {"residual": ResidualTask, "row-mean": RowMeanToy}
-    batching = "auto" if task == "row-mean" else "batched"  # as a GPU's default would
+    made = {"residual": ResidualTask, "row-mean": RowMeanToy, "beside": InputsBesideToy}
+    unsplit = task in ("row-mean", "beside")
+    batching = "auto" if unsplit else "batched"  # as a GPU's default would
     env = PruneEnv(made[task]() if task in made else task, batching=batching)
     core = env.unwrapped
     rows = np.random.default_rng(0).uniform(0.0, 0.8, (6, len(env.groups)))
@@ -209,12 +218,12 @@ def test_batched_calibration_distortion_matches_one_mask_at_a_time(task):
         model, precise = core.evaluator.model, core.evaluator.precise
         return CalibrationDistortion(core.task, model, core.pruner, precise, batched=batched)
 
-    screen = distortion(True) if task == "row-mean" else core.evaluator._calibration
-    found = screen(counts) if task == "row-mean" else env.calibration_distortion(rows)
-    assert isinstance(screen._masks, CandidateMasks) == (task != "row-mean")  # else: cannot
+    screen = distortion(True) if unsplit else core.evaluator._calibration
+    found = screen(counts) if unsplit else env.calibration_distortion(rows)
+    assert isinstance(screen._masks, CandidateMasks) == (not unsplit)  # else: one at a time
     assert found[4] == found[1] and np.all(found > 0)
     np.testing.assert_allclose(found, distortion(False)(counts), rtol=1e-4, atol=1e-12)
-    if task != "row-mean":  # several candidates per forward, and chunks of one give the same
+    if not unsplit:  # several candidates per forward, and chunks of one give the same
         screen._chunk = 1
         np.testing.assert_allclose(env.calibration_distortion(rows), found, rtol=1e-6)
 

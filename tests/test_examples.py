@@ -273,7 +273,8 @@ def test_screen_on_training_tasks_prints_screened_minus_unscreened_and_the_choic
     env.reset()
     unscreened = make_agent("learned-policy", screen=False, progress=False).run(env)
     gain = unscreened.metric - screened.metric  # mse: lower is better
-    assert rows == [f"| toy (mse) | {gain:+.3g} ({screened.details['screen']['chosen']}) |"]
+    shown = f"{gain:+.3g}" if gain else "0"
+    assert rows == [f"| toy (mse) | {shown} ({screened.details['screen']['chosen']}) |"]
     monkeypatch.setattr("sys.argv", ["screen_on_training_tasks.py", "--tasks", "zoo"])
     with pytest.raises(SystemExit):
         example.main()

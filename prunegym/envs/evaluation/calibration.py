@@ -64,9 +64,8 @@ class CalibrationDistortion:
         with self.precise():
             if self._dense is None:
                 self._dense = self._masked_outputs(np.zeros(unique.shape[1], np.int64))
-            if self._batches(unique[np.argmax(unique.sum(axis=1))][None]):
-                values = self._batched(unique)
-            else:
+            values = self._batched(unique) if self._batches(unique) else None
+            if values is None:
                 values = np.array([self._distortion(self._masked_outputs(row)) for row in unique])
         return values[inverse.reshape(-1)]
 
@@ -80,42 +79,50 @@ class CalibrationDistortion:
         self.pruner.apply_counts(counts)
         return [self.task.forward(self.model, batch) for batch in self.task.calibration_batches()]
 
-    def _batches(self, first: np.ndarray) -> bool:
-        """Whether the batched path serves this task; decided the first time, on ``first``
-        ``(1, m)`` (the first call's most pruned mask), by computing its distortion both
-        ways."""
+    def _batches(self, counts: np.ndarray) -> bool:
+        """Whether the batched path serves this task; decided the first time, by computing the
+        most pruned mask of ``counts`` both ways, beside the dense one (two candidates in one
+        forward)."""
         if self._masks is None:
-            self._masks = self._batching(first)
+            self._masks = self._batching(counts[np.argmax(counts.sum(axis=1))])
         return self._masks is not False
 
-    def _batching(self, first: np.ndarray) -> CandidateMasks | bool:
+    def _batching(self, probe: np.ndarray) -> CandidateMasks | bool:
         masker = getattr(self.pruner, "masker", None)
         if masker is None or not self.batched:
             return False
         try:
             self._masks = CandidateMasks(self.model, masker)
-            batch = next(iter(self.task.calibration_batches()))
-            budget = default_budget_mb(masker.device) if self.memory_mb is None else self.memory_mb
-            per_candidate = activation_bytes(self.task, self.model, batch)
-            self._chunk = max(1, int(budget * 2**20 // per_candidate))
-            batched = self._batched(first)[0]
-        except (
-            UnsupportedBatching,
-            RuntimeError,
-        ):  # masks it cannot batch, outputs it cannot split
+        except UnsupportedBatching:  # a masked parameter whose masks cannot act on activations
             return False
-        alone = self._distortion(self._masked_outputs(first[0]))
-        return self._masks if math.isclose(batched, alone, rel_tol=1e-3, abs_tol=1e-12) else False
+        batch = next(iter(self.task.calibration_batches()))
+        budget = default_budget_mb(masker.device) if self.memory_mb is None else self.memory_mb
+        self._chunk = max(1, int(budget * 2**20 // activation_bytes(self.task, self.model, batch)))
+        found = self._batched(np.stack([probe, np.zeros_like(probe)]))
+        if found is None:
+            return False
+        alone = self._distortion(self._masked_outputs(probe))
+        scale = float(np.mean([dense.double().pow(2).mean().item() for dense in self._dense]))
+        dense_again = found[1] <= 1e-10 * scale  # the unmasked candidate: rounding only
+        agree = dense_again and math.isclose(found[0], alone, rel_tol=1e-3, abs_tol=1e-12)
+        return self._masks if agree else False
 
-    def _batched(self, counts: np.ndarray) -> np.ndarray:
+    def _batched(self, counts: np.ndarray) -> np.ndarray | None:
+        """The distortions of ``counts`` ``(K, m)``, ``chunk`` candidates per forward; ``None``
+        (and the batched path off) where the masks or the outputs cannot be split into
+        candidates."""
         if np.any(self.pruner.applied_counts != 0):
             self.pruner.restore()  # the batched forward runs on the dense weights
         totals = np.zeros(len(counts))
         batches = list(self.task.calibration_batches())
-        for batch, dense in zip(batches, self._dense, strict=True):
-            for start in range(0, len(counts), self._chunk):
-                part = counts[start : start + self._chunk]
-                outputs = candidate_outputs(self.task, self.model, self._masks, part, batch)
-                errors = (outputs.double() - dense.double()).pow(2).flatten(1).mean(dim=1)
-                totals[start : start + len(part)] += errors.cpu().numpy()
+        try:
+            for batch, dense in zip(batches, self._dense, strict=True):
+                for start in range(0, len(counts), self._chunk):
+                    part = counts[start : start + self._chunk]
+                    outputs = candidate_outputs(self.task, self.model, self._masks, part, batch)
+                    errors = (outputs.double() - dense.double()).pow(2).flatten(1).mean(dim=1)
+                    totals[start : start + len(part)] += errors.cpu().numpy()
+        except (UnsupportedBatching, RuntimeError):  # e.g. a forward that mixes in unsplit rows
+            self._masks = False
+            return None
         return totals / len(batches)
