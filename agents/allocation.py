@@ -14,6 +14,8 @@ import numpy as np
 
 from prunegym.envs.sparsity_search import bisect_sparsity
 
+PRIOR_FLOOR = 0.01  # the learned policy adds it to the prior: a group left dense can be pruned
+
 
 def scale_to_target(
     core, directions: np.ndarray, targets: np.ndarray, steps: int = 40, walk: tuple = (64, 16)

@@ -16,7 +16,8 @@ evaluations: one on the prior alone (a correction that does not suit a network i
 then costs one evaluation, not the search), the rest on a local search (or FD momentum)
 started from the better of the answer and the prior. The screen chooses the answer among
 the policy's, the prior's and six blends of the prior by how little each moves the outputs
-on the task's calibration batches (:func:`screened_answer`; no metric evaluated): by default
+on the task's calibration batches (:func:`~prunegym.agents.policy_screen.screened_answer`;
+no metric evaluated): by default
 where the task's metric is read from its outputs, not on closed-loop tasks;
 ``proposals=P`` screens the local search's steps the same way (the least distorted of ``P``).
 """
@@ -32,9 +33,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from prunegym.agents.allocation import lamp_allocation, lamp_answer, scale_to_target
+from prunegym.agents.allocation import (
+    PRIOR_FLOOR,
+    lamp_allocation,
+    lamp_answer,
+    scale_to_target,
+)
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.fd_momentum import FDMomentum
+from prunegym.agents.policy_screen import screened_answer, screens
 from prunegym.agents.result import Evaluation
 from prunegym.agents.session import Problem, require_channel_groups
 from prunegym.envs.features import (
@@ -43,17 +50,11 @@ from prunegym.envs.features import (
     STATIC_FEATURES,
     feature_observation,
 )
-from prunegym.tasks.capabilities import OutputEvaluation
 from prunegym.tasks.checkpoints import safe_load
 from prunegym.tasks.options import is_count
 
-BLENDS = (0.25, 0.5, 0.75)  # how far the screen moves the prior toward uniform and norm
-SCREENED = (  # the screen's candidates, in order (screen_candidates)
-    "policy", "lamp", *(f"lamp to {d} {a}" for d in ("uniform", "norm") for a in BLENDS),
-)  # fmt: skip
 SHIPPED_POLICY = "pruning_policy.pt"  # in prunegym/assets
 ANSWER_WALK = (256, 128)  # moves, patience: an answer walks further onto a tight window
-PRIOR_FLOOR = 0.01  # added to the prior, so a group it leaves dense can still be pruned
 CORRECTION_SPAN = 1.5  # the correction lies in [e^−span, e^span]
 POLICY_FORMAT = 2  # 2: a correction of the LAMP prior; 1 (unmarked): directions alone
 
@@ -202,42 +203,6 @@ def propose(policy: SetPolicy, core, targets, strength: float = 1.0) -> np.ndarr
     inputs = [tensor.to(device) for tensor in observations(core, targets)]
     directions = policy(*inputs, strength=strength).double().cpu().numpy()
     return scale_to_target(core, directions, targets, walk=ANSWER_WALK)
-
-
-def screen_candidates(core, answer: np.ndarray, target: float) -> np.ndarray:
-    """What :func:`screened_answer` chooses among, ``(8, m)`` float64: the ``answer``, the prior
-    (:func:`~prunegym.agents.allocation.lamp_answer`), and the prior moved toward the uniform
-    and the norm-based directions (``(prior + 0.01)^(1−a) · d^a``, ``a`` in :data:`BLENDS`),
-    each scaled onto the target; nothing is evaluated."""
-    prior = lamp_allocation(core, [target])[0] + PRIOR_FLOOR
-    norms = np.asarray(core.dense_group_norms, dtype=np.float64)
-    toward_norm = norms.min() / np.maximum(norms, 1e-12)  # the ``norm`` baseline's direction
-    blends = [prior ** (1 - a) * toward**a for toward in (1.0, toward_norm) for a in BLENDS]
-    scaled = scale_to_target(core, np.stack(blends), np.full(len(blends), target))
-    return np.vstack([answer, lamp_answer(core, target), scaled])
-
-
-def screened_answer(core, answer: np.ndarray, target: float) -> tuple[np.ndarray, dict]:
-    """Of :func:`screen_candidates` in the window, the one whose masked model's outputs on
-    the task's calibration batches stay closest to the dense model's
-    (``core.calibration_distortion``: one forward pass over them per candidate, no metric
-    evaluated). Returns it ``(m,)`` and what the screen saw: ``chosen``, the chosen
-    candidate's name, and ``distortions``, each candidate's by name, in order
-    (:data:`SCREENED`; a candidate outside the window is left out)."""
-    candidates = screen_candidates(core, answer, target)
-    distortion = core.calibration_distortion(candidates)
-    outside = np.abs(core.sparsity_of(candidates) - target) > core.tolerance + 1e-12
-    chosen = 0 if outside.all() else int(np.argmin(np.where(outside, np.inf, distortion)))
-    named = zip(SCREENED, distortion, outside, strict=True)
-    seen = {name: float(value) for name, value, out in named if not out}
-    return candidates[chosen], {"chosen": SCREENED[chosen], "distortions": seen}
-
-
-def screens(screen: bool | str, task) -> bool:
-    """Whether the ``screen`` option (``True``, ``False`` or ``"auto"``) screens on ``task``:
-    ``"auto"`` where its metric is a function of the outputs on a data batch
-    (:class:`~prunegym.tasks.capabilities.OutputEvaluation`)."""
-    return isinstance(task, OutputEvaluation) if screen == "auto" else bool(screen)
 
 
 class LearnedPolicy(AskTellAgent):

@@ -49,7 +49,8 @@ import numpy as np
 from tqdm import tqdm
 
 from prunegym.agents import make_agent
-from prunegym.agents.learned_policy import save_policy, screens
+from prunegym.agents.learned_policy import save_policy
+from prunegym.agents.policy_screen import screens
 from prunegym.agents.policy_training import RECIPE, train_policy
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.results.plots import save_metric_vs_sparsity

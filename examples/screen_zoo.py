@@ -28,7 +28,8 @@ from tqdm import tqdm
 
 from prunegym.agents import make_agent
 from prunegym.agents.allocation import lamp_answer
-from prunegym.agents.learned_policy import load_policy, propose, screened_answer
+from prunegym.agents.learned_policy import load_policy, propose
+from prunegym.agents.policy_screen import screened_answer
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task
 

@@ -11,14 +11,8 @@ from residual_task import ResidualTask
 
 from prunegym.agents import Result, make_agent
 from prunegym.agents.allocation import lamp_answer
-from prunegym.agents.learned_policy import (
-    SCREENED,
-    load_policy,
-    propose,
-    save_policy,
-    screen_candidates,
-    screens,
-)
+from prunegym.agents.learned_policy import load_policy, propose, save_policy
+from prunegym.agents.policy_screen import SCREENED, screen_candidates, screens
 from prunegym.cli.main import main
 from prunegym.envs.evaluation.calibration import CalibrationDistortion
 from prunegym.envs.prune_env import PruneEnv

@@ -221,7 +221,8 @@ def test_zoo_imitation_fits_the_correction_toward_the_searched_allocations():
 def test_screen_zoo_counts_four_zero_shot_answers_on_unseen_networks(monkeypatch):
     import numpy as np
 
-    from prunegym.agents.learned_policy import load_policy, screen_candidates
+    from prunegym.agents.learned_policy import load_policy
+    from prunegym.agents.policy_screen import screen_candidates
     from prunegym.envs.prune_env import PruneEnv
     from prunegym.tasks import make_task
 

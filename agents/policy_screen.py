@@ -1,0 +1,55 @@
+"""The calibration screen: the learned policy's answer checked against the prior and its blends.
+
+:func:`screened_answer` lists eight allocations at the target (the policy's answer, the LAMP
+prior, and the prior moved toward the ``uniform`` and ``norm`` directions) and keeps the one
+whose masked model moves the outputs on the task's calibration batches least; no metric is
+evaluated. :func:`screens` says where the ``screen`` option applies it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from prunegym.agents.allocation import PRIOR_FLOOR, lamp_allocation, lamp_answer, scale_to_target
+from prunegym.tasks.capabilities import OutputEvaluation
+
+BLENDS = (0.25, 0.5, 0.75)  # how far the screen moves the prior toward uniform and norm
+SCREENED = (  # the screen's candidates, in order (screen_candidates)
+    "policy", "lamp", *(f"lamp to {d} {a}" for d in ("uniform", "norm") for a in BLENDS),
+)  # fmt: skip
+
+
+def screen_candidates(core, answer: np.ndarray, target: float) -> np.ndarray:
+    """What :func:`screened_answer` chooses among, ``(8, m)`` float64: the ``answer``, the prior
+    (:func:`~prunegym.agents.allocation.lamp_answer`), and the prior moved toward the uniform
+    and the norm-based directions (``(prior + 0.01)^(1−a) · d^a``, ``a`` in :data:`BLENDS`),
+    each scaled onto the target; nothing is evaluated."""
+    prior = lamp_allocation(core, [target])[0] + PRIOR_FLOOR
+    norms = np.asarray(core.dense_group_norms, dtype=np.float64)
+    toward_norm = norms.min() / np.maximum(norms, 1e-12)  # the ``norm`` baseline's direction
+    blends = [prior ** (1 - a) * toward**a for toward in (1.0, toward_norm) for a in BLENDS]
+    scaled = scale_to_target(core, np.stack(blends), np.full(len(blends), target))
+    return np.vstack([answer, lamp_answer(core, target), scaled])
+
+
+def screened_answer(core, answer: np.ndarray, target: float) -> tuple[np.ndarray, dict]:
+    """Of :func:`screen_candidates` in the window, the one whose masked model's outputs on
+    the task's calibration batches stay closest to the dense model's
+    (``core.calibration_distortion``: each distinct mask scored once, no metric evaluated).
+    Returns it ``(m,)`` and what the screen saw: ``chosen``, the chosen candidate's name, and
+    ``distortions``, each candidate's by name, in order (:data:`SCREENED`; a candidate
+    outside the window is left out)."""
+    candidates = screen_candidates(core, answer, target)
+    distortion = core.calibration_distortion(candidates)
+    outside = np.abs(core.sparsity_of(candidates) - target) > core.tolerance + 1e-12
+    chosen = 0 if outside.all() else int(np.argmin(np.where(outside, np.inf, distortion)))
+    named = zip(SCREENED, distortion, outside, strict=True)
+    seen = {name: float(value) for name, value, out in named if not out}
+    return candidates[chosen], {"chosen": SCREENED[chosen], "distortions": seen}
+
+
+def screens(screen: bool | str, task) -> bool:
+    """Whether the ``screen`` option (``True``, ``False`` or ``"auto"``) screens on ``task``:
+    ``"auto"`` where its metric is a function of the outputs on a data batch
+    (:class:`~prunegym.tasks.capabilities.OutputEvaluation`)."""
+    return isinstance(task, OutputEvaluation) if screen == "auto" else bool(screen)
