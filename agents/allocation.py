@@ -166,6 +166,13 @@ def lamp_allocation(core, targets, steps: int = 50) -> np.ndarray:
     return _nearest(core, *map(between, shares), targets)
 
 
+def norm_direction(norms) -> np.ndarray:
+    """The ``norm`` baseline's direction ``(m,)`` float64, ``c_i ∝ 1/‖w_i‖`` with the largest
+    entry 1, from the mean per-channel L2 norms ``norms`` ``(m,)`` of the dense groups."""
+    norms = np.asarray(norms, dtype=np.float64)
+    return norms.min() / np.maximum(norms, 1e-12)
+
+
 def lamp_answer(core, target: float) -> np.ndarray:
     """The ``lamp`` solver's coefficients ``(m,)`` float64 at ``target``:
     :func:`lamp_allocation` scaled onto the window (:func:`scale_to_target`)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prunegym.agents.allocation import lamp_answer
+from prunegym.agents.allocation import lamp_answer, norm_direction
 from prunegym.agents.base import AskTellAgent
 from prunegym.agents.result import Evaluation
 from prunegym.agents.session import Problem, require_channel_groups
@@ -61,8 +61,7 @@ class NormBased(_OneShot):
     name = "norm"
 
     def direction(self, problem: Problem) -> np.ndarray:
-        norms = problem.group_norms
-        return norms.min() / np.maximum(norms, 1e-12)
+        return norm_direction(problem.group_norms)
 
 
 class LAMPAllocation(_OneShot):

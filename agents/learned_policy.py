@@ -13,12 +13,12 @@ on the number of groups, and can be asked about a network it never saw.
 :class:`LearnedPolicy` (``--solver learned-policy``) answers with it: one evaluation, of the
 answer itself, to report its metric; none to search. ``refine=N`` spends up to ``N`` more
 evaluations: one on the prior alone (a correction that does not suit a network it never saw
-then costs one evaluation, not the search), the rest on a local search (or FD momentum)
-started from the better of the answer and the prior. The screen chooses the answer among
-the policy's, the prior's and six blends of the prior by how little each moves the outputs
-on the task's calibration batches (:func:`~prunegym.agents.policy_screen.screened_answer`;
-no metric evaluated): by default
-where the task's metric is read from its outputs, not on closed-loop tasks;
+then costs one evaluation, not the search), one on the policy's own answer where the screen
+chose another, and the rest on a local search (or FD momentum) started from the best of them.
+The screen chooses the answer among the policy's, the prior's and six blends of the prior by
+how little each moves the outputs on the task's calibration batches
+(:func:`~prunegym.agents.policy_screen.screened_answer`; no metric evaluated). By default it
+screens where the task's metric is read from its outputs, not on closed-loop tasks.
 ``proposals=P`` screens the local search's steps the same way (the least distorted of ``P``).
 """
 
@@ -223,8 +223,8 @@ class LearnedPolicy(AskTellAgent):
             ``"fd-momentum"``, FD momentum's constant-sparsity refinement started from the
             better of the answer and the prior (at most ``2m + 1`` evaluations per iteration,
             fewer where masks repeat; an iteration whose new masks do not fit in what is left
-            is not started, so a ``refine`` below ``2m + 1``, the prior's included, warns
-            that no iteration may fit).
+            is not started, so a ``refine`` below ``2m + 1`` after the first evaluations, the
+            prior's and where screened the policy's own, warns that no iteration may fit).
         sigma, batch: Of the local search.
         proposals: Of the local search: each candidate it evaluates is the least distorted
             (``core.calibration_distortion``, one forward pass over the task's calibration
@@ -233,11 +233,12 @@ class LearnedPolicy(AskTellAgent):
         seed: Seed of the local search.
         screen: Before answering, screen the policy's answer against the prior and six blends
             of the prior with the ``uniform`` and ``norm`` directions by their outputs on the
-            task's calibration batches (:func:`screened_answer`): eight forward passes over
-            them, no metric evaluated; the least distorted one is the answer. With ``refine``,
-            the policy's own answer is evaluated too, after the prior, and the search starts
-            from the best of the three. ``"auto"`` (default): screen where the task's metric is
-            a function of the model's outputs on a data batch
+            task's calibration batches (:func:`screened_answer`): one forward pass over them
+            per distinct candidate in the window (at most eight), no metric evaluated; the least
+            distorted one is the answer. With ``refine`` of 2 or more, where the screen chose
+            another, the policy's own answer is evaluated too, after the prior, and the search
+            starts from the best of the three. ``"auto"`` (default): screen where the task's
+            metric is a function of the model's outputs on a data batch
             (:class:`~prunegym.tasks.capabilities.OutputEvaluation`), which the calibration
             outputs stand in for; trust the policy on closed-loop tasks (TD-MPC), whose
             returns no distance from the dense outputs predicts.

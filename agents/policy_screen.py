@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from prunegym.agents.allocation import PRIOR_FLOOR, lamp_allocation, lamp_answer, scale_to_target
+from prunegym.agents.allocation import (
+    PRIOR_FLOOR,
+    lamp_allocation,
+    lamp_answer,
+    norm_direction,
+    scale_to_target,
+)
 from prunegym.tasks.capabilities import OutputEvaluation
 
 BLENDS = (0.25, 0.5, 0.75)  # how far the screen moves the prior toward uniform and norm
@@ -25,8 +31,7 @@ def screen_candidates(core, answer: np.ndarray, target: float) -> np.ndarray:
     and the norm-based directions (``(prior + 0.01)^(1−a) · d^a``, ``a`` in :data:`BLENDS`),
     each scaled onto the target; nothing is evaluated."""
     prior = lamp_allocation(core, [target])[0] + PRIOR_FLOOR
-    norms = np.asarray(core.dense_group_norms, dtype=np.float64)
-    toward_norm = norms.min() / np.maximum(norms, 1e-12)  # the ``norm`` baseline's direction
+    toward_norm = norm_direction(core.dense_group_norms)
     blends = [prior ** (1 - a) * toward**a for toward in (1.0, toward_norm) for a in BLENDS]
     scaled = scale_to_target(core, np.stack(blends), np.full(len(blends), target))
     return np.vstack([answer, lamp_answer(core, target), scaled])
@@ -40,11 +45,12 @@ def screened_answer(core, answer: np.ndarray, target: float) -> tuple[np.ndarray
     ``distortions``, each candidate's by name, in order (:data:`SCREENED`; a candidate
     outside the window is left out)."""
     candidates = screen_candidates(core, answer, target)
-    distortion = core.calibration_distortion(candidates)
-    outside = np.abs(core.sparsity_of(candidates) - target) > core.tolerance + 1e-12
-    chosen = 0 if outside.all() else int(np.argmin(np.where(outside, np.inf, distortion)))
-    named = zip(SCREENED, distortion, outside, strict=True)
-    seen = {name: float(value) for name, value, out in named if not out}
+    inside = np.flatnonzero(np.abs(core.sparsity_of(candidates) - target) <= core.tolerance + 1e-12)
+    if not len(inside):
+        return candidates[0], {"chosen": SCREENED[0], "distortions": {}}
+    distortion = core.calibration_distortion(candidates[inside])  # none spent on the rest
+    chosen = int(inside[np.argmin(distortion)])
+    seen = {SCREENED[i]: float(value) for i, value in zip(inside, distortion, strict=True)}
     return candidates[chosen], {"chosen": SCREENED[chosen], "distortions": seen}
 
 

@@ -16,6 +16,7 @@ the same; each pair adds one ranking, so a task weighs by the targets it draws p
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -24,6 +25,7 @@ import torch
 
 from prunegym.agents.allocation import scale_to_target
 from prunegym.agents.learned_policy import SetPolicy, observations
+from prunegym.tasks.options import is_count
 
 #: How the shipped policy was trained: every shipped task at channel granularity with its
 #: default ranking and compensation, the targets drawn per task and generation.
@@ -67,7 +69,8 @@ def train_policy(
         pairs: Antithetic pairs per generation (``2·pairs`` candidate policies).
         sigma: Standard deviation of the weight perturbations.
         learning_rate: Adam step size on the weights.
-        targets_per_task: Targets drawn per task and generation (an int, or per task name).
+        targets_per_task: Targets drawn per task and generation (an int, or a count for
+            every task name).
         target_range: Targets are drawn uniformly from it, capped at each task's largest
             reachable sparsity.
         tasks_per_generation: Tasks drawn (without replacement) from ``envs`` for each
@@ -81,8 +84,8 @@ def train_policy(
     Returns:
         ``(policy, history)``: the trained policy (CPU, eval mode) and one row per generation.
     """
-    if generations < 1 or pairs < 1:
-        raise ValueError(f"generations and pairs must be >= 1, got {generations} and {pairs}")
+    counts = _check_settings(envs, generations, pairs, hidden, sigma, learning_rate,
+                             targets_per_task, target_range)  # fmt: skip
     if tasks_per_generation is not None and not 1 <= tasks_per_generation <= len(envs):
         raise ValueError(
             f"tasks_per_generation must lie in [1, {len(envs)}], got {tasks_per_generation}"
@@ -106,13 +109,8 @@ def train_policy(
             names = [name for i, name in enumerate(names) if i in drawn]
         for name in names:
             env = envs[name]
-            count = (
-                targets_per_task.get(name, 4)
-                if isinstance(targets_per_task, dict)
-                else (targets_per_task)
-            )
             high = min(target_range[1], env.max_sparsity - env.tolerance)
-            targets = rng.uniform(target_range[0], high, count)
+            targets = rng.uniform(target_range[0], high, counts[name])
             rewards, infos = _rewards(policy, candidates, env, targets)
             for column in rewards.T:  # one (task, target) pair: its own ranking
                 fitness += centred_ranks(column)
@@ -141,6 +139,41 @@ def train_policy(
 
 
 @torch.no_grad()
+def _check_settings(
+    envs, generations, pairs, hidden, sigma, learning_rate, targets_per_task, target_range
+) -> dict[str, int]:
+    """One-line ``ValueError`` for a bad setting of :func:`train_policy`, before any training;
+    returns the targets to draw per task name."""
+    for name, value in (("generations", generations), ("pairs", pairs), ("hidden", hidden)):
+        if not is_count(value, 1):
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    for name, value in (("sigma", sigma), ("learning_rate", learning_rate)):
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    if isinstance(targets_per_task, dict):
+        missing = sorted(set(envs) - set(targets_per_task))
+        if missing:
+            raise ValueError(f"targets_per_task gives no count for the tasks {missing}")
+        counts = {name: targets_per_task[name] for name in envs}
+    else:
+        counts = dict.fromkeys(envs, targets_per_task)
+    for name, count in counts.items():
+        if not is_count(count, 1):
+            raise ValueError(
+                f"targets_per_task for {name!r} must be an integer >= 1, got {count!r}"
+            )
+    low, high = (float(bound) for bound in target_range)
+    if not 0.0 <= low <= high < 1.0:
+        raise ValueError(f"target_range must satisfy 0 <= low <= high < 1, got {target_range!r}")
+    for name, env in envs.items():
+        if low > env.max_sparsity - env.tolerance:
+            raise ValueError(
+                f"task {name!r} cannot reach the lowest target {low} within its tolerance (its "
+                f"largest sparsity is {env.max_sparsity:.4f}); lower target_range or leave it out"
+            )
+    return counts
+
+
 def _rewards(policy: SetPolicy, candidates: torch.Tensor, env, targets: np.ndarray):
     """Rewards ``(K, T)`` of the candidate weight vectors at each target, in one batch."""
     inputs = observations(env, targets)

@@ -4,6 +4,8 @@ without evaluating a metric."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -220,6 +222,34 @@ def test_batched_calibration_distortion_matches_one_mask_at_a_time(task):
     if not unsplit:  # several candidates per forward, and chunks of one give the same
         screen._chunk = 1
         np.testing.assert_allclose(env.calibration_distortion(rows), found, rtol=1e-6)
+
+
+def test_a_batched_forward_that_fails_once_in_use_warns_and_falls_back(monkeypatch):
+    env = PruneEnv("toy", batching="batched")
+    core = env.unwrapped
+    rows = np.random.default_rng(1).uniform(0.0, 0.8, (4, len(env.groups)))
+    batched = env.calibration_distortion(rows[:2])  # probed and in use
+    assert isinstance(core.evaluator._calibration._masks, CandidateMasks)
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB\nmore detail")
+
+    monkeypatch.setattr("prunegym.envs.evaluation.calibration.candidate_outputs", out_of_memory)
+    with pytest.warns(UserWarning, match=r"batched forward failed \(CUDA out of memory\. Tried"):
+        found = env.calibration_distortion(rows)
+    assert core.evaluator._calibration._masks is False  # one mask at a time from now on
+    np.testing.assert_allclose(found[:2], batched, rtol=1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning, and a probe that fails says nothing
+        np.testing.assert_array_equal(env.calibration_distortion(rows), found)
+        monkeypatch.undo()  # a forward that cannot be split fails in the probe: silently
+        beside = PruneEnv(InputsBesideToy()).unwrapped
+        evaluator = beside.evaluator
+        probed = CalibrationDistortion(
+            beside.task, evaluator.model, beside.pruner, evaluator.precise, batched=True
+        )
+        probed(beside.pruner.counts(rows[:2]))
+        assert probed._masks is False
 
 
 def test_on_the_cpu_by_default_the_distortion_is_computed_one_mask_at_a_time():

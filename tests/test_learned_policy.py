@@ -295,6 +295,27 @@ def test_training_draws_tasks_per_generation_from_a_pool_and_refuses_a_bad_draw(
             train_policy(envs, generations=1, tasks_per_generation=draw)
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"sigma": 0.0}, r"sigma must be a finite number > 0, got 0.0"),
+        ({"learning_rate": math.nan}, r"learning_rate must be a finite number > 0, got nan"),
+        ({"pairs": 2.5}, r"pairs must be an integer >= 1, got 2.5"),
+        ({"hidden": 0}, r"hidden must be an integer >= 1, got 0"),
+        ({"targets_per_task": 0}, r"targets_per_task for 'toy' must be an integer >= 1, got 0"),
+        ({"targets_per_task": {"other": 2}}, r"gives no count for the tasks \['toy'\]"),
+        ({"target_range": (0.6, 0.2)}, r"target_range must satisfy 0 <= low <= high < 1"),
+        ({"target_range": (0.97, 0.98)}, r"task 'toy' cannot reach the lowest target 0.97"),
+    ],
+)
+def test_training_refuses_a_bad_setting_in_one_line_before_it_trains(setting, message):
+    env = PruneEnv("toy", observation="features")
+    with pytest.raises(ValueError, match=message) as refused:
+        train_policy({"toy": env}, generations=1, pairs=1, **setting)
+    assert "\n" not in str(refused.value)
+    assert env.evaluator.lookups == 0  # nothing was evaluated
+
+
 def test_centred_ranks_are_ranks_in_minus_a_half_to_a_half_and_ties_cancel():
     ranks = centred_ranks(np.array([3.0, -1.0, 10.0, 0.5]))
     np.testing.assert_allclose(ranks, [1 / 6, -0.5, 0.5, -1 / 6])

@@ -15,6 +15,7 @@ if the two disagree or the outputs cannot be split into candidates.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -98,7 +99,7 @@ class CalibrationDistortion:
         batch = next(iter(self.task.calibration_batches()))
         budget = default_budget_mb(masker.device) if self.memory_mb is None else self.memory_mb
         self._chunk = max(1, int(budget * 2**20 // activation_bytes(self.task, self.model, batch)))
-        found = self._batched(np.stack([probe, np.zeros_like(probe)]))
+        found = self._batched(np.stack([probe, np.zeros_like(probe)]), probing=True)
         if found is None:
             return False
         alone = self._distortion(self._masked_outputs(probe))
@@ -107,10 +108,11 @@ class CalibrationDistortion:
         agree = dense_again and math.isclose(found[0], alone, rel_tol=1e-3, abs_tol=1e-12)
         return self._masks if agree else False
 
-    def _batched(self, counts: np.ndarray) -> np.ndarray | None:
+    def _batched(self, counts: np.ndarray, probing: bool = False) -> np.ndarray | None:
         """The distortions of ``counts`` ``(K, m)``, ``chunk`` candidates per forward; ``None``
         (and the batched path off) where the masks or the outputs cannot be split into
-        candidates."""
+        candidates: silently while ``probing``, with a warning once the path was in use (an
+        error then, such as running out of GPU memory, is not the task's design)."""
         if np.any(self.pruner.applied_counts != 0):
             self.pruner.restore()  # the batched forward runs on the dense weights
         totals = np.zeros(len(counts))
@@ -122,7 +124,14 @@ class CalibrationDistortion:
                     outputs = candidate_outputs(self.task, self.model, self._masks, part, batch)
                     errors = (outputs.double() - dense.double()).pow(2).flatten(1).mean(dim=1)
                     totals[start : start + len(part)] += errors.cpu().numpy()
-        except (UnsupportedBatching, RuntimeError):  # e.g. a forward that mixes in unsplit rows
+        except (UnsupportedBatching, RuntimeError) as error:  # e.g. unsplit rows mixed in
             self._masks = False
+            if not probing:
+                cause = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+                warnings.warn(
+                    f"calibration distortion: the batched forward failed ({cause}); computing "
+                    "one mask at a time from now on",
+                    stacklevel=2,
+                )
             return None
         return totals / len(batches)
