@@ -138,7 +138,6 @@ def train_policy(
     return policy.eval(), history
 
 
-@torch.no_grad()
 def _check_settings(
     envs, generations, pairs, hidden, sigma, learning_rate, targets_per_task, target_range
 ) -> dict[str, int]:
@@ -174,6 +173,7 @@ def _check_settings(
     return counts
 
 
+@torch.no_grad()
 def _rewards(policy: SetPolicy, candidates: torch.Tensor, env, targets: np.ndarray):
     """Rewards ``(K, T)`` of the candidate weight vectors at each target, in one batch."""
     inputs = observations(env, targets)

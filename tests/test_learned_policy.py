@@ -311,7 +311,7 @@ def test_training_draws_tasks_per_generation_from_a_pool_and_refuses_a_bad_draw(
 def test_training_refuses_a_bad_setting_in_one_line_before_it_trains(setting, message):
     env = PruneEnv("toy", observation="features")
     with pytest.raises(ValueError, match=message) as refused:
-        train_policy({"toy": env}, generations=1, pairs=1, **setting)
+        train_policy({"toy": env}, **{"generations": 1, "pairs": 1, **setting})
     assert "\n" not in str(refused.value)
     assert env.evaluator.lookups == 0  # nothing was evaluated
 
