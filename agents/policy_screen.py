@@ -13,7 +13,6 @@ import numpy as np
 from prunegym.agents.allocation import (
     PRIOR_FLOOR,
     lamp_allocation,
-    lamp_answer,
     norm_direction,
     scale_to_target,
 )
@@ -26,15 +25,16 @@ SCREENED = (  # the screen's candidates, in order (screen_candidates)
 
 
 def screen_candidates(core, answer: np.ndarray, target: float) -> np.ndarray:
-    """What :func:`screened_answer` chooses among, ``(8, m)`` float64: the ``answer``, the prior
-    (:func:`~prunegym.agents.allocation.lamp_answer`), and the prior moved toward the uniform
-    and the norm-based directions (``(prior + 0.01)^(1−a) · d^a``, ``a`` in :data:`BLENDS`),
-    each scaled onto the target; nothing is evaluated."""
-    prior = lamp_allocation(core, [target])[0] + PRIOR_FLOOR
+    """What :func:`screened_answer` chooses among, ``(8, m)`` float64: the ``answer``, the
+    prior (as :func:`~prunegym.agents.allocation.lamp_answer` gives it), and the prior moved
+    toward the uniform and the norm-based directions (``(prior + 0.01)^(1−a) · d^a``, ``a`` in
+    :data:`BLENDS`), each scaled onto the target; nothing is evaluated."""
+    prior = lamp_allocation(core, [target])[0]  # computed once: lamp_answer would again
+    floored = prior + PRIOR_FLOOR
     toward_norm = norm_direction(core.dense_group_norms)
-    blends = [prior ** (1 - a) * toward**a for toward in (1.0, toward_norm) for a in BLENDS]
-    scaled = scale_to_target(core, np.stack(blends), np.full(len(blends), target))
-    return np.vstack([answer, lamp_answer(core, target), scaled])
+    blends = [floored ** (1 - a) * toward**a for toward in (1.0, toward_norm) for a in BLENDS]
+    scaled = scale_to_target(core, np.stack([prior, *blends]), np.full(1 + len(blends), target))
+    return np.vstack([answer, scaled])
 
 
 def screened_answer(core, answer: np.ndarray, target: float) -> tuple[np.ndarray, dict]:
