@@ -218,7 +218,7 @@ def test_zoo_imitation_fits_the_correction_toward_the_searched_allocations():
     assert np.ptp(correction, axis=1).max() > 1e-3  # no longer the untrained prior
 
 
-def test_screen_zoo_counts_four_zero_shot_answers_on_unseen_networks(monkeypatch):
+def test_screen_zoo_counts_zero_shot_answers_and_the_best_of_the_screens_eight(monkeypatch):
     import numpy as np
 
     from prunegym.agents.learned_policy import load_policy
@@ -229,14 +229,18 @@ def test_screen_zoo_counts_four_zero_shot_answers_on_unseen_networks(monkeypatch
     example = _load("screen_zoo")
     monkeypatch.setattr(example, "TARGETS", (0.3, 0.6))
     counts = example.tally([2], load_policy())  # a convnet
-    assert counts["lamp"][1:] == [0, 0]  # lamp against itself: no difference
+    assert counts["lamp"][1:3] == [0, 0]  # lamp against itself: no difference
     assert all(0 <= value <= 2 for row in counts.values() for value in row)
+    assert counts[example.BEST][2:] == [0, 2]  # lamp is among the eight; the best is the best
     env = PruneEnv(make_task("zoo", seed=2), granularity="channel")
     env.reset(options={"target": 0.3})
     rows = example.answers(env, load_policy(), 0.3)
     alone = screen_candidates(env, rows["lamp"], 0.3)[1:]  # the prior and its blends
     chosen = alone[np.argmin(env.calibration_distortion(alone))]
     assert np.array_equal(rows["screen without the policy"], chosen)
+    eight = env.unwrapped.evaluate_batch(screen_candidates(env, rows["policy"], 0.3))
+    best = max(-info["metric"] for info in eight if info["feasible"])  # a loss: lower is better
+    assert example.best_of_the_eight(env, rows["policy"], 0.3) == best
 
 
 def test_refine_proposals_counts_both_refinements_against_random_search(
