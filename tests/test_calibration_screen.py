@@ -39,6 +39,32 @@ def test_calibration_distortion_is_the_output_error_of_the_exported_model():
             assert value == pytest.approx(float(torch.stack(errors).mean()), rel=1e-4)
 
 
+def test_a_classifiers_distortion_is_the_kl_divergence_of_its_softmax_from_the_dense_one():
+    env = PruneEnv("mnist-classifier", target=0.4)
+    assert env.unwrapped.task.output_kind == "logits"
+    row = np.array([0.5, 0.3])  # two groups
+    found = env.calibration_distortion(row[None])[0]
+    dense = env.unwrapped.task.load_model().eval()
+    smaller = env.unwrapped.export(row).eval()
+    task, divergences, errors = env.unwrapped.task, [], []
+    with torch.no_grad():
+        for batch in task.calibration_batches():
+            logits, pruned = (task.forward(m, batch).double() for m in (dense, smaller))
+            kept = logits.log_softmax(-1)
+            divergences.append((kept.exp() * (kept - pruned.log_softmax(-1))).sum(-1).mean())
+            errors.append((pruned - logits).pow(2).mean())
+    assert found == pytest.approx(float(torch.stack(divergences).mean()), rel=1e-4)
+    assert found != pytest.approx(float(torch.stack(errors).mean()), rel=1e-2)  # not squared
+
+
+def test_a_task_with_an_unknown_output_kind_is_refused_in_one_line():
+    class Scores(ToyTask):
+        output_kind = "probabilities"
+
+    with pytest.raises(ValueError, match=r"output_kind must be one of \('values', 'logits'\)"):
+        PruneEnv(Scores())
+
+
 def test_calibration_distortion_leaves_the_environment_and_its_cache_as_they_were():
     env = PruneEnv("toy", target=0.3)
     env.reset()

@@ -427,8 +427,9 @@ class PruneEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def calibration_distortion(self, coefficients) -> np.ndarray:
         """``(K,)`` float64: how far the model masked at each row of ``coefficients`` ``(K, m)``
-        moves the outputs on the task's calibration batches, as the mean squared difference
-        from the dense model's (lower: closer). A cheap screen that evaluates no metric (each
+        moves the outputs on the task's calibration batches from the dense model's (lower:
+        closer): the mean squared difference, or for the task's ``output_kind`` ``"logits"``
+        the mean KL divergence of the softmax. A cheap screen that evaluates no metric (each
         distinct mask once: all in one forward over the calibration batches where candidates
         are evaluated ``batched``, else one at a time); the environment's state is left as it
         was and nothing enters the evaluation cache."""

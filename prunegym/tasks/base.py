@@ -29,12 +29,18 @@ class Task:
         metric_scale: Typical spread of the main metric between a useless and the dense model,
             in the metric's units. ``PruneEnv`` divides the metric's distance from the dense
             value by it, so that rewards of different tasks have similar scale.
+        output_kind: What :meth:`forward` returns, which says how far a pruned model's outputs
+            are from the dense model's (``PruneEnv.calibration_distortion``): ``"values"``
+            (default; the mean squared difference) or ``"logits"`` (class scores over the last
+            dimension; the mean Kullback–Leibler divergence of the pruned model's softmax from
+            the dense model's).
     """
 
     name: str = "task"
     metric: str = "metric"
     higher_is_better: bool = True
     metric_scale: float = 1.0
+    output_kind: str = "values"
     #: Held-out test episodes, for tasks whose metric is a mean over random episodes (closed-loop
     #: returns); 0 (the default) for deterministic metrics. Solvers search on the episodes of
     #: :meth:`evaluate`; the chosen result is then scored on these others

@@ -74,6 +74,7 @@ class ImageClassificationTask(Task):
     metric = "top1"
     higher_is_better = True
     metric_scale = 0.1  # the reward moves by 1 per 10 points of top-1
+    output_kind = "logits"
 
     def __init__(
         self,

@@ -113,6 +113,7 @@ class MNISTClassifierTask(Task):
     name = "mnist-classifier"
     metric = "loss"
     higher_is_better = False
+    output_kind = "logits"
     metric_scale = 1.0
 
     def __init__(

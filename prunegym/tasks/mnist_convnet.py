@@ -72,6 +72,7 @@ class MNISTConvNetTask(Task):
     name = "mnist-convnet"
     metric = "accuracy"
     higher_is_better = True
+    output_kind = "logits"
     metric_scale = 0.1
 
     def __init__(self, checkpoint=None, data_root=None) -> None:

@@ -118,6 +118,7 @@ class ZooTask(Task):
         self.train_targets = self.train_images if self.reconstructs else self.train_labels
         # a useless model's loss is about this far from the dense one's: the mean digit's
         self.metric_scale = float(self.test_images.var(0).mean()) if self.reconstructs else 1.0
+        self.output_kind = "values" if self.reconstructs else "logits"
         self._model = self._train()
 
     def _train(self) -> nn.Module:

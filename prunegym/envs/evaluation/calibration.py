@@ -1,5 +1,10 @@
 """How far channel masks move a model's outputs on the task's calibration batches.
 
+How far is read from the task's ``output_kind``: the mean squared difference of ``"values"``,
+or, for ``"logits"`` (class scores), the mean Kullback–Leibler divergence of the masked model's
+softmax from the dense model's, which tracks a classifier's loss where squared differences of
+logits do not (``examples/screen_zoo.py``).
+
 The learned policy's screen ranks allocations by it without evaluating any metric
 (:meth:`prunegym.envs.prune_env.PruneEnv.calibration_distortion`). Each distinct mask is
 computed once. Where the environment evaluates candidates batched (``batching="batched"``,
@@ -28,11 +33,25 @@ from prunegym.pruning.channel.candidate_masks import CandidateMasks, Unsupported
 from prunegym.pruning.protocol import Pruner
 from prunegym.tasks.base import Task
 
+OUTPUT_KINDS = ("values", "logits")  # Task.output_kind
+
+
+def divergences(outputs: torch.Tensor, dense: torch.Tensor, kind: str) -> torch.Tensor:
+    """Float64, elementwise, how far ``outputs`` are from ``dense`` (the same shape, or
+    ``(K, *dense.shape)`` for K candidates): squared differences of ``"values"``; for
+    ``"logits"``, ``KL(softmax(dense) ‖ softmax(outputs))`` over the last dimension (one value
+    per row of class scores)."""
+    if kind == "logits":
+        reference = dense.double().log_softmax(-1)
+        return (reference.exp() * (reference - outputs.double().log_softmax(-1))).sum(-1)
+    return (outputs.double() - dense.double()).pow(2)
+
 
 class CalibrationDistortion:
-    """``(K,)`` float64 distortions of channel-count rows ``(K, m)``: the mean squared
-    difference between the masked (and compensated) model's outputs and the dense model's,
-    averaged over the task's calibration batches (``task.forward``).
+    """``(K,)`` float64 distortions of channel-count rows ``(K, m)``: the mean
+    :func:`divergences` of the masked (and compensated) model's outputs from the dense model's
+    (by the task's ``output_kind``), averaged over the task's calibration batches
+    (``task.forward``).
 
     Args:
         task, model, pruner: The environment's (the model is the environment's own).
@@ -52,6 +71,11 @@ class CalibrationDistortion:
         memory_mb: float | None = None,
         batched: bool = False,
     ) -> None:
+        self.kind = getattr(task, "output_kind", "values")
+        if self.kind not in OUTPUT_KINDS:
+            raise ValueError(
+                f"task {task.name!r}: output_kind must be one of {OUTPUT_KINDS}, got {self.kind!r}"
+            )
         self.task, self.model, self.pruner, self.precise = task, model, pruner, precise
         self.memory_mb, self.batched = memory_mb, batched
         self._dense: list[torch.Tensor] | None = None
@@ -72,9 +96,7 @@ class CalibrationDistortion:
 
     def _distortion(self, outputs: list[torch.Tensor]) -> float:
         pairs = zip(outputs, self._dense, strict=True)
-        return float(
-            torch.stack([(a.double() - b.double()).pow(2).mean() for a, b in pairs]).mean()
-        )
+        return float(torch.stack([divergences(a, b, self.kind).mean() for a, b in pairs]).mean())
 
     def _masked_outputs(self, counts: np.ndarray) -> list[torch.Tensor]:
         self.pruner.apply_counts(counts)
@@ -122,7 +144,7 @@ class CalibrationDistortion:
                 for start in range(0, len(counts), self._chunk):
                     part = counts[start : start + self._chunk]
                     outputs = candidate_outputs(self.task, self.model, self._masks, part, batch)
-                    errors = (outputs.double() - dense.double()).pow(2).flatten(1).mean(dim=1)
+                    errors = divergences(outputs, dense, self.kind).flatten(1).mean(dim=1)
                     totals[start : start + len(part)] += errors.cpu().numpy()
         except (UnsupportedBatching, RuntimeError) as error:  # e.g. unsplit rows mixed in
             self._masks = False

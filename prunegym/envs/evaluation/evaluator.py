@@ -298,9 +298,9 @@ class Evaluator:
 
     # -- calibration distortion ------------------------------------------------------------------
     def calibration_distortion(self, counts: np.ndarray) -> np.ndarray:
-        """``(K,)`` float64: for each row of ``counts`` ``(K, m)``, the mean squared difference
-        between the masked (and compensated) model's outputs and the dense model's on the
-        task's calibration batches (``task.forward``), averaged over the batches
+        """``(K,)`` float64: for each row of ``counts`` ``(K, m)``, how far the masked (and
+        compensated) model's outputs are from the dense model's on the task's calibration
+        batches (``task.forward``; by its ``output_kind``), averaged over the batches
         (:class:`~prunegym.envs.evaluation.calibration.CalibrationDistortion`: distinct masks
         once each, K per forward where the strategy is ``batched``). No metric is evaluated; the
         dense outputs are computed once and kept (on the task's device)."""
