@@ -39,6 +39,7 @@ class DigitsTask(prunegym.Task):
     metric = "accuracy"
     higher_is_better = True
     metric_scale = 0.1  # the reward's unit: 10 points of accuracy
+    output_kind = "logits"  # forward() gives class scores: the screen compares their softmax
 
     def __init__(self, checkpoint: str = "digits_mlp.pt") -> None:
         x, y = load_digits(return_X_y=True)
