@@ -37,6 +37,13 @@ def screen_candidates(core, answer: np.ndarray, target: float) -> np.ndarray:
     return np.vstack([answer, scaled])
 
 
+def in_window(core, rows: np.ndarray, target: float) -> np.ndarray:
+    """``(K,)`` bool: whether each row of ``rows`` ``(K, m)`` lands in the window around
+    ``target`` (exact sparsity; the same slack as
+    :meth:`~prunegym.agents.session.Problem.in_window`)."""
+    return np.abs(core.sparsity_of(rows) - target) <= core.tolerance + 1e-12
+
+
 def screened_answer(core, answer: np.ndarray, target: float) -> tuple[np.ndarray, dict]:
     """Of :func:`screen_candidates` in the window, the one whose masked model's outputs on
     the task's calibration batches stay closest to the dense model's
@@ -45,7 +52,7 @@ def screened_answer(core, answer: np.ndarray, target: float) -> tuple[np.ndarray
     ``distortions``, each candidate's by name, in order (:data:`SCREENED`; a candidate
     outside the window is left out)."""
     candidates = screen_candidates(core, answer, target)
-    inside = np.flatnonzero(np.abs(core.sparsity_of(candidates) - target) <= core.tolerance + 1e-12)
+    inside = np.flatnonzero(in_window(core, candidates, target))
     if not len(inside):
         return candidates[0], {"chosen": SCREENED[0], "distortions": {}}
     distortion = core.calibration_distortion(candidates[inside])  # none spent on the rest

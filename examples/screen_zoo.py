@@ -31,7 +31,7 @@ from tqdm import tqdm
 from prunegym.agents import make_agent
 from prunegym.agents.allocation import lamp_answer
 from prunegym.agents.learned_policy import load_policy, propose
-from prunegym.agents.policy_screen import screen_candidates, screened_answer
+from prunegym.agents.policy_screen import in_window, screen_candidates, screened_answer
 from prunegym.envs.prune_env import PruneEnv
 from prunegym.tasks import make_task
 
@@ -57,7 +57,7 @@ def best_of_the_eight(env: PruneEnv, proposed: np.ndarray, target: float) -> flo
     (:func:`screen_candidates`), each evaluated."""
     core = env.unwrapped
     eight = screen_candidates(core, proposed, target)
-    inside = eight[np.abs(core.sparsity_of(eight) - target) <= core.tolerance + 1e-12]
+    inside = eight[in_window(core, eight, target)]
     sign = 1.0 if core.task.higher_is_better else -1.0
     return max(sign * info["metric"] for info in core.evaluate_batch(inside))
 
